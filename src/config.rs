@@ -1,0 +1,245 @@
+//! Resolve command-line arguments and the environment into an immutable [`Config`].
+//!
+//! Everything that can be wrong with flags is found here, before any I/O, and reported
+//! as a [`ConfigError`] that names the flag and what to do.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use crate::cli::{RemoteArgs, TransportArg};
+use crate::error::ConfigError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportMode {
+    Auto,
+    StreamableHttp,
+    Sse,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub url: Url,
+    /// User headers. Values are marked sensitive, so their `Debug` is redacted.
+    pub headers: HeaderMap,
+    pub transport: TransportMode,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub max_message_size: usize,
+    /// How long shutdown may spend ending the session (H-DELETE).
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    pub fn from_args(args: &RemoteArgs) -> Result<Config, ConfigError> {
+        Self::resolve(args, &|name| std::env::var(name).ok())
+    }
+
+    /// Resolve with an injected environment, for tests.
+    pub fn resolve(
+        args: &RemoteArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let url = parse_url(&args.url, args.allow_http)?;
+        let mut headers = HeaderMap::new();
+        if let Some(path) = &args.header_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::HeaderFile {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let origin = format!("{}:{}", path.display(), n + 1);
+                let (name, value) = parse_header(line, &origin, env)?;
+                headers.append(name, value);
+            }
+        }
+        for raw in &args.headers {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let (name, value) = parse_header(raw, "--header", env)?;
+            headers.append(name, value);
+        }
+        Ok(Config {
+            url,
+            headers,
+            transport: match args.transport {
+                TransportArg::Auto => TransportMode::Auto,
+                TransportArg::StreamableHttp => TransportMode::StreamableHttp,
+                TransportArg::Sse => TransportMode::Sse,
+            },
+            connect_timeout: seconds("--connect-timeout", args.connect_timeout)?,
+            request_timeout: seconds("--request-timeout", args.request_timeout)?,
+            ca_file: args.ca_file.clone(),
+            max_message_size: args.max_message_size.max(1024),
+            shutdown_grace: Duration::from_secs(2),
+        })
+    }
+}
+
+fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    if value.is_finite() && value > 0.0 && value < 1e9 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ConfigError::Invalid {
+            flag,
+            why: format!("{value} is not a positive number of seconds"),
+        })
+    }
+}
+
+pub fn parse_url(raw: &str, allow_http: bool) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw.trim()).map_err(|e| ConfigError::Url {
+        url: raw.to_owned(),
+        why: e.to_string(),
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http || is_loopback(&url) => {}
+        "http" => {
+            return Err(ConfigError::Url {
+                url: redact_url(&url),
+                why: "plain http:// is refused for a host that is not loopback, because tokens \
+                      and messages would travel unencrypted; use https://, or pass --allow-http \
+                      if you really mean it"
+                    .into(),
+            });
+        }
+        other => {
+            return Err(ConfigError::Url {
+                url: redact_url(&url),
+                why: format!("unsupported scheme {other:?}; use https:// (or http:// on loopback)"),
+            });
+        }
+    }
+    if url.host_str().is_none() {
+        return Err(ConfigError::Url {
+            url: raw.to_owned(),
+            why: "the URL has no host".into(),
+        });
+    }
+    Ok(url)
+}
+
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The URL without credentials or query, for messages and logs.
+pub fn redact_url(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        u.set_query(Some("…"));
+    }
+    u.to_string()
+}
+
+fn parse_header(
+    raw: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(HeaderName, HeaderValue), ConfigError> {
+    let bad = |why: String| ConfigError::Header {
+        origin: origin.to_owned(),
+        why,
+    };
+    let (name, value) = raw
+        .split_once(':')
+        .ok_or_else(|| bad("expected \"Name: value\"".into()))?;
+    let name = name.trim();
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| bad(format!("{name:?} is not a valid header name")))?;
+    let value = expand_env(value.trim(), env).map_err(|var| {
+        bad(format!(
+            "the environment variable {var} is not set (used by header {name}); set it or remove the header"
+        ))
+    })?;
+    let mut value = HeaderValue::from_str(&value).map_err(|_| {
+        // The value itself is never shown: it is usually a secret.
+        bad(format!("the value of header {name} contains characters not allowed in HTTP headers"))
+    })?;
+    value.set_sensitive(true);
+    Ok((header, value))
+}
+
+/// Expand `${VAR}`; return the first unset variable's name as the error.
+pub fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let var = &after[..end];
+        out.push_str(&env(var).ok_or_else(|| var.to_owned())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Read extra PEM roots (--ca-file).
+pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+    let bad = |why: String| ConfigError::CaFile {
+        path: path.to_owned(),
+        why,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificates found in it".into()));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "TOKEN").then(|| "s3cret".to_owned())
+    }
+
+    #[test]
+    fn expansion() {
+        assert_eq!(expand_env("Bearer ${TOKEN}", &env).unwrap(), "Bearer s3cret");
+        assert_eq!(expand_env("a$b${", &env).unwrap(), "a$b${");
+        assert_eq!(expand_env("${NOPE}", &env).unwrap_err(), "NOPE");
+    }
+
+    #[test]
+    fn header_errors_name_the_variable_not_the_value() {
+        let err = parse_header("X-Key: ${MISSING}", "--header", &env).unwrap_err();
+        assert!(err.to_string().contains("MISSING"), "{err}");
+        let (_, v) = parse_header("Authorization: Bearer ${TOKEN}", "--header", &env).unwrap();
+        assert!(v.is_sensitive());
+        assert!(!format!("{v:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn http_only_on_loopback() {
+        assert!(parse_url("http://127.0.0.1:3/mcp", false).is_ok());
+        assert!(parse_url("http://localhost/mcp", false).is_ok());
+        assert!(parse_url("http://[::1]:8/mcp", false).is_ok());
+        assert!(parse_url("http://example.com/mcp", false).is_err());
+        assert!(parse_url("http://example.com/mcp", true).is_ok());
+        assert!(parse_url("ftp://example.com/", true).is_err());
+    }
+}

@@ -1,0 +1,821 @@
+//! The proxy loop. It alone owns the connection state ([`Conn`]); request tasks talk to
+//! it over a channel. Stdin lines come in, each message becomes a task that POSTs it and
+//! forwards the answer, and every request gets exactly one response: the server's, or a
+//! JSON-RPC error that says what failed.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::config::{Config, TransportMode};
+use crate::error::RemoteError;
+use crate::jsonrpc::{self, IdKey, Kind, ParamsProbe};
+use crate::remote::http::{Http, Outcome, Post, SessionHeaders, Sink};
+use crate::remote::legacy_sse::LegacySse;
+use crate::remote::modern::ToolHeaders;
+use crate::stdio::{Frame, LineReader, Out, spawn_writer};
+
+/// How long stdin EOF waits for in-flight requests before ending the session.
+const EOF_DRAIN: Duration = Duration::from_secs(3);
+/// Pages of `tools/list` fetched to refresh annotations (M-MISMATCH).
+const MAX_TOOLS_PAGES: usize = 20;
+
+/// The era a message belongs to (M-ERA).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Era {
+    /// Initialize-based revisions, 2025-11-25 and earlier.
+    Legacy,
+    /// Per-request metadata (2026-07-28): the version comes from `_meta`.
+    Modern { version: String },
+}
+
+/// One unit of client traffic: a message, or a 2025-03-26 batch.
+#[derive(Clone, Debug)]
+struct Outgoing {
+    body: Bytes,
+    /// Requests in it that wait for a response.
+    ids: Vec<IdKey>,
+    method: String,
+    era: Era,
+    /// Already retried after a lost session or a header mismatch.
+    retried: bool,
+}
+
+impl Outgoing {
+    fn long_lived(&self) -> bool {
+        self.method == "subscriptions/listen"
+    }
+}
+
+/// A legacy Streamable HTTP session (L-INIT, H-SID).
+#[derive(Debug)]
+struct Session {
+    headers: SessionHeaders,
+    generation: u64,
+    /// The standalone GET stream (H-GET), once started.
+    listener: Option<AbortHandle>,
+}
+
+/// The connection state, owned by the loop alone.
+enum Conn {
+    /// No legacy handshake yet (a modern client never makes one).
+    Fresh,
+    /// An initialize is in flight; later legacy messages wait, in order (L-INIT).
+    Initializing { queued: VecDeque<Outgoing>, reinit: bool },
+    /// A Streamable HTTP session is up.
+    Ready(Session),
+    /// The server speaks the 2024-11-05 HTTP+SSE transport (B-SSE).
+    Sse(Arc<LegacySse>),
+}
+
+/// What tasks report to the loop.
+enum Event {
+    /// A task finished; `unanswered` requests get `error`.
+    Finished {
+        task: u64,
+        unanswered: Vec<IdKey>,
+        error: Option<RemoteError>,
+    },
+    /// A message hit 404 on its session (H-404); re-initialize and retry it once.
+    SessionGone { task: u64, generation: u64, msg: Outgoing },
+    /// The initialize exchange ended.
+    Initialized {
+        task: u64,
+        result: InitResult,
+    },
+}
+
+enum InitResult {
+    /// Streamable HTTP session (possibly without a session id).
+    Streamable { headers: SessionHeaders },
+    /// Fell back to HTTP+SSE; the initialize was sent there.
+    Sse(Arc<LegacySse>),
+    /// The initialize failed; its error was already reported.
+    Failed,
+}
+
+struct InFlight {
+    task: u64,
+    abort: AbortHandle,
+    modern: bool,
+    cancelled: bool,
+    long_lived: bool,
+}
+
+/// Shared, read-only context for request tasks.
+struct Ctx {
+    http: Arc<Http>,
+    out: Out,
+    events: mpsc::UnboundedSender<Event>,
+    tools: ToolHeaders,
+    transport: TransportMode,
+}
+
+/// Run the proxy until stdin ends, `shutdown` fires, or stdout closes.
+pub async fn run<R, W, S>(config: Arc<Config>, http: Arc<Http>, input: R, output: W, shutdown: S)
+-> anyhow::Result<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+    S: Future<Output = ()>,
+{
+    let (out, writer) = spawn_writer(output);
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (lines_tx, lines) = mpsc::channel::<std::io::Result<Frame>>(64);
+    let max = config.max_message_size;
+    let reader = tokio::spawn(async move {
+        let mut reader = LineReader::new(tokio::io::BufReader::with_capacity(64 * 1024, input), max);
+        loop {
+            match reader.next().await {
+                Ok(Some(frame)) => {
+                    if lines_tx.send(Ok(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = lines_tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    let ctx = Arc::new(Ctx {
+        http,
+        out: out.clone(),
+        events: events_tx,
+        tools: ToolHeaders::default(),
+        transport: config.transport,
+    });
+    let mut proxy = Proxy {
+        ctx,
+        conn: Conn::Fresh,
+        init_body: None,
+        in_flight: HashMap::new(),
+        tasks: HashMap::new(),
+        next_task: 0,
+        generation: 0,
+        config,
+    };
+    let result = proxy.run_loop(lines, events, shutdown).await;
+    reader.abort();
+    proxy.shutdown().await;
+    drop(proxy);
+    drop(out);
+    // The writer ends once every sender is gone; bound the wait for a stuck stdout.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    result
+}
+
+struct Proxy {
+    ctx: Arc<Ctx>,
+    conn: Conn,
+    /// The client's initialize, kept to open a new session later (H-404).
+    init_body: Option<Bytes>,
+    in_flight: HashMap<IdKey, InFlight>,
+    tasks: HashMap<u64, AbortHandle>,
+    next_task: u64,
+    generation: u64,
+    config: Arc<Config>,
+}
+
+impl Proxy {
+    async fn run_loop<S: Future<Output = ()>>(
+        &mut self,
+        mut lines: mpsc::Receiver<std::io::Result<Frame>>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        shutdown: S,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if drain_deadline.is_some() && self.drained() {
+                return Ok(());
+            }
+            let deadline = async {
+                match drain_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => {
+                    tracing::debug!("shutdown signal");
+                    return Ok(());
+                }
+                Some(ev) = events.recv() => self.on_event(ev).await,
+                frame = lines.recv(), if drain_deadline.is_none() => match frame {
+                    Some(Ok(Frame::Line(line))) => self.on_line(line).await,
+                    Some(Ok(Frame::TooLong { len })) => {
+                        tracing::warn!(len, "stdin line over --max-message-size; rejected");
+                        let msg = format!(
+                            "message of {len} bytes exceeds the {}-byte limit (--max-message-size)",
+                            self.config.max_message_size
+                        );
+                        self.reply_error(None, jsonrpc::code::INVALID_REQUEST, &msg).await;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!("reading stdin failed: {e}");
+                        drain_deadline = Some(tokio::time::Instant::now() + EOF_DRAIN);
+                    }
+                    None => {
+                        tracing::debug!("stdin closed");
+                        // Long-lived streams never finish on their own.
+                        let listens: Vec<IdKey> = self.in_flight.iter()
+                            .filter(|(_, f)| f.long_lived).map(|(k, _)| k.clone()).collect();
+                        for id in listens {
+                            if let Some(f) = self.in_flight.remove(&id) { f.abort.abort(); }
+                        }
+                        drain_deadline = Some(tokio::time::Instant::now() + EOF_DRAIN);
+                    }
+                },
+                _ = deadline => return Ok(()),
+            }
+            if self.ctx.out.is_closed() {
+                tracing::debug!("stdout closed; exiting");
+                return Ok(());
+            }
+        }
+    }
+
+    fn drained(&self) -> bool {
+        self.tasks.is_empty() && !matches!(self.conn, Conn::Initializing { .. })
+    }
+
+    async fn shutdown(&mut self) {
+        for (_, t) in self.tasks.drain() {
+            t.abort();
+        }
+        let conn = std::mem::replace(&mut self.conn, Conn::Fresh);
+        if let Conn::Ready(session) = conn {
+            if let Some(l) = &session.listener {
+                l.abort();
+            }
+            // H-DELETE, bounded so exit stays prompt.
+            let http = self.ctx.http.clone();
+            let _ = tokio::time::timeout(
+                self.config.shutdown_grace,
+                http.delete_session(&session.headers),
+            )
+            .await;
+        }
+    }
+
+    async fn reply_error(&self, id: Option<&IdKey>, code: i64, message: &str) {
+        let line = jsonrpc::error_response(id, code, message);
+        let _ = self.ctx.out.send(Bytes::from(line)).await;
+    }
+
+    async fn on_line(&mut self, line: Vec<u8>) {
+        let body = Bytes::from(line);
+        let text = match jsonrpc::as_utf8(&body) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("stdin: {e}");
+                return self.reply_error(None, e.code(), &e.to_string()).await;
+            }
+        };
+        let parsed = match jsonrpc::parse(text) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("stdin: {e}");
+                return self.reply_error(e.id(), e.code(), &e.to_string()).await;
+            }
+        };
+        let units: Vec<Outgoing> = match parsed {
+            jsonrpc::Parsed::Single(m) => vec![unit(&body, &m)],
+            jsonrpc::Parsed::Batch(ms) => {
+                let batch_version = match &self.conn {
+                    Conn::Ready(s) => s.headers.protocol_version.as_deref(),
+                    _ => None,
+                };
+                if batch_version == Some("2025-03-26") || matches!(self.conn, Conn::Sse(_)) {
+                    // S-BATCH-03: forwarded whole.
+                    vec![Outgoing {
+                        body: body.clone(),
+                        ids: ms.iter().filter(|m| m.kind == Kind::Request).filter_map(|m| m.id.clone()).collect(),
+                        method: String::new(),
+                        era: Era::Legacy,
+                        retried: false,
+                    }]
+                } else {
+                    // Later revisions have no batches (H-BODY): send each message alone.
+                    ms.iter()
+                        .map(|m| {
+                            let raw = Bytes::copy_from_slice(m.raw.as_bytes());
+                            unit(&raw, m)
+                        })
+                        .collect()
+                }
+            }
+        };
+        for u in units {
+            self.dispatch_new(u).await;
+        }
+    }
+
+    async fn dispatch_new(&mut self, msg: Outgoing) {
+        for id in &msg.ids {
+            if self.in_flight.contains_key(id) {
+                tracing::warn!(%id, "stdin: duplicate request id while the first is in flight");
+                return self
+                    .reply_error(
+                        Some(id),
+                        jsonrpc::code::INVALID_REQUEST,
+                        "duplicate request id: a request with this id is still in flight",
+                    )
+                    .await;
+            }
+        }
+        if msg.method == "notifications/cancelled" && self.cancel(&msg) {
+            return;
+        }
+        if msg.method == "initialize" && msg.era == Era::Legacy {
+            return self.start_initialize(msg, false);
+        }
+        self.dispatch(msg);
+    }
+
+    /// L-CANCEL / M-CANCEL. Returns true when the notification must not be forwarded.
+    fn cancel(&mut self, msg: &Outgoing) -> bool {
+        let Ok(text) = std::str::from_utf8(&msg.body) else {
+            return false;
+        };
+        let Ok(jsonrpc::Parsed::Single(m)) = jsonrpc::parse(text) else {
+            return false;
+        };
+        let Some(target) = ParamsProbe::of(m.params).request_id.map(IdKey::from_raw) else {
+            return false;
+        };
+        let Some(f) = self.in_flight.get_mut(&target) else {
+            return false;
+        };
+        f.cancelled = true;
+        if f.modern {
+            // On modern HTTP, closing the response stream is the cancellation.
+            f.abort.abort();
+            let task = f.task;
+            self.in_flight.remove(&target);
+            self.tasks.remove(&task);
+            return true;
+        }
+        false
+    }
+
+    fn start_initialize(&mut self, msg: Outgoing, reinit: bool) {
+        if !reinit {
+            self.init_body = Some(msg.body.clone());
+        }
+        if let Conn::Ready(s) = &self.conn
+            && let Some(l) = &s.listener
+        {
+            l.abort();
+        }
+        let queued = VecDeque::new();
+        self.conn = Conn::Initializing { queued, reinit };
+        let task = self.next_task();
+        let ctx = self.ctx.clone();
+        let ids = if reinit { Vec::new() } else { msg.ids.clone() };
+        let handle = tokio::spawn(async move {
+            let result = initialize(&ctx, msg, reinit).await;
+            let _ = ctx.events.send(Event::Initialized { task, result });
+        });
+        self.track(task, handle.abort_handle(), &ids, false, false);
+    }
+
+    fn next_task(&mut self) -> u64 {
+        self.next_task += 1;
+        self.next_task
+    }
+
+    fn track(&mut self, task: u64, abort: AbortHandle, ids: &[IdKey], modern: bool, long_lived: bool) {
+        for id in ids {
+            self.in_flight.insert(
+                id.clone(),
+                InFlight {
+                    task,
+                    abort: abort.clone(),
+                    modern,
+                    cancelled: false,
+                    long_lived,
+                },
+            );
+        }
+        self.tasks.insert(task, abort);
+    }
+
+    /// Send a message according to the current state.
+    fn dispatch(&mut self, msg: Outgoing) {
+        if let Era::Modern { .. } = msg.era {
+            // Modern messages are stateless (M-STATELESS): no session, no queue.
+            return self.spawn_streamable(msg, None);
+        }
+        match &mut self.conn {
+            Conn::Initializing { queued, .. } => queued.push_back(msg),
+            Conn::Fresh => self.spawn_streamable(msg, None),
+            Conn::Ready(s) => {
+                let headers = s.headers.clone();
+                let session = Some((headers.clone(), s.generation));
+                let start_listener = msg.method == "notifications/initialized" && s.listener.is_none();
+                self.spawn_streamable(msg, session);
+                if start_listener {
+                    let listener = self.start_listener(headers);
+                    if let Conn::Ready(s) = &mut self.conn {
+                        s.listener = Some(listener);
+                    }
+                }
+            }
+            Conn::Sse(sse) => {
+                let sse = sse.clone();
+                let task = self.next_task();
+                let ctx = self.ctx.clone();
+                let ids = msg.ids.clone();
+                let idle = (!msg.long_lived()).then_some(self.config.request_timeout);
+                let handle = tokio::spawn(async move {
+                    let (unanswered, error) = match sse.send(msg.body, msg.ids, idle).await {
+                        Ok(()) => (Vec::new(), None),
+                        Err((ids, e)) => (ids, Some(e)),
+                    };
+                    let _ = ctx.events.send(Event::Finished { task, unanswered, error });
+                });
+                self.track(task, handle.abort_handle(), &ids, false, false);
+            }
+        }
+    }
+
+    fn start_listener(&self, headers: SessionHeaders) -> AbortHandle {
+        let http = self.ctx.http.clone();
+        let out = self.ctx.out.clone();
+        tokio::spawn(async move {
+            // Give the server a moment to see `initialized` before the GET.
+            tokio::task::yield_now().await;
+            http.listen(headers, out).await;
+        })
+        .abort_handle()
+    }
+
+    fn spawn_streamable(&mut self, msg: Outgoing, session: Option<(SessionHeaders, u64)>) {
+        let task = self.next_task();
+        let ctx = self.ctx.clone();
+        let ids = msg.ids.clone();
+        let modern = matches!(msg.era, Era::Modern { .. });
+        let long_lived = msg.long_lived();
+        let idle = (!long_lived).then_some(self.config.request_timeout);
+        let handle = tokio::spawn(async move {
+            let event = forward(&ctx, msg, session, idle, task).await;
+            let _ = ctx.events.send(event);
+        });
+        self.track(task, handle.abort_handle(), &ids, modern, long_lived);
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Finished { task, unanswered, error } => {
+                self.tasks.remove(&task);
+                let error = error.map(|e| e.to_string());
+                for id in unanswered {
+                    let Some(f) = self.in_flight.remove(&id) else { continue };
+                    if f.cancelled {
+                        continue;
+                    }
+                    let msg = error.as_deref().unwrap_or("the server sent no response");
+                    tracing::warn!(%id, "request failed: {msg}");
+                    self.reply_error(Some(&id), jsonrpc::code::TRANSPORT_ERROR, msg).await;
+                }
+                self.in_flight.retain(|_, f| f.task != task);
+            }
+            Event::SessionGone { task, generation, mut msg } => {
+                self.tasks.remove(&task);
+                for id in &msg.ids {
+                    self.in_flight.remove(id);
+                }
+                if msg.retried {
+                    let ids = std::mem::take(&mut msg.ids);
+                    for id in ids {
+                        self.reply_error(
+                            Some(&id),
+                            jsonrpc::code::TRANSPORT_ERROR,
+                            &format!("{} lost the session again right after it was renewed (HTTP 404)", self.ctx.http.host),
+                        )
+                        .await;
+                    }
+                    return;
+                }
+                msg.retried = true;
+                let current = matches!(&self.conn, Conn::Ready(s) if s.generation == generation);
+                if current && let Some(init) = self.init_body.clone() {
+                    tracing::info!("session expired (HTTP 404); opening a new one");
+                    let init_msg = Outgoing {
+                        body: init,
+                        ids: Vec::new(),
+                        method: "initialize".into(),
+                        era: Era::Legacy,
+                        retried: false,
+                    };
+                    self.start_initialize(init_msg, true);
+                }
+                // Either queued behind the new initialize, or sent on the newer session.
+                self.dispatch(msg);
+            }
+            Event::Initialized { task, result } => {
+                self.tasks.remove(&task);
+                self.in_flight.retain(|_, f| f.task != task);
+                let mut was_reinit = false;
+                let queued = match std::mem::replace(&mut self.conn, Conn::Fresh) {
+                    Conn::Initializing { queued, reinit } => {
+                        was_reinit = reinit;
+                        if reinit && let InitResult::Failed = result {
+                            // The renewed session failed: queued requests fail now.
+                            for m in &queued {
+                                for id in &m.ids {
+                                    self.reply_error(Some(id), jsonrpc::code::TRANSPORT_ERROR,
+                                        "the session expired and a new one could not be opened").await;
+                                }
+                            }
+                            return;
+                        }
+                        queued
+                    }
+                    other => {
+                        self.conn = other;
+                        VecDeque::new()
+                    }
+                };
+                match result {
+                    InitResult::Streamable { headers } => {
+                        self.generation += 1;
+                        let mut session = Session { headers, generation: self.generation, listener: None };
+                        if was_reinit {
+                            // The replayed `initialized` was sent by the init task.
+                            session.listener = Some(self.start_listener(session.headers.clone()));
+                        }
+                        self.conn = Conn::Ready(session);
+                    }
+                    InitResult::Sse(sse) => self.conn = Conn::Sse(sse),
+                    InitResult::Failed => self.conn = Conn::Fresh,
+                }
+                for m in queued {
+                    self.dispatch(m);
+                }
+            }
+        }
+    }
+}
+
+fn unit(body: &Bytes, m: &jsonrpc::Message<'_>) -> Outgoing {
+    let params = ParamsProbe::of(m.params);
+    let era = match params.modern_version() {
+        Some(v) => Era::Modern { version: v.to_owned() },
+        None => Era::Legacy,
+    };
+    Outgoing {
+        body: body.clone(),
+        ids: if m.kind == Kind::Request { m.id.clone().into_iter().collect() } else { Vec::new() },
+        method: m.method().to_owned(),
+        era,
+        retried: false,
+    }
+}
+
+/// POST one message on Streamable HTTP and report how it ended.
+async fn forward(
+    ctx: &Ctx,
+    mut msg: Outgoing,
+    session: Option<(SessionHeaders, u64)>,
+    idle: Option<Duration>,
+    task: u64,
+) -> Event {
+    loop {
+        let headers = match &msg.era {
+            Era::Modern { version } => ctx.tools.headers_for(version, &msg.body),
+            Era::Legacy => {
+                let mut h = HeaderMap::new();
+                if let Some((s, _)) = &session {
+                    s.apply(&mut h);
+                }
+                h
+            }
+        };
+        let modern = matches!(msg.era, Era::Modern { .. });
+        let mut sink = Sink::new(&ctx.out, msg.ids.clone());
+        if modern && msg.method == "tools/list" {
+            sink.tools = Some(&ctx.tools);
+        }
+        let post = Post {
+            body: msg.body.clone(),
+            headers,
+            session: session.as_ref().map(|(s, _)| s),
+            idle,
+            resumable: !modern,
+        };
+        let outcome = ctx.http.exchange(post, &mut sink).await;
+        let error = match outcome {
+            Outcome::Done { .. } => None,
+            Outcome::OutputClosed => None,
+            Outcome::SessionGone => {
+                let generation = session.as_ref().map(|(_, g)| *g).unwrap_or(0);
+                return Event::SessionGone { task, generation, msg };
+            }
+            Outcome::Status { header_mismatch: true, .. } if modern && !msg.retried => {
+                // M-MISMATCH: learn the tools again, then retry once.
+                tracing::info!("server reported a header mismatch; refreshing tools/list and retrying");
+                refresh_tools(ctx, &msg, idle).await;
+                msg.retried = true;
+                continue;
+            }
+            Outcome::Status { error, .. } | Outcome::Failed(error) => Some(error),
+        };
+        if error.is_none() && msg.ids.is_empty() {
+            return Event::Finished { task, unanswered: Vec::new(), error: None };
+        }
+        if let Some(e) = &error
+            && msg.ids.is_empty()
+        {
+            tracing::warn!(method = %msg.method, "a notification or response was not delivered: {e}");
+        }
+        return Event::Finished { task, unanswered: sink.pending, error };
+    }
+}
+
+/// Fetch `tools/list` (every page, bounded) with the failing request's `_meta`, so the
+/// annotations are current (M-MISMATCH).
+async fn refresh_tools(ctx: &Ctx, msg: &Outgoing, idle: Option<Duration>) {
+    let Era::Modern { version } = &msg.era else { return };
+    let meta = serde_json::from_slice::<serde_json::Value>(&msg.body)
+        .ok()
+        .and_then(|v| v.get("params").and_then(|p| p.get("_meta")).cloned())
+        .unwrap_or_else(|| serde_json::json!({ jsonrpc::META_PROTOCOL_VERSION: version }));
+    let (sink_out, mut discard) = mpsc::channel::<Bytes>(16);
+    let drain = tokio::spawn(async move { while discard.recv().await.is_some() {} });
+    let mut cursor: Option<String> = None;
+    for page in 0..MAX_TOOLS_PAGES {
+        let id = format!("\"clerk-mcp-server/tools-refresh/{page}\"");
+        let mut params = serde_json::json!({ "_meta": meta });
+        if let Some(c) = &cursor {
+            params["cursor"] = serde_json::Value::String(c.clone());
+        }
+        let body = serde_json::json!({"jsonrpc":"2.0","id":serde_json::from_str::<serde_json::Value>(&id).unwrap_or_default(),"method":"tools/list","params":params});
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let raw = serde_json::value::RawValue::from_string(id).expect("valid id");
+        let mut sink = Sink::new(&sink_out, vec![IdKey::from_raw(&raw)]);
+        sink.tools = Some(&ctx.tools);
+        let post = Post {
+            headers: ctx.tools.headers_for(version, &body),
+            body,
+            session: None,
+            idle,
+            resumable: false,
+        };
+        if !matches!(ctx.http.exchange(post, &mut sink).await, Outcome::Done { .. }) {
+            break;
+        }
+        cursor = sink
+            .capture
+            .as_ref()
+            .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok())
+            .and_then(|v| v["result"]["nextCursor"].as_str().map(str::to_owned));
+        if cursor.is_none() {
+            break;
+        }
+    }
+    drop(sink_out);
+    let _ = drain.await;
+}
+
+/// The initialize exchange (L-INIT), with the transport detection of B-DETECT.
+async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
+    let body = if reinit { renumber(&msg.body) } else { msg.body.clone() };
+    let ids = if reinit { vec![renumbered_id()] } else { msg.ids.clone() };
+    let requested = requested_version(&msg.body);
+    if ctx.transport == TransportMode::Sse {
+        return init_over_sse(ctx, msg, None).await;
+    }
+    let mut sink = Sink::new(&ctx.out, ids.clone());
+    sink.forward_responses = !reinit;
+    let post = Post {
+        body,
+        headers: HeaderMap::new(),
+        session: None,
+        idle: Some(ctx.http.request_timeout),
+        resumable: false,
+    };
+    let outcome = ctx.http.exchange(post, &mut sink).await;
+    let (status, error) = match outcome {
+        Outcome::Done { session_id } => {
+            let version = sink.capture.as_deref().and_then(negotiated_version);
+            let Some(version) = version else {
+                // The server answered initialize with an error: no session.
+                return InitResult::Failed;
+            };
+            tracing::info!(host = %ctx.http.host, %version, "session initialized (Streamable HTTP)");
+            let _ = ctx.http.transport_used.set("Streamable HTTP");
+            let headers = SessionHeaders { session_id, protocol_version: Some(version) };
+            if reinit {
+                // Replay `initialized` on the new session before the retried message.
+                let note = Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+                let mut h = HeaderMap::new();
+                headers.apply(&mut h);
+                let mut sink = Sink::new(&ctx.out, Vec::new());
+                let post = Post { body: note, headers: h, session: Some(&headers), idle: Some(ctx.http.request_timeout), resumable: false };
+                let _ = ctx.http.exchange(post, &mut sink).await;
+            }
+            return InitResult::Streamable { headers };
+        }
+        Outcome::OutputClosed => return InitResult::Failed,
+        Outcome::SessionGone => (None, RemoteError::Other("unexpected 404".into())),
+        Outcome::Status { status, modern, error, .. } => (Some((status, modern)), error),
+        Outcome::Failed(e) => (None, e),
+    };
+    // B-DETECT: 400/404/405 (and, before 2025-11-25, other 4xx) that is not a modern
+    // error means an HTTP+SSE server. 401 starts sign-in instead; never a fallback.
+    if let Some((status, modern)) = status
+        && ctx.transport == TransportMode::Auto
+        && !modern
+        && fallback_status(status, requested.as_deref())
+    {
+        tracing::info!(host = %ctx.http.host, %status, "Streamable HTTP refused; trying HTTP+SSE");
+        return init_over_sse(ctx, msg, Some(error)).await;
+    }
+    if !reinit {
+        report_failure(ctx, &sink.pending, &error).await;
+    }
+    InitResult::Failed
+}
+
+fn fallback_status(status: StatusCode, requested: Option<&str>) -> bool {
+    match status.as_u16() {
+        400 | 404 | 405 => true,
+        401 | 403 | 406 | 415 | 429 => false,
+        s if (400..500).contains(&s) => requested.is_some_and(|v| v < "2025-11-25"),
+        _ => false,
+    }
+}
+
+async fn init_over_sse(ctx: &Ctx, msg: Outgoing, first: Option<RemoteError>) -> InitResult {
+    let sse = match LegacySse::connect(ctx.http.clone(), ctx.out.clone()).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            let e = match first {
+                Some(f) => RemoteError::Other(format!("{f}; HTTP+SSE fallback also failed: {e}")),
+                None => e,
+            };
+            report_failure(ctx, &msg.ids, &e).await;
+            return InitResult::Failed;
+        }
+    };
+    match sse.send(msg.body, msg.ids, Some(ctx.http.request_timeout)).await {
+        Ok(()) => {
+            let _ = ctx.http.transport_used.set("HTTP+SSE (2024-11-05)");
+            InitResult::Sse(sse)
+        }
+        Err((ids, e)) => {
+            report_failure(ctx, &ids, &e).await;
+            InitResult::Failed
+        }
+    }
+}
+
+async fn report_failure(ctx: &Ctx, ids: &[IdKey], error: &RemoteError) {
+    for id in ids {
+        tracing::warn!(%id, "initialize failed: {error}");
+        let line = jsonrpc::error_response(Some(id), jsonrpc::code::TRANSPORT_ERROR, &error.to_string());
+        let _ = ctx.out.send(Bytes::from(line)).await;
+    }
+}
+
+fn requested_version(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let jsonrpc::Parsed::Single(m) = jsonrpc::parse(text).ok()? else { return None };
+    ParamsProbe::of(m.params).protocol_version.map(|v| v.into_owned())
+}
+
+fn negotiated_version(response: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(response).ok()?;
+    v.get("result")?.get("protocolVersion")?.as_str().map(str::to_owned)
+}
+
+const REINIT_ID: &str = "\"clerk-mcp-server/reinitialize\"";
+
+fn renumbered_id() -> IdKey {
+    let raw = serde_json::value::RawValue::from_string(REINIT_ID.to_owned()).expect("valid id");
+    IdKey::from_raw(&raw)
+}
+
+/// The kept initialize with our own id, so its response is never mistaken for the client's.
+fn renumber(body: &[u8]) -> Bytes {
+    let mut v: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => return Bytes::copy_from_slice(body),
+    };
+    v["id"] = serde_json::from_str(REINIT_ID).unwrap_or_default();
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}

@@ -1,0 +1,631 @@
+//! The Streamable HTTP client side of one exchange: POST a message, read the JSON or SSE
+//! answer, forward every server message in order, and resume a broken stream with GET +
+//! `Last-Event-ID` (H-POST, H-ACCEPT, H-CT, H-SSE-POST, H-PRIME, H-POLL, H-RETRY, H-RESUME).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use crate::config::Config;
+use crate::error::RemoteError;
+use crate::jsonrpc::{self, IdKey, Kind};
+use crate::remote::modern::ToolHeaders;
+use crate::remote::sse;
+use crate::stdio::{Out, one_line};
+
+pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
+const ACCEPT_SSE: HeaderValue = HeaderValue::from_static("text/event-stream");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// Reconnect attempts in a row without progress before a resumable stream is given up.
+const MAX_RESUME_ATTEMPTS: u32 = 5;
+/// Delay before resuming when the server gave no `retry:` (H-RETRY).
+const DEFAULT_RETRY: Duration = Duration::from_millis(500);
+/// The server's `retry:` is honoured up to this bound.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+/// How much of an error body is read to summarize it.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The remote endpoint and the pooled client.
+pub struct Http {
+    pub client: reqwest::Client,
+    pub url: Url,
+    /// `host[:port]`, the only part of the URL that appears in messages.
+    pub host: String,
+    pub user_headers: HeaderMap,
+    pub request_timeout: Duration,
+    pub max_message: usize,
+    /// Which transport the handshake settled on, for `check`'s summary.
+    pub transport_used: std::sync::OnceLock<&'static str>,
+}
+
+/// The legacy session a message belongs to (H-SID, H-PROTO-HDR).
+#[derive(Clone, Debug, Default)]
+pub struct SessionHeaders {
+    pub session_id: Option<HeaderValue>,
+    pub protocol_version: Option<String>,
+}
+
+impl SessionHeaders {
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        if let Some(id) = &self.session_id {
+            headers.insert(SESSION_ID, id.clone());
+        }
+        if let Some(v) = &self.protocol_version
+            && let Ok(v) = HeaderValue::from_str(v)
+        {
+            headers.insert(PROTOCOL_VERSION, v);
+        }
+    }
+}
+
+/// Where the server's messages for one exchange go, and which responses it waits for.
+pub struct Sink<'a> {
+    pub out: &'a Out,
+    /// Request ids still waiting for their response.
+    pub pending: Vec<IdKey>,
+    /// Forward responses to stdout (false while re-initializing a session behind the
+    /// client's back: that initialize response is ours, not the client's).
+    pub forward_responses: bool,
+    /// Keep a copy of responses (the initialize result is read for its version).
+    pub capture: Option<Bytes>,
+    /// Filter and learn `tools/list` results (M-PARAM-INVALID).
+    pub tools: Option<&'a ToolHeaders>,
+    /// Why the last message that could not be forwarded was refused.
+    pub malformed: Option<String>,
+}
+
+impl<'a> Sink<'a> {
+    pub fn new(out: &'a Out, pending: Vec<IdKey>) -> Self {
+        Sink {
+            out,
+            pending,
+            forward_responses: true,
+            capture: None,
+            tools: None,
+            malformed: None,
+        }
+    }
+
+    /// Validate one server message and forward it. `Err` means stdout is gone.
+    pub async fn deliver(&mut self, host: &str, data: &[u8]) -> Result<(), ()> {
+        let text = match jsonrpc::as_utf8(data) {
+            Ok(t) => t,
+            Err(e) => return self.refuse(host, e.to_string()),
+        };
+        let parsed = match jsonrpc::parse(text) {
+            Ok(p) => p,
+            Err(e) => return self.refuse(host, e.to_string()),
+        };
+        let mut answers = false;
+        let mut is_tools_list_result = false;
+        let mut check = |m: &jsonrpc::Message<'_>| {
+            if m.kind == Kind::Response
+                && let Some(id) = &m.id
+                && let Some(i) = self.pending.iter().position(|p| p == id)
+            {
+                self.pending.swap_remove(i);
+                answers = true;
+                return true;
+            }
+            false
+        };
+        let unsolicited_response = match &parsed {
+            jsonrpc::Parsed::Single(m) => !check(m) && m.kind == Kind::Response,
+            jsonrpc::Parsed::Batch(ms) => {
+                let mut any = false;
+                for m in ms {
+                    any |= check(m);
+                }
+                !any && ms.iter().all(|m| m.kind == Kind::Response)
+            }
+        };
+        if unsolicited_response {
+            tracing::warn!(%host, "dropped a response from the server that answers no pending request");
+            return Ok(());
+        }
+        if answers {
+            if self.tools.is_some() {
+                is_tools_list_result = true;
+            }
+            if self.capture.is_none() {
+                self.capture = Some(Bytes::copy_from_slice(data));
+            }
+            if !self.forward_responses {
+                return Ok(());
+            }
+        }
+        let line = match (is_tools_list_result, self.tools) {
+            (true, Some(tools)) => tools.filter_tools_list(data),
+            _ => one_line(data),
+        };
+        self.out.send(line).await.map_err(|_| ())
+    }
+
+    fn refuse(&mut self, host: &str, why: String) -> Result<(), ()> {
+        tracing::warn!(%host, "dropped a malformed message from the server: {why}");
+        self.malformed = Some(why);
+        Ok(())
+    }
+
+    pub fn done(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// How an exchange ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every pending request was answered (or the notification/response was accepted).
+    Done { session_id: Option<HeaderValue> },
+    /// 404 on a request that carried a session id: the session is gone (H-404).
+    SessionGone,
+    /// HTTP error status without a JSON-RPC answer for our request.
+    Status {
+        status: StatusCode,
+        /// A recognized modern JSON-RPC error (M-DETECT).
+        modern: bool,
+        /// A HeaderMismatch error (M-MISMATCH).
+        header_mismatch: bool,
+        error: RemoteError,
+    },
+    Failed(RemoteError),
+    /// Stdout is closed: nothing more can be delivered.
+    OutputClosed,
+}
+
+/// One POST and everything that answers it.
+pub struct Post<'a> {
+    pub body: Bytes,
+    pub headers: HeaderMap,
+    /// The legacy session, used again to resume the stream (H-RESUME).
+    pub session: Option<&'a SessionHeaders>,
+    /// Idle timeout; `None` for long-lived streams (M-LISTEN).
+    pub idle: Option<Duration>,
+    /// Whether a broken stream may be resumed with GET (not in the modern era).
+    pub resumable: bool,
+}
+
+impl Http {
+    pub fn new(client: reqwest::Client, config: &Config) -> Http {
+        let host = match (config.url.host_str(), config.url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => "server".to_owned(),
+        };
+        Http {
+            client,
+            url: config.url.clone(),
+            host,
+            user_headers: config.headers.clone(),
+            request_timeout: config.request_timeout,
+            max_message: config.max_message_size,
+            transport_used: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn request(&self, method: Method, url: &Url, accept: HeaderValue) -> reqwest::RequestBuilder {
+        let mut headers = self.user_headers.clone();
+        headers.insert(ACCEPT, accept);
+        self.client.request(method, url.clone()).headers(headers)
+    }
+
+    fn remote_err(&self, e: &reqwest::Error) -> RemoteError {
+        RemoteError::from_reqwest(&self.host, e, self.request_timeout.as_secs_f64())
+    }
+
+    fn timeout_err(&self) -> RemoteError {
+        RemoteError::Timeout {
+            host: self.host.clone(),
+            secs: self.request_timeout.as_secs_f64(),
+        }
+    }
+
+    /// POST one message and forward everything that answers it into `sink`.
+    pub async fn exchange(&self, post: Post<'_>, sink: &mut Sink<'_>) -> Outcome {
+        let sent_session = post.session.is_some_and(|s| s.session_id.is_some());
+        let mut headers = post.headers;
+        headers.insert(CONTENT_TYPE, JSON);
+        let req = self
+            .request(Method::POST, &self.url, ACCEPT_BOTH)
+            .headers(headers)
+            .body(post.body);
+        let resp = match with_idle(post.idle, req.send()).await {
+            None => return Outcome::Failed(self.timeout_err()),
+            Some(Err(e)) => return Outcome::Failed(self.remote_err(&e)),
+            Some(Ok(r)) => r,
+        };
+        let status = resp.status();
+        let session_id = resp.headers().get(SESSION_ID).cloned().map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
+        if status == StatusCode::NOT_FOUND && sent_session {
+            return Outcome::SessionGone;
+        }
+        if !status.is_success() {
+            return self.error_status(resp, sink, post.idle).await;
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            return match self.stream(resp, sink, post.idle, post.resumable.then_some(post.session).flatten()).await {
+                Ok(()) => Outcome::Done { session_id },
+                Err(o) => o,
+            };
+        }
+        // JSON, or an empty body (202 for notifications and responses, H-202).
+        let body = match self.read_body(resp, post.idle).await {
+            Ok(b) => b,
+            Err(e) => return Outcome::Failed(e),
+        };
+        if !body.iter().all(u8::is_ascii_whitespace) && !sink.done() {
+            if sink.deliver(&self.host, &body).await.is_err() {
+                return Outcome::OutputClosed;
+            }
+        } else if !body.iter().all(u8::is_ascii_whitespace) {
+            tracing::debug!(host = %self.host, %status, "ignored the body of an accepted notification or response");
+        }
+        if sink.done() {
+            Outcome::Done { session_id }
+        } else if let Some(why) = sink.malformed.take() {
+            Outcome::Failed(RemoteError::Malformed {
+                host: self.host.clone(),
+                why,
+            })
+        } else if !content_type.is_empty() && !content_type.starts_with("application/json") {
+            Outcome::Failed(RemoteError::NotMcp {
+                host: self.host.clone(),
+                why: format!("it answered HTTP {status} with content type {content_type:?}"),
+            })
+        } else {
+            Outcome::Failed(RemoteError::Malformed {
+                host: self.host.clone(),
+                why: format!("HTTP {status} without a response to the request"),
+            })
+        }
+    }
+
+    /// Read a whole body, bounded in size and by the idle timeout per chunk.
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        idle: Option<Duration>,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let mut body = Vec::new();
+        loop {
+            match with_idle(idle, resp.chunk()).await {
+                None => return Err(self.timeout_err()),
+                Some(Err(e)) => return Err(self.remote_err(&e)),
+                Some(Ok(None)) => return Ok(body),
+                Some(Ok(Some(chunk))) => {
+                    if body.len() + chunk.len() > self.max_message {
+                        return Err(RemoteError::Malformed {
+                            host: self.host.clone(),
+                            why: format!(
+                                "a response exceeded the {}-byte limit (--max-message-size)",
+                                self.max_message
+                            ),
+                        });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
+
+    /// A non-2xx answer. A JSON-RPC error for our request is forwarded as the response
+    /// (M-VERSION); anything else is summarized.
+    async fn error_status(
+        &self,
+        resp: reqwest::Response,
+        sink: &mut Sink<'_>,
+        idle: Option<Duration>,
+    ) -> Outcome {
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let is_json = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.contains("json"));
+        let body = {
+            let mut resp = resp;
+            let mut body = Vec::new();
+            while body.len() < ERROR_BODY_LIMIT {
+                match with_idle(idle.or(Some(self.request_timeout)), resp.chunk()).await {
+                    Some(Ok(Some(c))) => body.extend_from_slice(&c),
+                    _ => break,
+                }
+            }
+            body
+        };
+        let mut modern = false;
+        let mut header_mismatch = false;
+        let mut message = None;
+        if let Ok(text) = std::str::from_utf8(&body)
+            && let Ok(jsonrpc::Parsed::Single(m)) = jsonrpc::parse(text.trim())
+            && m.kind == Kind::Response
+            && let Some(err) = m.error
+        {
+            let code = jsonrpc::error_code(err);
+            modern = matches!(
+                (status.as_u16(), code),
+                (400, Some(jsonrpc::code::HEADER_MISMATCH))
+                    | (400, Some(jsonrpc::code::MISSING_CLIENT_CAPABILITY))
+                    | (400, Some(jsonrpc::code::UNSUPPORTED_PROTOCOL_VERSION))
+                    | (404, Some(jsonrpc::code::METHOD_NOT_FOUND))
+            );
+            header_mismatch = code == Some(jsonrpc::code::HEADER_MISMATCH);
+            if !header_mismatch && m.id.as_ref().is_some_and(|id| sink.pending.contains(id)) {
+                // The server answered our request, with an error status: forward it.
+                if sink.deliver(&self.host, text.trim().as_bytes()).await.is_err() {
+                    return Outcome::OutputClosed;
+                }
+                if sink.done() {
+                    return Outcome::Done { session_id: None };
+                }
+            }
+            message = serde_json::from_str::<serde_json::Value>(err.get())
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned));
+        }
+        let mut detail = String::new();
+        if let Some(m) = message {
+            detail = format!(": {}", truncate(&m, 300));
+        } else if !body.is_empty() {
+            detail = format!(": {}", summarize_body(&body, is_json));
+        }
+        if let Some(ra) = retry_after {
+            detail.push_str(&format!(" (retry after {})", truncate(&ra, 40)));
+        }
+        Outcome::Status {
+            status,
+            modern,
+            header_mismatch,
+            error: RemoteError::Status {
+                host: self.host.clone(),
+                status: status.as_u16(),
+                detail,
+            },
+        }
+    }
+
+    /// Read an SSE response, resuming it with GET + Last-Event-ID when it breaks before
+    /// every pending response arrived (H-POLL, H-RESUME).
+    async fn stream(
+        &self,
+        mut resp: reqwest::Response,
+        sink: &mut Sink<'_>,
+        idle: Option<Duration>,
+        resume: Option<&SessionHeaders>,
+    ) -> Result<(), Outcome> {
+        let mut parser = sse::Parser::new(self.max_message);
+        let mut events = Vec::new();
+        let mut attempts = 0u32;
+        loop {
+            let ended = loop {
+                match with_idle(idle, resp.chunk()).await {
+                    None => return Err(Outcome::Failed(self.timeout_err())),
+                    Some(Err(e)) => break format!(" ({})", self.remote_err(&e)),
+                    Some(Ok(None)) => break String::new(),
+                    Some(Ok(Some(chunk))) => {
+                        if let Err(e) = parser.feed(&chunk, &mut events) {
+                            return Err(Outcome::Failed(RemoteError::Malformed {
+                                host: self.host.clone(),
+                                why: e.to_string(),
+                            }));
+                        }
+                        for ev in events.drain(..) {
+                            attempts = 0;
+                            if ev.event.as_deref().is_some_and(|e| e != "message") {
+                                continue;
+                            }
+                            if sink.deliver(&self.host, ev.data.as_bytes()).await.is_err() {
+                                return Err(Outcome::OutputClosed);
+                            }
+                        }
+                        if sink.done() {
+                            // The final response normally ends the stream; stop reading.
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+            if sink.done() {
+                return Ok(());
+            }
+            let (Some(session), Some(last_id)) = (resume, parser.last_event_id()) else {
+                let why = match sink.malformed.take() {
+                    Some(m) => format!(" (a malformed message was dropped: {m})"),
+                    None => ended,
+                };
+                return Err(Outcome::Failed(RemoteError::StreamEnded {
+                    host: self.host.clone(),
+                    why,
+                }));
+            };
+            attempts += 1;
+            if attempts > MAX_RESUME_ATTEMPTS {
+                return Err(Outcome::Failed(RemoteError::StreamEnded {
+                    host: self.host.clone(),
+                    why: format!(" and {MAX_RESUME_ATTEMPTS} attempts to resume it failed"),
+                }));
+            }
+            let delay = parser
+                .retry_ms()
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_RETRY)
+                .min(MAX_RETRY);
+            tracing::debug!(host = %self.host, ?delay, "resuming an SSE stream with Last-Event-ID");
+            tokio::time::sleep(delay).await;
+            resp = match self.resume_get(session, last_id).await {
+                Ok(r) => r,
+                Err(ResumeError::Fatal(e)) => return Err(Outcome::Failed(e)),
+                Err(ResumeError::Retry) => {
+                    // Keep the same parser state; try again after the delay.
+                    continue;
+                }
+            };
+        }
+    }
+
+    async fn resume_get(
+        &self,
+        session: &SessionHeaders,
+        last_id: &str,
+    ) -> Result<reqwest::Response, ResumeError> {
+        let mut headers = HeaderMap::new();
+        session.apply(&mut headers);
+        if let Ok(v) = HeaderValue::from_str(last_id) {
+            headers.insert(LAST_EVENT_ID, v);
+        }
+        let req = self
+            .request(Method::GET, &self.url, ACCEPT_SSE)
+            .headers(headers);
+        match with_idle(Some(self.request_timeout), req.send()).await {
+            None => Err(ResumeError::Retry),
+            Some(Err(e)) if e.is_connect() || e.is_timeout() => Err(ResumeError::Retry),
+            Some(Err(e)) => Err(ResumeError::Fatal(self.remote_err(&e))),
+            Some(Ok(r)) if r.status().is_success() => Ok(r),
+            Some(Ok(r)) if r.status().is_server_error() => Err(ResumeError::Retry),
+            Some(Ok(r)) => Err(ResumeError::Fatal(RemoteError::StreamEnded {
+                host: self.host.clone(),
+                why: format!(" and the server refused to resume it (HTTP {})", r.status().as_u16()),
+            })),
+        }
+    }
+
+    /// DELETE the session (H-DELETE). 405 is a fine answer.
+    pub async fn delete_session(&self, session: &SessionHeaders) {
+        if session.session_id.is_none() {
+            return;
+        }
+        let mut headers = HeaderMap::new();
+        session.apply(&mut headers);
+        let req = self
+            .request(Method::DELETE, &self.url, ACCEPT_BOTH)
+            .headers(headers);
+        match req.send().await {
+            Ok(r) => tracing::debug!(host = %self.host, status = %r.status(), "session ended"),
+            Err(e) => tracing::debug!(host = %self.host, "DELETE failed: {}", self.remote_err(&e)),
+        }
+    }
+
+    /// The optional standalone GET stream for server-initiated messages (H-GET). Runs
+    /// until aborted; reconnects with backoff and Last-Event-ID; 405 means "none".
+    pub async fn listen(&self, session: SessionHeaders, out: Out) {
+        let mut last_id: Option<String> = None;
+        let mut backoff = Duration::from_millis(500);
+        let mut failures = 0u32;
+        loop {
+            let mut headers = HeaderMap::new();
+            session.apply(&mut headers);
+            if let Some(id) = &last_id
+                && let Ok(v) = HeaderValue::from_str(id)
+            {
+                headers.insert(LAST_EVENT_ID, v);
+            }
+            let req = self
+                .request(Method::GET, &self.url, ACCEPT_SSE)
+                .headers(headers);
+            let mut retry = None;
+            match req.send().await {
+                Ok(r) if r.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                    tracing::debug!(host = %self.host, "the server offers no GET stream (405)");
+                    return;
+                }
+                Ok(r) if r.status() == StatusCode::NOT_FOUND || r.status().is_client_error() => {
+                    tracing::debug!(host = %self.host, status = %r.status(), "GET stream refused; not retrying");
+                    return;
+                }
+                Ok(r) if r.status().is_success() => {
+                    let mut parser = sse::Parser::new(self.max_message);
+                    let mut events = Vec::new();
+                    let mut sink = Sink::new(&out, Vec::new());
+                    let mut resp = r;
+                    while let Ok(Some(chunk)) = resp.chunk().await {
+                        if let Err(e) = parser.feed(&chunk, &mut events) {
+                            tracing::warn!(host = %self.host, "GET stream: {e}");
+                            break;
+                        }
+                        for ev in events.drain(..) {
+                            failures = 0;
+                            backoff = Duration::from_millis(500);
+                            if ev.event.as_deref().is_some_and(|e| e != "message") {
+                                continue;
+                            }
+                            if sink.deliver(&self.host, ev.data.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        last_id = parser.last_event_id().map(str::to_owned).or(last_id);
+                    }
+                    retry = parser.retry_ms().map(Duration::from_millis);
+                }
+                Ok(r) => tracing::debug!(host = %self.host, status = %r.status(), "GET stream failed"),
+                Err(e) => tracing::debug!(host = %self.host, "GET stream: {}", self.remote_err(&e)),
+            }
+            failures += 1;
+            if failures > 20 {
+                tracing::warn!(host = %self.host, "giving up on the GET stream after repeated failures");
+                return;
+            }
+            let delay = retry.unwrap_or(backoff).min(MAX_RETRY);
+            backoff = (backoff * 2).min(MAX_RETRY);
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+enum ResumeError {
+    Retry,
+    Fatal(RemoteError),
+}
+
+/// Await `fut`, giving up after `idle` (None: no limit).
+pub async fn with_idle<F: std::future::Future>(idle: Option<Duration>, fut: F) -> Option<F::Output> {
+    match idle {
+        Some(d) => tokio::time::timeout(d, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+/// A short, single-line description of an error body (HTML pages are summarized).
+pub fn summarize_body(body: &[u8], is_json: bool) -> String {
+    let text = String::from_utf8_lossy(body);
+    let lower = text.to_ascii_lowercase();
+    if !is_json && (lower.contains("<html") || lower.contains("<!doctype")) {
+        if let (Some(a), Some(b)) = (lower.find("<title>"), lower.find("</title>"))
+            && b > a + 7
+        {
+            return format!("an HTML page titled {:?}", truncate(text[a + 7..b].trim(), 100));
+        }
+        return "an HTML page".into();
+    }
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    truncate(&flat, 200)
+}

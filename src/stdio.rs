@@ -1,0 +1,191 @@
+//! The stdio side: newline framing with a line bound, and the one stdout writer.
+//!
+//! Only [`spawn_writer`]'s task ever touches stdout (S-STDOUT), so messages from many
+//! concurrent requests never interleave. Its channel is bounded: a slow reader of our
+//! stdout pushes back on the HTTP streams instead of growing memory.
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// What the reader produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// One line without its terminator (`\n` or `\r\n`). Never empty.
+    Line(Vec<u8>),
+    /// A line longer than the bound; it was skipped without being buffered whole.
+    TooLong { len: usize },
+}
+
+/// Reads newline-delimited frames with a length bound (S-FRAME).
+pub struct LineReader<R> {
+    inner: R,
+    max: usize,
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    pub fn new(inner: R, max: usize) -> Self {
+        LineReader { inner, max }
+    }
+
+    /// The next non-blank frame, or `None` at EOF. A final line without a newline is
+    /// still returned.
+    pub async fn next(&mut self) -> std::io::Result<Option<Frame>> {
+        loop {
+            let mut line = Vec::new();
+            let mut skipped = 0usize;
+            let mut eof = false;
+            loop {
+                let buf = self.inner.fill_buf().await?;
+                if buf.is_empty() {
+                    eof = true;
+                    break;
+                }
+                let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (buf.len(), false),
+                };
+                // +2: the bound is on the message, not its `\r\n`.
+                if skipped > 0 || line.len() + take > self.max + 2 {
+                    // Over the bound: count, but stop buffering (issue 6: a 100 MB line).
+                    skipped += line.len() + take;
+                    line = Vec::new();
+                } else {
+                    line.extend_from_slice(&buf[..take]);
+                }
+                self.inner.consume(take);
+                if done {
+                    break;
+                }
+            }
+            if skipped > 0 {
+                return Ok(Some(Frame::TooLong { len: skipped }));
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            if line.len() > self.max {
+                return Ok(Some(Frame::TooLong { len: line.len() }));
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                if eof {
+                    return Ok(None);
+                }
+                continue; // blank lines are ignored
+            }
+            return Ok(Some(Frame::Line(line)));
+        }
+    }
+}
+
+/// The handle other tasks use to write a message line to stdout.
+pub type Out = mpsc::Sender<Bytes>;
+
+/// How many lines may wait for stdout before senders are made to wait.
+const OUT_QUEUE: usize = 256;
+
+/// Spawn the single stdout writer. The returned join handle finishes when every
+/// sender is gone (after flushing) or when stdout is closed (EPIPE: a quiet end).
+pub fn spawn_writer<W>(mut w: W) -> (Out, tokio::task::JoinHandle<std::io::Result<()>>)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    let task = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            let mut result = write_line(&mut w, &line).await;
+            // Drain what is already queued before paying for a flush.
+            while result.is_ok() {
+                match rx.try_recv() {
+                    Ok(line) => result = write_line(&mut w, &line).await,
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = result.and(w.flush().await) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    tracing::debug!("stdout closed by the client");
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        }
+        w.flush().await.or_else(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+    });
+    (tx, task)
+}
+
+async fn write_line<W: AsyncWrite + Unpin>(w: &mut W, line: &[u8]) -> std::io::Result<()> {
+    debug_assert!(!line.contains(&b'\n'));
+    w.write_all(line).await?;
+    w.write_all(b"\n").await
+}
+
+/// Make a server message safe for one stdout line (S-FRAME): validate UTF-8 and JSON,
+/// and drop raw CR/LF bytes. In valid JSON those can only be insignificant whitespace
+/// (strings must escape them), so removing them keeps the message intact without a
+/// re-serialization.
+pub fn one_line(body: &[u8]) -> Bytes {
+    if body.iter().any(|&b| b == b'\n' || b == b'\r') {
+        Bytes::from(
+            body.iter()
+                .copied()
+                .filter(|&b| b != b'\n' && b != b'\r')
+                .collect::<Vec<u8>>(),
+        )
+    } else {
+        Bytes::copy_from_slice(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn frames(input: &[u8], max: usize) -> Vec<Frame> {
+        let mut r = LineReader::new(tokio::io::BufReader::with_capacity(8, input), max);
+        let mut out = Vec::new();
+        while let Some(f) = r.next().await.unwrap() {
+            out.push(f);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn framing() {
+        let got = frames(b"a\r\n\n  \nbc\nlast", 100).await;
+        assert_eq!(
+            got,
+            vec![
+                Frame::Line(b"a".to_vec()),
+                Frame::Line(b"bc".to_vec()),
+                Frame::Line(b"last".to_vec())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn too_long_is_skipped_and_reading_goes_on() {
+        let mut input = vec![b'x'; 1000];
+        input.extend_from_slice(b"\nok\n");
+        let got = frames(&input, 10).await;
+        assert_eq!(got[0], Frame::TooLong { len: 1001 });
+        assert_eq!(got[1], Frame::Line(b"ok".to_vec()));
+        // Exactly at the bound is fine, with or without \r\n.
+        let got = frames(b"0123456789\r\n", 10).await;
+        assert_eq!(got, vec![Frame::Line(b"0123456789".to_vec())]);
+    }
+
+    #[test]
+    fn one_line_strips_whitespace_newlines() {
+        assert_eq!(&one_line(b"{\n  \"a\": \"x\\ny\"\r\n}")[..], b"{  \"a\": \"x\\ny\"}");
+    }
+}
