@@ -131,7 +131,10 @@ fn init_logging(args: &RemoteArgs, check: bool) -> Result<(), ConfigError> {
                 .with_writer(std::io::stderr.and(file))
                 .init();
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .init(),
     }
     Ok(())
 }

@@ -1,0 +1,11 @@
+//! Integration tests: the real binary against in-process mock servers on 127.0.0.1:0.
+//! Each test names the checklist ids (../shared/mcp-client-requirements.md) it covers.
+
+mod support;
+
+mod cli;
+mod fallback;
+mod faults;
+mod modern;
+mod stdio;
+mod streamable;

@@ -1,0 +1,430 @@
+//! A scriptable mock MCP server on 127.0.0.1:0. Tools choose the behaviour under test:
+//!
+//! | tool         | behaviour                                                          |
+//! |--------------|--------------------------------------------------------------------|
+//! | echo         | JSON reply echoing `arguments`                                     |
+//! | progress     | SSE: `n` progress notifications, a log message, then the result    |
+//! | slow         | waits `ms` milliseconds, then replies                              |
+//! | elicit       | SSE: asks the client (elicitation/create), waits for its answer    |
+//! | cut          | SSE: priming event + `retry:`, closes; the result comes on resume  |
+//! | cut_noresume | SSE: closes before the result with no event id                     |
+//! | expire       | forgets every session, so the next request gets 404                |
+//! | status       | answers HTTP `code` with `body` and `content_type`                 |
+//! | garbage      | 200 application/json with a body that is not JSON                  |
+//! | hang         | never answers                                                      |
+//!
+//! Every request is recorded (method, headers, body) so tests assert how they were called.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn rpc_method(&self) -> Option<&str> {
+        self.body.get("method").and_then(Value::as_str)
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Answer every request as an SSE stream instead of JSON.
+    pub sse_always: bool,
+    /// Offer a GET stream that sends one notification; otherwise GET is 405.
+    pub get_stream: bool,
+    /// Answer the initialize POST like a server without Streamable HTTP (for B-DETECT).
+    pub legacy_only: bool,
+    /// Issue no session id.
+    pub stateless: bool,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    pub requests: Vec<Recorded>,
+    sessions: Vec<String>,
+    next_session: u64,
+    /// Results parked for a resumed stream, by event id.
+    parked: HashMap<String, Value>,
+    /// Waiters for the client's answers to server requests, by id.
+    answers: HashMap<String, oneshot::Sender<Value>>,
+    /// Legacy HTTP+SSE connections: session → sender of events.
+    legacy: HashMap<String, mpsc::UnboundedSender<(String, String)>>,
+}
+
+#[derive(Clone)]
+pub struct Mock {
+    pub inner: Arc<Mutex<Inner>>,
+    pub opts: Options,
+    pub changed: Arc<Notify>,
+    pub url: String,
+    pub base: String,
+}
+
+impl Mock {
+    pub async fn start(opts: Options) -> Mock {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mock = Mock {
+            inner: Arc::default(),
+            opts,
+            changed: Arc::new(Notify::new()),
+            url: format!("http://{addr}/mcp"),
+            base: format!("http://{addr}"),
+        };
+        let app = Router::new()
+            .route("/mcp", post(mcp_post).get(mcp_get).delete(mcp_delete))
+            .route("/sse", get(legacy_get).post(legacy_refuse))
+            .route("/messages", post(legacy_post))
+            .with_state(mock.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        mock
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.inner.lock().unwrap().requests.clone()
+    }
+
+    pub fn count(&self, method: Method) -> usize {
+        self.requests().iter().filter(|r| r.method == method).count()
+    }
+
+    /// Wait until `pred` holds for the recorded requests (no sleeps: woken on each record).
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&[Recorded]) -> bool) {
+        let fut = async {
+            loop {
+                let notified = self.changed.notified();
+                if pred(&self.requests()) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(super::WAIT, fut)
+            .await
+            .unwrap_or_else(|_| panic!("mock server never saw: {what}; got {:#?}", self.requests()));
+    }
+
+    fn record(&self, method: Method, path: &str, headers: &HeaderMap, body: Value) {
+        self.inner.lock().unwrap().requests.push(Recorded {
+            method,
+            path: path.into(),
+            headers: headers.clone(),
+            body,
+        });
+        self.changed.notify_waiters();
+    }
+}
+
+fn json_response(v: Value) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+fn sse_frame(id: Option<&str>, data: &Value) -> String {
+    match id {
+        Some(id) => format!("id: {id}\nevent: message\ndata: {data}\n\n"),
+        None => format!("event: message\ndata: {data}\n\n"),
+    }
+}
+
+fn sse_response(chunks: mpsc::UnboundedReceiver<String>) -> Response {
+    let stream = futures_stream(chunks);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+fn futures_stream(
+    rx: mpsc::UnboundedReceiver<String>,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map_ok()
+}
+
+trait MapOk {
+    fn map_ok(self) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>>;
+}
+impl<S: futures_util::Stream<Item = String>> MapOk for S {
+    fn map_ok(self) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+        use futures_util::StreamExt;
+        self.map(|s| Ok(Bytes::from(s)))
+    }
+}
+
+fn result(id: &Value, content: Value) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"result":content})
+}
+
+fn text(t: impl Into<String>) -> Value {
+    json!({"content":[{"type":"text","text":t.into()}]})
+}
+
+async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Response {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    m.record(Method::POST, "/mcp", &headers, parsed.clone());
+    if m.opts.legacy_only {
+        return (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed").into_response();
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !(accept.contains("application/json") && accept.contains("text/event-stream")) {
+        return (StatusCode::NOT_ACCEPTABLE, "Not Acceptable").into_response();
+    }
+    if parsed.is_array() {
+        // 2025-03-26 batch: answer every request in one JSON array.
+        let answers: Vec<Value> = parsed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m.get("id").is_some() && m.get("method").is_some())
+            .map(|m| result(&m["id"], text(format!("batch:{}", m["method"].as_str().unwrap_or("")))))
+            .collect();
+        return json_response(Value::Array(answers));
+    }
+    let method = parsed.get("method").and_then(Value::as_str).unwrap_or("").to_owned();
+    let id = parsed.get("id").cloned();
+    let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if method == "initialize" {
+        let version = parsed["params"]["protocolVersion"].as_str().unwrap_or("2025-03-26").to_owned();
+        let mut resp = json_response(result(
+            id.as_ref().unwrap(),
+            json!({"protocolVersion": version, "capabilities": {"tools": {}, "logging": {}},
+                   "serverInfo": {"name": "mock", "version": "1.0"}}),
+        ));
+        if !m.opts.stateless {
+            let sid = {
+                let mut inner = m.inner.lock().unwrap();
+                inner.next_session += 1;
+                let sid = format!("session-{}", inner.next_session);
+                inner.sessions.push(sid.clone());
+                sid
+            };
+            resp.headers_mut().insert("mcp-session-id", sid.parse().unwrap());
+        }
+        return resp;
+    }
+    if !m.opts.stateless {
+        let known = session.as_ref().is_some_and(|s| m.inner.lock().unwrap().sessions.contains(s));
+        if !known {
+            return (StatusCode::NOT_FOUND, "session not found").into_response();
+        }
+    }
+    let Some(id) = id else {
+        // A notification, or the client's answer to one of our requests.
+        if parsed.get("result").is_some() || parsed.get("error").is_some() {
+            let key = parsed["id"].to_string();
+            if let Some(tx) = m.inner.lock().unwrap().answers.remove(&key) {
+                let _ = tx.send(parsed.clone());
+            }
+        }
+        return StatusCode::ACCEPTED.into_response();
+    };
+    if parsed.get("method").is_none() {
+        let key = id.to_string();
+        if let Some(tx) = m.inner.lock().unwrap().answers.remove(&key) {
+            let _ = tx.send(parsed.clone());
+        }
+        return StatusCode::ACCEPTED.into_response();
+    }
+    match method.as_str() {
+        "ping" => json_response(result(&id, json!({}))),
+        "tools/list" => json_response(result(
+            &id,
+            json!({"tools": [{"name":"echo","inputSchema":{"type":"object"}}, {"name":"slow","inputSchema":{"type":"object"}}]}),
+        )),
+        "tools/call" => tool_call(m, id, &parsed).await,
+        _ => json_response(json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"Method not found"}})),
+    }
+}
+
+async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
+    let name = req["params"]["name"].as_str().unwrap_or("");
+    let args = req["params"]["arguments"].clone();
+    let reply = |v: Value| {
+        if m.opts.sse_always {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let _ = tx.send(sse_frame(None, &v));
+            sse_response(rx)
+        } else {
+            json_response(v)
+        }
+    };
+    match name {
+        "echo" => reply(result(&id, text(args.to_string()))),
+        "slow" => {
+            let ms = args["ms"].as_u64().unwrap_or(500);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            reply(result(&id, text(format!("slept {ms}"))))
+        }
+        "progress" => {
+            let n = args["n"].as_u64().unwrap_or(3);
+            let token = req["params"]["_meta"]["progressToken"].clone();
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                for i in 1..=n {
+                    let note = json!({"jsonrpc":"2.0","method":"notifications/progress",
+                        "params":{"progressToken":token,"progress":i,"total":n}});
+                    let _ = tx.send(sse_frame(None, &note));
+                    tokio::task::yield_now().await;
+                }
+                let log = json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"done"}});
+                let _ = tx.send(sse_frame(None, &log));
+                let _ = tx.send(sse_frame(None, &result(&id, text(format!("{n} steps")))));
+            });
+            sse_response(rx)
+        }
+        "elicit" => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (atx, arx) = oneshot::channel();
+            m.inner.lock().unwrap().answers.insert("\"srv-1\"".into(), atx);
+            let ask = json!({"jsonrpc":"2.0","id":"srv-1","method":"elicitation/create",
+                "params":{"message":"Name?","requestedSchema":{"type":"object","properties":{"name":{"type":"string"}}}}});
+            let _ = tx.send(sse_frame(None, &ask));
+            tokio::spawn(async move {
+                if let Ok(answer) = arx.await {
+                    let _ = tx.send(sse_frame(None, &result(&id, text(answer["result"].to_string()))));
+                }
+            });
+            sse_response(rx)
+        }
+        "cut" => {
+            let event_id = format!("ev-{}", id);
+            m.inner.lock().unwrap().parked.insert(event_id.clone(), result(&id, text("resumed")));
+            let (tx, rx) = mpsc::unbounded_channel();
+            // H-PRIME: an id with empty data; H-RETRY: reconnect after 50 ms; then close.
+            let _ = tx.send(format!("id: {event_id}\nretry: 50\ndata:\n\n"));
+            drop(tx);
+            sse_response(rx)
+        }
+        "cut_noresume" => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let note = json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"partial"}});
+            let _ = tx.send(sse_frame(None, &note));
+            drop(tx);
+            sse_response(rx)
+        }
+        "expire" => {
+            m.inner.lock().unwrap().sessions.clear();
+            reply(result(&id, text("expired")))
+        }
+        "status" => {
+            let code = StatusCode::from_u16(args["code"].as_u64().unwrap_or(500) as u16).unwrap();
+            let ct = args["content_type"].as_str().unwrap_or("text/plain").to_owned();
+            let body = match &args["body"] {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                v => v.to_string().replace("\"$ID\"", &id.to_string()),
+            };
+            let mut resp = (code, [(header::CONTENT_TYPE, ct)], body).into_response();
+            if let Some(ra) = args["retry_after"].as_str() {
+                resp.headers_mut().insert(header::RETRY_AFTER, ra.parse().unwrap());
+            }
+            resp
+        }
+        "garbage" => ([(header::CONTENT_TYPE, "application/json")], "<html>oops").into_response(),
+        "hang" => std::future::pending().await,
+        _ => json_response(json!({"jsonrpc":"2.0","id":id,"error":{"code":-32602,"message":"unknown tool"}})),
+    }
+}
+
+async fn mcp_get(State(m): State<Mock>, headers: HeaderMap) -> Response {
+    m.record(Method::GET, "/mcp", &headers, Value::Null);
+    if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        let parked = m.inner.lock().unwrap().parked.remove(last);
+        return match parked {
+            Some(v) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let _ = tx.send(sse_frame(Some(&format!("{last}-1")), &v));
+                sse_response(rx)
+            }
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    if !m.opts.get_stream {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let note = json!({"jsonrpc":"2.0","method":"notifications/tools/list_changed"});
+    let _ = tx.send(sse_frame(Some("g-1"), &note));
+    // Keep the stream open for the life of the connection.
+    std::mem::forget(tx);
+    sse_response(rx)
+}
+
+async fn mcp_delete(State(m): State<Mock>, headers: HeaderMap) -> Response {
+    m.record(Method::DELETE, "/mcp", &headers, Value::Null);
+    StatusCode::OK.into_response()
+}
+
+async fn legacy_refuse(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Response {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    m.record(Method::POST, "/sse", &headers, parsed);
+    (StatusCode::NOT_FOUND, "Cannot POST /sse").into_response()
+}
+
+async fn legacy_get(State(m): State<Mock>, headers: HeaderMap) -> Response {
+    m.record(Method::GET, "/sse", &headers, Value::Null);
+    let (tx, rx) = mpsc::unbounded_channel::<String>();
+    let (etx, mut erx) = mpsc::unbounded_channel::<(String, String)>();
+    let sid = {
+        let mut inner = m.inner.lock().unwrap();
+        inner.next_session += 1;
+        let sid = format!("legacy-{}", inner.next_session);
+        inner.legacy.insert(sid.clone(), etx);
+        sid
+    };
+    let _ = tx.send(format!("event: endpoint\ndata: /messages?sessionId={sid}\n\n"));
+    tokio::spawn(async move {
+        while let Some((event, data)) = erx.recv().await {
+            if tx.send(format!("event: {event}\ndata: {data}\n\n")).is_err() {
+                break;
+            }
+        }
+    });
+    sse_response(rx)
+}
+
+async fn legacy_post(
+    State(m): State<Mock>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    m.record(Method::POST, "/messages", &headers, parsed.clone());
+    let sid = q.get("sessionId").cloned().unwrap_or_default();
+    let Some(tx) = m.inner.lock().unwrap().legacy.get(&sid).cloned() else {
+        return (StatusCode::NOT_FOUND, "no session").into_response();
+    };
+    if let (Some(id), Some(method)) = (parsed.get("id"), parsed.get("method").and_then(Value::as_str)) {
+        let answer = match method {
+            "initialize" => result(id, json!({"protocolVersion":"2024-11-05","capabilities":{"tools":{}},
+                "serverInfo":{"name":"legacy-mock","version":"0.1"}})),
+            "tools/list" => result(id, json!({"tools":[{"name":"echo","inputSchema":{"type":"object"}}]})),
+            "tools/call" => result(id, text(parsed["params"]["arguments"].to_string())),
+            _ => json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"Method not found"}}),
+        };
+        let _ = tx.send(("message".into(), answer.to_string()));
+    }
+    StatusCode::ACCEPTED.into_response()
+}

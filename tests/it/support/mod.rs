@@ -1,0 +1,164 @@
+//! Test support: a scriptable mock MCP server (Streamable HTTP and HTTP+SSE) on a real
+//! loopback socket, and a driver for the real binary with a clean environment.
+#![allow(dead_code)]
+
+pub mod mock;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_clerk-mcp-server");
+/// Bound on any single wait in a test, so a hang fails instead of blocking CI.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+pub const INIT_03: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+pub fn init(version: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{"elicitation":{{}}}},"clientInfo":{{"name":"t","version":"1"}}}}}}"#
+    )
+}
+
+pub const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+pub fn call(id: i64, tool: &str, args: Value) -> String {
+    serde_json::json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}}).to_string()
+}
+
+/// The real binary, spawned with a clean environment and a temporary HOME.
+pub struct Proxy {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+    pub home: tempfile::TempDir,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr_pump: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub fn spawn(args: &[&str]) -> Proxy {
+        Self::spawn_env(args, &[])
+    }
+
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Proxy {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join(".config"))
+            .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn clerk-mcp-server");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = stderr.clone();
+        let stderr_pump = tokio::spawn(async move {
+            while let Ok(Some(line)) = err_lines.next_line().await {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Proxy {
+            child,
+            stdin,
+            stdout,
+            home,
+            stderr,
+            stderr_pump: Some(stderr_pump),
+        }
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        stdin.write_all(b"\n").await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    /// The next stdout line, parsed. Every line must be one complete JSON-RPC message.
+    pub async fn recv(&mut self) -> Value {
+        let line = tokio::time::timeout(WAIT, self.stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no stdout line in time; stderr:\n{}", self.stderr()))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stdout closed; stderr:\n{}", self.stderr()));
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
+        let items = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+        for m in items {
+            assert_eq!(m["jsonrpc"], "2.0", "not JSON-RPC: {line}");
+        }
+        v
+    }
+
+    /// Read until the response with `id`, returning it and everything before it.
+    pub async fn recv_response(&mut self, id: Value) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let v = self.recv().await;
+            if v.get("id") == Some(&id) && v.get("method").is_none() {
+                return (v, before);
+            }
+            before.push(v);
+        }
+    }
+
+    pub async fn initialize(&mut self, version: &str) -> Value {
+        self.send(&init(version)).await;
+        let (resp, _) = self.recv_response(0.into()).await;
+        assert!(resp.get("result").is_some(), "initialize failed: {resp}");
+        self.send(INITIALIZED).await;
+        resp
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Close stdin and wait for a clean exit.
+    pub async fn finish(mut self) -> (std::process::ExitStatus, String) {
+        self.close_stdin();
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("exit in time after stdin EOF")
+            .unwrap();
+        // stderr reaches EOF when the process is gone: wait for the pump to drain it.
+        if let Some(pump) = self.stderr_pump.take() {
+            let _ = tokio::time::timeout(WAIT, pump).await;
+        }
+        (status, self.stderr())
+    }
+
+    /// Anything further on stdout before EOF (none expected after the last response).
+    pub async fn rest(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(5), self.stdout.next_line()).await
+        {
+            out.push(serde_json::from_str(&line).unwrap());
+        }
+        out
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
