@@ -239,10 +239,10 @@ impl Proxy {
                     }
                 },
                 _ = deadline => return Ok(()),
-            }
-            if self.ctx.out.is_closed() {
-                tracing::debug!("stdout closed; exiting");
-                return Ok(());
+                _ = self.ctx.out.closed() => {
+                    tracing::debug!("stdout closed; exiting");
+                    return Ok(());
+                }
             }
         }
     }

