@@ -39,11 +39,14 @@ pub async fn run(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
         lines: BufReader::new(read).lines(),
         deadline: config.request_timeout + Duration::from_secs(5),
     };
-    let init = conv.call(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+    let init = conv
+        .call(
+            json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
         "protocolVersion": PROTOCOL_VERSION,
         "capabilities": {},
-        "clientInfo": {"name":"clerk-mcp-server check","version":env!("CARGO_PKG_VERSION")}}}))
-    .await?;
+        "clientInfo": {"name":"clerk-mcp-server check","version":env!("CARGO_PKG_VERSION")}}}),
+        )
+        .await?;
     let outcome = match init.get("error") {
         Some(err) => Err(error_text(err)),
         None => Ok(init["result"].clone()),
@@ -72,7 +75,9 @@ pub async fn run(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
                 http.transport_used.get().copied().unwrap_or("unknown")
             );
             if result["capabilities"].get("tools").is_some() {
-                let tools = conv.call(json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}})).await?;
+                let tools = conv
+                    .call(json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}))
+                    .await?;
                 match tools.get("error") {
                     Some(err) => {
                         println!("✗ tools/list failed: {}", error_text(err));
@@ -105,7 +110,9 @@ impl<R: tokio::io::AsyncRead + Unpin, W: AsyncWriteExt + Unpin> Conversation<R, 
     /// Send a request and wait for its response, skipping notifications.
     async fn call(&mut self, request: Value) -> anyhow::Result<Value> {
         let id = request["id"].clone();
-        self.write.write_all(format!("{request}\n").as_bytes()).await?;
+        self.write
+            .write_all(format!("{request}\n").as_bytes())
+            .await?;
         loop {
             let line = tokio::time::timeout(self.deadline, self.lines.next_line())
                 .await
@@ -128,12 +135,18 @@ async fn finish<W: AsyncWriteExt + Unpin>(
     // Closing "stdin" ends the session with a DELETE (H-DELETE).
     let _ = write.shutdown().await;
     drop(write);
-    if tokio::time::timeout(Duration::from_secs(5), proxy).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), proxy)
+        .await
+        .is_err()
+    {
         let _ = shutdown.send(());
     }
     Ok(code)
 }
 
 fn error_text(err: &Value) -> String {
-    err["message"].as_str().unwrap_or("unknown error").to_owned()
+    err["message"]
+        .as_str()
+        .unwrap_or("unknown error")
+        .to_owned()
 }

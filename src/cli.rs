@@ -51,7 +51,13 @@ pub struct RemoteArgs {
 
     /// Extra HTTP header "Name: value" for every request (repeatable). ${VAR} in the value
     /// expands from the environment. Values are never logged.
-    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", env = "CLERK_MCP_HEADERS", value_delimiter = '\n')]
+    #[arg(
+        long = "header",
+        short = 'H',
+        value_name = "NAME: VALUE",
+        env = "CLERK_MCP_HEADERS",
+        value_delimiter = '\n'
+    )]
     pub headers: Vec<String>,
 
     /// A file of "Name: value" lines (blank lines and # comments ignored), expanded like --header.
@@ -75,13 +81,23 @@ pub struct RemoteArgs {
     pub log_file: Option<PathBuf>,
 
     /// Seconds allowed to open a connection to the server.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, env = "CLERK_MCP_CONNECT_TIMEOUT")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        env = "CLERK_MCP_CONNECT_TIMEOUT"
+    )]
     pub connect_timeout: f64,
 
     /// Seconds a request may go without any sign of life from the server. Each streamed
     /// event (progress, logs) restarts the clock, so long tool calls that report progress
     /// are not cut off. `subscriptions/listen` streams are exempt.
-    #[arg(long, value_name = "SECS", default_value_t = 300.0, env = "CLERK_MCP_REQUEST_TIMEOUT")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 300.0,
+        env = "CLERK_MCP_REQUEST_TIMEOUT"
+    )]
     pub request_timeout: f64,
 
     /// Extra PEM certificate roots to trust (e.g. a corporate TLS-intercepting proxy).

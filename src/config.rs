@@ -170,7 +170,9 @@ fn parse_header(
     })?;
     let mut value = HeaderValue::from_str(&value).map_err(|_| {
         // The value itself is never shown: it is usually a secret.
-        bad(format!("the value of header {name} contains characters not allowed in HTTP headers"))
+        bad(format!(
+            "the value of header {name} contains characters not allowed in HTTP headers"
+        ))
     })?;
     value.set_sensitive(true);
     Ok((header, value))
@@ -219,7 +221,10 @@ mod tests {
 
     #[test]
     fn expansion() {
-        assert_eq!(expand_env("Bearer ${TOKEN}", &env).unwrap(), "Bearer s3cret");
+        assert_eq!(
+            expand_env("Bearer ${TOKEN}", &env).unwrap(),
+            "Bearer s3cret"
+        );
         assert_eq!(expand_env("a$b${", &env).unwrap(), "a$b${");
         assert_eq!(expand_env("${NOPE}", &env).unwrap_err(), "NOPE");
     }

@@ -189,7 +189,11 @@ fn parse_one(text: &str) -> Result<Message<'_>, Invalid> {
         (Some(_), None) => Kind::Notification,
         (None, Some(_)) if probe.result.is_some() || probe.error.is_some() => Kind::Response,
         (None, None) if probe.error.is_some() => Kind::Response,
-        _ => return Err(bad("a message needs \"method\", or \"result\"/\"error\" with \"id\"")),
+        _ => {
+            return Err(bad(
+                "a message needs \"method\", or \"result\"/\"error\" with \"id\"",
+            ));
+        }
     };
     Ok(Message {
         raw: text,
@@ -290,17 +294,19 @@ mod tests {
         let err = parse(r#"{"id":7,"method":"x"}"#).err().unwrap();
         assert_eq!(err.code(), code::INVALID_REQUEST);
         assert_eq!(err.id().unwrap().as_json(), "7");
-        let err = parse(r#"{"jsonrpc":"2.0","id":{"a":1},"method":"x"}"#).err().unwrap();
+        let err = parse(r#"{"jsonrpc":"2.0","id":{"a":1},"method":"x"}"#)
+            .err()
+            .unwrap();
         assert_eq!(err.code(), code::INVALID_REQUEST);
         assert_eq!(parse("42").err().unwrap().code(), code::INVALID_REQUEST);
     }
 
     #[test]
     fn batches() {
-        let Parsed::Batch(items) = parse(
-            r#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]"#,
-        )
-        .unwrap() else {
+        let Parsed::Batch(items) =
+            parse(r#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]"#)
+                .unwrap()
+        else {
             panic!()
         };
         assert_eq!(items.len(), 2);

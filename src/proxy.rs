@@ -69,7 +69,10 @@ enum Conn {
     /// No legacy handshake yet (a modern client never makes one).
     Fresh,
     /// An initialize is in flight; later legacy messages wait, in order (L-INIT).
-    Initializing { queued: VecDeque<Outgoing>, reinit: bool },
+    Initializing {
+        queued: VecDeque<Outgoing>,
+        reinit: bool,
+    },
     /// A Streamable HTTP session is up.
     Ready(Session),
     /// The server speaks the 2024-11-05 HTTP+SSE transport (B-SSE).
@@ -85,12 +88,13 @@ enum Event {
         error: Option<RemoteError>,
     },
     /// A message hit 404 on its session (H-404); re-initialize and retry it once.
-    SessionGone { task: u64, generation: u64, msg: Outgoing },
-    /// The initialize exchange ended.
-    Initialized {
+    SessionGone {
         task: u64,
-        result: InitResult,
+        generation: u64,
+        msg: Outgoing,
     },
+    /// The initialize exchange ended.
+    Initialized { task: u64, result: InitResult },
 }
 
 enum InitResult {
@@ -120,8 +124,13 @@ struct Ctx {
 }
 
 /// Run the proxy until stdin ends, `shutdown` fires, or stdout closes.
-pub async fn run<R, W, S>(config: Arc<Config>, http: Arc<Http>, input: R, output: W, shutdown: S)
--> anyhow::Result<()>
+pub async fn run<R, W, S>(
+    config: Arc<Config>,
+    http: Arc<Http>,
+    input: R,
+    output: W,
+    shutdown: S,
+) -> anyhow::Result<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -132,7 +141,8 @@ where
     let (lines_tx, lines) = mpsc::channel::<std::io::Result<Frame>>(64);
     let max = config.max_message_size;
     let reader = tokio::spawn(async move {
-        let mut reader = LineReader::new(tokio::io::BufReader::with_capacity(64 * 1024, input), max);
+        let mut reader =
+            LineReader::new(tokio::io::BufReader::with_capacity(64 * 1024, input), max);
         loop {
             match reader.next().await {
                 Ok(Some(frame)) => {
@@ -302,7 +312,11 @@ impl Proxy {
                     // S-BATCH-03: forwarded whole.
                     vec![Outgoing {
                         body: body.clone(),
-                        ids: ms.iter().filter(|m| m.kind == Kind::Request).filter_map(|m| m.id.clone()).collect(),
+                        ids: ms
+                            .iter()
+                            .filter(|m| m.kind == Kind::Request)
+                            .filter_map(|m| m.id.clone())
+                            .collect(),
                         method: String::new(),
                         era: Era::Legacy,
                         retried: false,
@@ -397,7 +411,14 @@ impl Proxy {
         self.next_task
     }
 
-    fn track(&mut self, task: u64, abort: AbortHandle, ids: &[IdKey], modern: bool, long_lived: bool) {
+    fn track(
+        &mut self,
+        task: u64,
+        abort: AbortHandle,
+        ids: &[IdKey],
+        modern: bool,
+        long_lived: bool,
+    ) {
         for id in ids {
             self.in_flight.insert(
                 id.clone(),
@@ -425,7 +446,8 @@ impl Proxy {
             Conn::Ready(s) => {
                 let headers = s.headers.clone();
                 let session = Some((headers.clone(), s.generation));
-                let start_listener = msg.method == "notifications/initialized" && s.listener.is_none();
+                let start_listener =
+                    msg.method == "notifications/initialized" && s.listener.is_none();
                 self.spawn_streamable(msg, session);
                 if start_listener {
                     let listener = self.start_listener(headers);
@@ -445,7 +467,11 @@ impl Proxy {
                         Ok(()) => (Vec::new(), None),
                         Err((ids, e)) => (ids, Some(e)),
                     };
-                    let _ = ctx.events.send(Event::Finished { task, unanswered, error });
+                    let _ = ctx.events.send(Event::Finished {
+                        task,
+                        unanswered,
+                        error,
+                    });
                 });
                 self.track(task, handle.abort_handle(), &ids, false, false);
             }
@@ -479,21 +505,32 @@ impl Proxy {
 
     async fn on_event(&mut self, ev: Event) {
         match ev {
-            Event::Finished { task, unanswered, error } => {
+            Event::Finished {
+                task,
+                unanswered,
+                error,
+            } => {
                 self.tasks.remove(&task);
                 let error = error.map(|e| e.to_string());
                 for id in unanswered {
-                    let Some(f) = self.in_flight.remove(&id) else { continue };
+                    let Some(f) = self.in_flight.remove(&id) else {
+                        continue;
+                    };
                     if f.cancelled {
                         continue;
                     }
                     let msg = error.as_deref().unwrap_or("the server sent no response");
                     tracing::warn!(%id, "request failed: {msg}");
-                    self.reply_error(Some(&id), jsonrpc::code::TRANSPORT_ERROR, msg).await;
+                    self.reply_error(Some(&id), jsonrpc::code::TRANSPORT_ERROR, msg)
+                        .await;
                 }
                 self.in_flight.retain(|_, f| f.task != task);
             }
-            Event::SessionGone { task, generation, mut msg } => {
+            Event::SessionGone {
+                task,
+                generation,
+                mut msg,
+            } => {
                 self.tasks.remove(&task);
                 for id in &msg.ids {
                     self.in_flight.remove(id);
@@ -504,7 +541,10 @@ impl Proxy {
                         self.reply_error(
                             Some(&id),
                             jsonrpc::code::TRANSPORT_ERROR,
-                            &format!("{} lost the session again right after it was renewed (HTTP 404)", self.ctx.http.host),
+                            &format!(
+                                "{} lost the session again right after it was renewed (HTTP 404)",
+                                self.ctx.http.host
+                            ),
                         )
                         .await;
                     }
@@ -537,8 +577,12 @@ impl Proxy {
                             // The renewed session failed: queued requests fail now.
                             for m in &queued {
                                 for id in &m.ids {
-                                    self.reply_error(Some(id), jsonrpc::code::TRANSPORT_ERROR,
-                                        "the session expired and a new one could not be opened").await;
+                                    self.reply_error(
+                                        Some(id),
+                                        jsonrpc::code::TRANSPORT_ERROR,
+                                        "the session expired and a new one could not be opened",
+                                    )
+                                    .await;
                                 }
                             }
                             return;
@@ -553,7 +597,11 @@ impl Proxy {
                 match result {
                     InitResult::Streamable { headers } => {
                         self.generation += 1;
-                        let mut session = Session { headers, generation: self.generation, listener: None };
+                        let mut session = Session {
+                            headers,
+                            generation: self.generation,
+                            listener: None,
+                        };
                         if was_reinit {
                             // The replayed `initialized` was sent by the init task.
                             session.listener = Some(self.start_listener(session.headers.clone()));
@@ -574,12 +622,18 @@ impl Proxy {
 fn unit(body: &Bytes, m: &jsonrpc::Message<'_>) -> Outgoing {
     let params = ParamsProbe::of(m.params);
     let era = match params.modern_version() {
-        Some(v) => Era::Modern { version: v.to_owned() },
+        Some(v) => Era::Modern {
+            version: v.to_owned(),
+        },
         None => Era::Legacy,
     };
     Outgoing {
         body: body.clone(),
-        ids: if m.kind == Kind::Request { m.id.clone().into_iter().collect() } else { Vec::new() },
+        ids: if m.kind == Kind::Request {
+            m.id.clone().into_iter().collect()
+        } else {
+            Vec::new()
+        },
         method: m.method().to_owned(),
         era,
         retried: false,
@@ -623,11 +677,20 @@ async fn forward(
             Outcome::OutputClosed => None,
             Outcome::SessionGone => {
                 let generation = session.as_ref().map(|(_, g)| *g).unwrap_or(0);
-                return Event::SessionGone { task, generation, msg };
+                return Event::SessionGone {
+                    task,
+                    generation,
+                    msg,
+                };
             }
-            Outcome::Status { header_mismatch: true, .. } if modern && !msg.retried => {
+            Outcome::Status {
+                header_mismatch: true,
+                ..
+            } if modern && !msg.retried => {
                 // M-MISMATCH: learn the tools again, then retry once.
-                tracing::info!("server reported a header mismatch; refreshing tools/list and retrying");
+                tracing::info!(
+                    "server reported a header mismatch; refreshing tools/list and retrying"
+                );
                 refresh_tools(ctx, &msg, idle).await;
                 msg.retried = true;
                 continue;
@@ -635,21 +698,31 @@ async fn forward(
             Outcome::Status { error, .. } | Outcome::Failed(error) => Some(error),
         };
         if error.is_none() && msg.ids.is_empty() {
-            return Event::Finished { task, unanswered: Vec::new(), error: None };
+            return Event::Finished {
+                task,
+                unanswered: Vec::new(),
+                error: None,
+            };
         }
         if let Some(e) = &error
             && msg.ids.is_empty()
         {
             tracing::warn!(method = %msg.method, "a notification or response was not delivered: {e}");
         }
-        return Event::Finished { task, unanswered: sink.pending, error };
+        return Event::Finished {
+            task,
+            unanswered: sink.pending,
+            error,
+        };
     }
 }
 
 /// Fetch `tools/list` (every page, bounded) with the failing request's `_meta`, so the
 /// annotations are current (M-MISMATCH).
 async fn refresh_tools(ctx: &Ctx, msg: &Outgoing, idle: Option<Duration>) {
-    let Era::Modern { version } = &msg.era else { return };
+    let Era::Modern { version } = &msg.era else {
+        return;
+    };
     let meta = serde_json::from_slice::<serde_json::Value>(&msg.body)
         .ok()
         .and_then(|v| v.get("params").and_then(|p| p.get("_meta")).cloned())
@@ -675,7 +748,10 @@ async fn refresh_tools(ctx: &Ctx, msg: &Outgoing, idle: Option<Duration>) {
             idle,
             resumable: false,
         };
-        if !matches!(ctx.http.exchange(post, &mut sink).await, Outcome::Done { .. }) {
+        if !matches!(
+            ctx.http.exchange(post, &mut sink).await,
+            Outcome::Done { .. }
+        ) {
             break;
         }
         cursor = sink
@@ -693,8 +769,16 @@ async fn refresh_tools(ctx: &Ctx, msg: &Outgoing, idle: Option<Duration>) {
 
 /// The initialize exchange (L-INIT), with the transport detection of B-DETECT.
 async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
-    let body = if reinit { renumber(&msg.body) } else { msg.body.clone() };
-    let ids = if reinit { vec![renumbered_id()] } else { msg.ids.clone() };
+    let body = if reinit {
+        renumber(&msg.body)
+    } else {
+        msg.body.clone()
+    };
+    let ids = if reinit {
+        vec![renumbered_id()]
+    } else {
+        msg.ids.clone()
+    };
     let requested = requested_version(&msg.body);
     if ctx.transport == TransportMode::Sse {
         return init_over_sse(ctx, msg, None).await;
@@ -718,21 +802,37 @@ async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
             };
             tracing::info!(host = %ctx.http.host, %version, "session initialized (Streamable HTTP)");
             let _ = ctx.http.transport_used.set("Streamable HTTP");
-            let headers = SessionHeaders { session_id, protocol_version: Some(version) };
+            let headers = SessionHeaders {
+                session_id,
+                protocol_version: Some(version),
+            };
             if reinit {
                 // Replay `initialized` on the new session before the retried message.
-                let note = Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+                let note = Bytes::from_static(
+                    br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                );
                 let mut h = HeaderMap::new();
                 headers.apply(&mut h);
                 let mut sink = Sink::new(&ctx.out, Vec::new());
-                let post = Post { body: note, headers: h, session: Some(&headers), idle: Some(ctx.http.request_timeout), resumable: false };
+                let post = Post {
+                    body: note,
+                    headers: h,
+                    session: Some(&headers),
+                    idle: Some(ctx.http.request_timeout),
+                    resumable: false,
+                };
                 let _ = ctx.http.exchange(post, &mut sink).await;
             }
             return InitResult::Streamable { headers };
         }
         Outcome::OutputClosed => return InitResult::Failed,
         Outcome::SessionGone => (None, RemoteError::Other("unexpected 404".into())),
-        Outcome::Status { status, modern, error, .. } => (Some((status, modern)), error),
+        Outcome::Status {
+            status,
+            modern,
+            error,
+            ..
+        } => (Some((status, modern)), error),
         Outcome::Failed(e) => (None, e),
     };
     // B-DETECT: 400/404/405 (and, before 2025-11-25, other 4xx) that is not a modern
@@ -772,7 +872,10 @@ async fn init_over_sse(ctx: &Ctx, msg: Outgoing, first: Option<RemoteError>) -> 
             return InitResult::Failed;
         }
     };
-    match sse.send(msg.body, msg.ids, Some(ctx.http.request_timeout)).await {
+    match sse
+        .send(msg.body, msg.ids, Some(ctx.http.request_timeout))
+        .await
+    {
         Ok(()) => {
             let _ = ctx.http.transport_used.set("HTTP+SSE (2024-11-05)");
             InitResult::Sse(sse)
@@ -787,20 +890,28 @@ async fn init_over_sse(ctx: &Ctx, msg: Outgoing, first: Option<RemoteError>) -> 
 async fn report_failure(ctx: &Ctx, ids: &[IdKey], error: &RemoteError) {
     for id in ids {
         tracing::warn!(%id, "initialize failed: {error}");
-        let line = jsonrpc::error_response(Some(id), jsonrpc::code::TRANSPORT_ERROR, &error.to_string());
+        let line =
+            jsonrpc::error_response(Some(id), jsonrpc::code::TRANSPORT_ERROR, &error.to_string());
         let _ = ctx.out.send(Bytes::from(line)).await;
     }
 }
 
 fn requested_version(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
-    let jsonrpc::Parsed::Single(m) = jsonrpc::parse(text).ok()? else { return None };
-    ParamsProbe::of(m.params).protocol_version.map(|v| v.into_owned())
+    let jsonrpc::Parsed::Single(m) = jsonrpc::parse(text).ok()? else {
+        return None;
+    };
+    ParamsProbe::of(m.params)
+        .protocol_version
+        .map(|v| v.into_owned())
 }
 
 fn negotiated_version(response: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(response).ok()?;
-    v.get("result")?.get("protocolVersion")?.as_str().map(str::to_owned)
+    v.get("result")?
+        .get("protocolVersion")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 const REINIT_ID: &str = "\"clerk-mcp-server/reinitialize\"";

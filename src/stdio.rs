@@ -186,6 +186,9 @@ mod tests {
 
     #[test]
     fn one_line_strips_whitespace_newlines() {
-        assert_eq!(&one_line(b"{\n  \"a\": \"x\\ny\"\r\n}")[..], b"{  \"a\": \"x\\ny\"}");
+        assert_eq!(
+            &one_line(b"{\n  \"a\": \"x\\ny\"\r\n}")[..],
+            b"{  \"a\": \"x\\ny\"}"
+        );
     }
 }

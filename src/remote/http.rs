@@ -163,7 +163,9 @@ impl<'a> Sink<'a> {
 #[derive(Debug)]
 pub enum Outcome {
     /// Every pending request was answered (or the notification/response was accepted).
-    Done { session_id: Option<HeaderValue> },
+    Done {
+        session_id: Option<HeaderValue>,
+    },
     /// 404 on a request that carried a session id: the session is gone (H-404).
     SessionGone,
     /// HTTP error status without a JSON-RPC answer for our request.
@@ -210,7 +212,12 @@ impl Http {
         }
     }
 
-    pub fn request(&self, method: Method, url: &Url, accept: HeaderValue) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: Method,
+        url: &Url,
+        accept: HeaderValue,
+    ) -> reqwest::RequestBuilder {
         let mut headers = self.user_headers.clone();
         headers.insert(ACCEPT, accept);
         self.client.request(method, url.clone()).headers(headers)
@@ -259,7 +266,15 @@ impl Http {
             .unwrap_or("")
             .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
-            return match self.stream(resp, sink, post.idle, post.resumable.then_some(post.session).flatten()).await {
+            return match self
+                .stream(
+                    resp,
+                    sink,
+                    post.idle,
+                    post.resumable.then_some(post.session).flatten(),
+                )
+                .await
+            {
                 Ok(()) => Outcome::Done { session_id },
                 Err(o) => o,
             };
@@ -373,7 +388,11 @@ impl Http {
             header_mismatch = code == Some(jsonrpc::code::HEADER_MISMATCH);
             if !header_mismatch && m.id.as_ref().is_some_and(|id| sink.pending.contains(id)) {
                 // The server answered our request, with an error status: forward it.
-                if sink.deliver(&self.host, text.trim().as_bytes()).await.is_err() {
+                if sink
+                    .deliver(&self.host, text.trim().as_bytes())
+                    .await
+                    .is_err()
+                {
                     return Outcome::OutputClosed;
                 }
                 if sink.done() {
@@ -505,7 +524,10 @@ impl Http {
             Some(Ok(r)) if r.status().is_server_error() => Err(ResumeError::Retry),
             Some(Ok(r)) => Err(ResumeError::Fatal(RemoteError::StreamEnded {
                 host: self.host.clone(),
-                why: format!(" and the server refused to resume it (HTTP {})", r.status().as_u16()),
+                why: format!(
+                    " and the server refused to resume it (HTTP {})",
+                    r.status().as_u16()
+                ),
             })),
         }
     }
@@ -577,7 +599,9 @@ impl Http {
                     }
                     retry = parser.retry_ms().map(Duration::from_millis);
                 }
-                Ok(r) => tracing::debug!(host = %self.host, status = %r.status(), "GET stream failed"),
+                Ok(r) => {
+                    tracing::debug!(host = %self.host, status = %r.status(), "GET stream failed")
+                }
                 Err(e) => tracing::debug!(host = %self.host, "GET stream: {}", self.remote_err(&e)),
             }
             failures += 1;
@@ -598,7 +622,10 @@ enum ResumeError {
 }
 
 /// Await `fut`, giving up after `idle` (None: no limit).
-pub async fn with_idle<F: std::future::Future>(idle: Option<Duration>, fut: F) -> Option<F::Output> {
+pub async fn with_idle<F: std::future::Future>(
+    idle: Option<Duration>,
+    fut: F,
+) -> Option<F::Output> {
     match idle {
         Some(d) => tokio::time::timeout(d, fut).await.ok(),
         None => Some(fut.await),
@@ -622,7 +649,10 @@ pub fn summarize_body(body: &[u8], is_json: bool) -> String {
         if let (Some(a), Some(b)) = (lower.find("<title>"), lower.find("</title>"))
             && b > a + 7
         {
-            return format!("an HTML page titled {:?}", truncate(text[a + 7..b].trim(), 100));
+            return format!(
+                "an HTML page titled {:?}",
+                truncate(text[a + 7..b].trim(), 100)
+            );
         }
         return "an HTML page".into();
     }

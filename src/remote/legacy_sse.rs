@@ -51,7 +51,11 @@ impl LegacySse {
                 });
             }
             Some(Err(e)) => {
-                return Err(RemoteError::from_reqwest(&host, &e, http.request_timeout.as_secs_f64()));
+                return Err(RemoteError::from_reqwest(
+                    &host,
+                    &e,
+                    http.request_timeout.as_secs_f64(),
+                ));
             }
             Some(Ok(r)) => r,
         };
@@ -89,7 +93,10 @@ impl LegacySse {
             };
             parser
                 .feed(&chunk, &mut events)
-                .map_err(|e| RemoteError::Malformed { host: host.clone(), why: e.to_string() })?;
+                .map_err(|e| RemoteError::Malformed {
+                    host: host.clone(),
+                    why: e.to_string(),
+                })?;
             let mut drained = events.drain(..);
             if let Some(ev) = drained.next() {
                 if ev.event.as_deref() != Some("endpoint") {
@@ -98,10 +105,13 @@ impl LegacySse {
                         why: "the first SSE event was not `endpoint`".into(),
                     });
                 }
-                let endpoint = http.url.join(ev.data.trim()).map_err(|e| RemoteError::NotMcp {
-                    host: host.clone(),
-                    why: format!("bad endpoint URI: {e}"),
-                })?;
+                let endpoint = http
+                    .url
+                    .join(ev.data.trim())
+                    .map_err(|e| RemoteError::NotMcp {
+                        host: host.clone(),
+                        why: format!("bad endpoint URI: {e}"),
+                    })?;
                 // Messages (and credentials) go only to the server's own origin (B-SSE).
                 if endpoint.origin() != http.url.origin() {
                     return Err(RemoteError::NotMcp {
@@ -161,7 +171,11 @@ impl LegacySse {
         }
         let req = self
             .http
-            .request(Method::POST, &self.endpoint, HeaderValue::from_static("application/json, text/event-stream"))
+            .request(
+                Method::POST,
+                &self.endpoint,
+                HeaderValue::from_static("application/json, text/event-stream"),
+            )
             .header(CONTENT_TYPE, "application/json")
             .body(body);
         let failure = match with_idle(idle, req.send()).await {
@@ -169,7 +183,11 @@ impl LegacySse {
                 host: host.clone(),
                 secs: self.http.request_timeout.as_secs_f64(),
             }),
-            Some(Err(e)) => Some(RemoteError::from_reqwest(&host, &e, self.http.request_timeout.as_secs_f64())),
+            Some(Err(e)) => Some(RemoteError::from_reqwest(
+                &host,
+                &e,
+                self.http.request_timeout.as_secs_f64(),
+            )),
             Some(Ok(r)) if !r.status().is_success() => Some(RemoteError::Status {
                 host: host.clone(),
                 status: r.status().as_u16(),
@@ -210,7 +228,12 @@ impl LegacySse {
     }
 
     fn forget(&self, ids: &[IdKey]) {
-        if let Some(map) = self.waiters.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        if let Some(map) = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
             for id in ids {
                 map.remove(id);
             }

@@ -22,13 +22,12 @@ const ANNOTATION: &str = "x-mcp-header";
 /// Encode a value for a header: as-is when it is plain visible ASCII (inner spaces and
 /// tabs allowed) without edge whitespace and not sentinel-shaped, else the sentinel form.
 pub fn encode_value(value: &str) -> HeaderValue {
-    let plain = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) || b == b' ' || b == b'\t')
-        && !value.starts_with([' ', '\t'])
-        && !value.ends_with([' ', '\t'])
-        && !(value.starts_with("=?base64?") && value.ends_with("?="));
+    let visible = value
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) || b == b' ' || b == b'\t');
+    let edge_space = value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']);
+    let sentinel_shaped = value.starts_with("=?base64?") && value.ends_with("?=");
+    let plain = visible && !edge_space && !sentinel_shaped;
     let text = if plain {
         value.to_owned()
     } else {
@@ -124,13 +123,20 @@ impl ToolHeaders {
         let mut learned = Vec::new();
         tools.retain(|tool| {
             let name = tool.get("name").and_then(Value::as_str).unwrap_or("");
-            match tool.get("inputSchema").map(annotations).unwrap_or(Ok(Vec::new())) {
+            match tool
+                .get("inputSchema")
+                .map(annotations)
+                .unwrap_or(Ok(Vec::new()))
+            {
                 Ok(headers) => {
                     learned.push((name.to_owned(), headers));
                     true
                 }
                 Err(why) => {
-                    tracing::warn!(tool = name, "removed tool from tools/list: invalid x-mcp-header: {why}");
+                    tracing::warn!(
+                        tool = name,
+                        "removed tool from tools/list: invalid x-mcp-header: {why}"
+                    );
                     removed = true;
                     false
                 }
@@ -187,12 +193,16 @@ fn walk(
         let Some(p) = path.as_deref().filter(|_| !root) else {
             return Err("annotation on a schema not reachable through properties".into());
         };
-        let name = annotation.as_str().ok_or("the annotation is not a string")?;
+        let name = annotation
+            .as_str()
+            .ok_or("the annotation is not a string")?;
         if name.is_empty() || !name.bytes().all(is_tchar) {
             return Err(format!("{name:?} is not a header token"));
         }
         if !primitive(map.get("type")) {
-            return Err(format!("{name:?} is on a property that is not a string, integer or boolean"));
+            return Err(format!(
+                "{name:?} is on a property that is not a string, integer or boolean"
+            ));
         }
         let header = HeaderName::from_bytes(format!("mcp-param-{name}").as_bytes())
             .map_err(|_| format!("{name:?} is not a header token"))?;
@@ -216,7 +226,10 @@ fn walk(
                     }
                 }
             }
-            ("$defs" | "definitions" | "patternProperties" | "dependentSchemas", Value::Object(m)) => {
+            (
+                "$defs" | "definitions" | "patternProperties" | "dependentSchemas",
+                Value::Object(m),
+            ) => {
                 for schema in m.values() {
                     walk(schema, None, false, out)?;
                 }
@@ -233,7 +246,11 @@ fn primitive(ty: Option<&Value>) -> bool {
     match ty {
         Some(Value::String(t)) => ok(t),
         Some(Value::Array(ts)) => {
-            let named: Vec<&str> = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
+            let named: Vec<&str> = ts
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null")
+                .collect();
             !named.is_empty() && named.iter().all(|t| ok(t))
         }
         _ => false,
@@ -253,10 +270,16 @@ mod tests {
     fn sentinel_encoding_examples_from_the_spec() {
         // M-HEADERS: the table in the 2026-07-28 transport's "Value Encoding".
         assert_eq!(encode_value("us-west1"), "us-west1");
-        assert_eq!(encode_value("Hello, 世界"), "=?base64?SGVsbG8sIOS4lueVjA==?=");
+        assert_eq!(
+            encode_value("Hello, 世界"),
+            "=?base64?SGVsbG8sIOS4lueVjA==?="
+        );
         assert_eq!(encode_value(" padded "), "=?base64?IHBhZGRlZCA=?=");
         assert_eq!(encode_value("line1\nline2"), "=?base64?bGluZTEKbGluZTI=?=");
-        assert_eq!(encode_value("=?base64?literal?="), "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=");
+        assert_eq!(
+            encode_value("=?base64?literal?="),
+            "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="
+        );
     }
 
     fn tools_list(tools: Value) -> Vec<u8> {
@@ -278,10 +301,16 @@ mod tests {
         assert!(bad(prop(json!({"type":"object","x-mcp-header":"A"}))));
         assert!(bad(json!({"type":"object","properties":{
             "a":{"type":"string","x-mcp-header":"Dup"},"b":{"type":"string","x-mcp-header":"dup"}}})));
-        assert!(bad(json!({"type":"object","properties":{"a":{"type":"array","items":{"type":"string","x-mcp-header":"I"}}}})));
-        assert!(bad(json!({"type":"object","anyOf":[{"properties":{"a":{"type":"string","x-mcp-header":"A"}}}]})));
+        assert!(bad(
+            json!({"type":"object","properties":{"a":{"type":"array","items":{"type":"string","x-mcp-header":"I"}}}})
+        ));
+        assert!(bad(
+            json!({"type":"object","anyOf":[{"properties":{"a":{"type":"string","x-mcp-header":"A"}}}]})
+        ));
         assert!(!bad(prop(json!({"type":"string","x-mcp-header":"Region"}))));
-        assert!(!bad(json!({"type":"object","properties":{"o":{"type":"object","properties":{"n":{"type":"integer","x-mcp-header":"N"}}}}})));
+        assert!(!bad(
+            json!({"type":"object","properties":{"o":{"type":"object","properties":{"n":{"type":"integer","x-mcp-header":"N"}}}}})
+        ));
     }
 
     #[test]

@@ -24,7 +24,10 @@ impl fmt::Display for SseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SseError::TooLarge { limit } => {
-                write!(f, "an SSE event exceeded the {limit}-byte limit (--max-message-size)")
+                write!(
+                    f,
+                    "an SSE event exceeded the {limit}-byte limit (--max-message-size)"
+                )
             }
             SseError::InvalidUtf8 => f.write_str("an SSE event was not valid UTF-8"),
         }
@@ -149,15 +152,12 @@ impl Parser {
             b"event" => {
                 self.event = Some(utf8(value)?.to_owned());
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_event_id = Some(utf8(value)?.to_owned());
-                }
+            // An id with NUL is ignored, as the SSE specification says.
+            b"id" if !value.contains(&0) => {
+                self.last_event_id = Some(utf8(value)?.to_owned());
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    self.retry_ms = utf8(value)?.parse().ok();
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                self.retry_ms = utf8(value)?.parse().ok();
             }
             _ => {}
         }
@@ -201,7 +201,13 @@ mod tests {
     #[test]
     fn basic_and_multiline() {
         let (ev, p) = parse_chunks(&[b"id: 1\nevent: message\ndata: a\ndata: b\n\n"]);
-        assert_eq!(ev, vec![Event { event: Some("message".into()), data: "a\nb".into() }]);
+        assert_eq!(
+            ev,
+            vec![Event {
+                event: Some("message".into()),
+                data: "a\nb".into()
+            }]
+        );
         assert_eq!(p.last_event_id(), Some("1"));
     }
 

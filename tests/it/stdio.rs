@@ -26,13 +26,17 @@ async fn bad_lines_get_errors_and_the_proxy_goes_on() {
     let e = p.recv().await;
     assert_eq!(e["error"]["code"], -32700);
     p.send_raw(b"\n   \n\r\n").await; // blank lines: ignored
-    p.send_raw(format!("{}\r\n", call(6, "echo", json!({"crlf": true}))).as_bytes()).await;
+    p.send_raw(format!("{}\r\n", call(6, "echo", json!({"crlf": true}))).as_bytes())
+        .await;
     let (resp, before) = p.recv_response(6.into()).await;
     assert!(before.is_empty(), "blank lines produce nothing: {before:?}");
     assert_eq!(resp["result"]["content"][0]["text"], r#"{"crlf":true}"#);
     let (status, stderr) = p.finish().await;
     assert!(status.success());
-    assert!(stderr.contains("parse error"), "a log line names the problem:\n{stderr}");
+    assert!(
+        stderr.contains("parse error"),
+        "a log line names the problem:\n{stderr}"
+    );
 }
 
 /// Lines over --max-message-size are rejected without being buffered; the next works.
@@ -45,7 +49,12 @@ async fn oversized_line_is_rejected() {
     p.send(&big).await;
     let e = p.recv().await;
     assert_eq!(e["error"]["code"], -32600);
-    assert!(e["error"]["message"].as_str().unwrap().contains("--max-message-size"));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-message-size")
+    );
     p.send(&call(2, "echo", json!({}))).await;
     assert!(p.recv_response(2.into()).await.0.get("result").is_some());
     p.finish().await;
@@ -72,8 +81,14 @@ async fn sigterm_deletes_the_session() {
     p.send(&call(1, "echo", json!({}))).await;
     p.recv_response(1.into()).await;
     let pid = p.child.id().unwrap();
-    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), p.child.wait()).await.unwrap().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), p.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(mock.count(reqwest::Method::DELETE), 1);
 }
@@ -100,7 +115,11 @@ async fn closed_stdout_is_a_quiet_exit() {
         drop(stdin);
         out
     });
-    let out = tokio::time::timeout(Duration::from_secs(10), output).await.unwrap().unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), output)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(out.status.success(), "{:?}", out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -23,7 +23,10 @@ async fn session_headers_and_delete_on_eof() {
         let posts: Vec<_> = reqs.iter().filter(|r| r.method == Method::POST).collect();
         assert_eq!(posts.len(), 3, "{posts:#?}");
         for r in &posts {
-            assert_eq!(r.header("accept"), Some("application/json, text/event-stream"));
+            assert_eq!(
+                r.header("accept"),
+                Some("application/json, text/event-stream")
+            );
             assert_eq!(r.header("content-type"), Some("application/json"));
             assert!(r.header("origin").is_none());
         }
@@ -64,7 +67,11 @@ async fn sse_response_forwards_notifications_in_order() {
 /// Every reply as SSE (H-CT), for the whole session.
 #[tokio::test]
 async fn all_sse_server() {
-    let mock = Mock::start(Options { sse_always: true, ..Default::default() }).await;
+    let mock = Mock::start(Options {
+        sse_always: true,
+        ..Default::default()
+    })
+    .await;
     let mut p = Proxy::spawn(&[&mock.url]);
     p.initialize("2025-06-18").await;
     for i in 1..=20 {
@@ -91,9 +98,17 @@ async fn elicitation_round_trip() {
     let ask = p.recv().await;
     assert_eq!(ask["method"], "elicitation/create");
     assert_eq!(ask["id"], "srv-1");
-    p.send(r#"{"jsonrpc":"2.0","id":"srv-1","result":{"action":"accept","content":{"name":"Ada"}}}"#).await;
+    p.send(
+        r#"{"jsonrpc":"2.0","id":"srv-1","result":{"action":"accept","content":{"name":"Ada"}}}"#,
+    )
+    .await;
     let (resp, _) = p.recv_response(3.into()).await;
-    assert!(resp["result"]["content"][0]["text"].as_str().unwrap().contains("Ada"));
+    assert!(
+        resp["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Ada")
+    );
     let answer = mock
         .requests()
         .into_iter()
@@ -152,13 +167,34 @@ async fn session_expiry_is_transparent() {
     p.recv_response(1.into()).await;
     p.send(&call(2, "echo", json!({"after": "expiry"}))).await;
     let (resp, before) = p.recv_response(2.into()).await;
-    assert!(before.is_empty(), "the renewed initialize must not reach the client: {before:?}");
-    assert_eq!(resp["result"]["content"][0]["text"], r#"{"after":"expiry"}"#);
-    let posts: Vec<_> = mock.requests().into_iter().filter(|r| r.method == Method::POST).collect();
-    let methods: Vec<_> = posts.iter().map(|r| r.rpc_method().unwrap_or("").to_owned()).collect();
+    assert!(
+        before.is_empty(),
+        "the renewed initialize must not reach the client: {before:?}"
+    );
+    assert_eq!(
+        resp["result"]["content"][0]["text"],
+        r#"{"after":"expiry"}"#
+    );
+    let posts: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == Method::POST)
+        .collect();
+    let methods: Vec<_> = posts
+        .iter()
+        .map(|r| r.rpc_method().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(
         methods,
-        ["initialize", "notifications/initialized", "tools/call", "tools/call", "initialize", "notifications/initialized", "tools/call"]
+        [
+            "initialize",
+            "notifications/initialized",
+            "tools/call",
+            "tools/call",
+            "initialize",
+            "notifications/initialized",
+            "tools/call"
+        ]
     );
     assert!(posts[4].header("mcp-session-id").is_none());
     assert_eq!(posts[4].body["params"]["protocolVersion"], "2025-11-25");
@@ -166,7 +202,8 @@ async fn session_expiry_is_transparent() {
     assert_eq!(posts[6].header("mcp-session-id"), Some("session-2"));
     p.finish().await;
     mock.wait_for("DELETE of the new session", |r| {
-        r.iter().any(|r| r.method == Method::DELETE && r.header("mcp-session-id") == Some("session-2"))
+        r.iter()
+            .any(|r| r.method == Method::DELETE && r.header("mcp-session-id") == Some("session-2"))
     })
     .await;
 }
@@ -174,12 +211,20 @@ async fn session_expiry_is_transparent() {
 /// H-GET: the optional GET stream delivers server notifications; with 405 nothing breaks.
 #[tokio::test]
 async fn get_stream_delivers_server_messages() {
-    let mock = Mock::start(Options { get_stream: true, ..Default::default() }).await;
+    let mock = Mock::start(Options {
+        get_stream: true,
+        ..Default::default()
+    })
+    .await;
     let mut p = Proxy::spawn(&[&mock.url]);
     p.initialize("2025-11-25").await;
     let note = p.recv().await;
     assert_eq!(note["method"], "notifications/tools/list_changed");
-    let get = mock.requests().into_iter().find(|r| r.method == Method::GET).unwrap();
+    let get = mock
+        .requests()
+        .into_iter()
+        .find(|r| r.method == Method::GET)
+        .unwrap();
     assert_eq!(get.header("accept"), Some("text/event-stream"));
     assert_eq!(get.header("mcp-session-id"), Some("session-1"));
     p.finish().await;
@@ -187,7 +232,10 @@ async fn get_stream_delivers_server_messages() {
     let mock = Mock::start(Options::default()).await;
     let mut p = Proxy::spawn(&[&mock.url]);
     p.initialize("2025-11-25").await;
-    mock.wait_for("a GET answered 405", |r| r.iter().any(|r| r.method == Method::GET)).await;
+    mock.wait_for("a GET answered 405", |r| {
+        r.iter().any(|r| r.method == Method::GET)
+    })
+    .await;
     p.send(&call(1, "echo", json!({}))).await;
     assert!(p.recv_response(1.into()).await.0.get("result").is_some());
     let (status, _) = p.finish().await;
@@ -207,7 +255,10 @@ async fn slow_call_does_not_block_others() {
     let first = p.recv().await;
     let second = p.recv().await;
     let third = p.recv().await;
-    let order: Vec<i64> = [first, second, third].iter().map(|v| v["id"].as_i64().unwrap()).collect();
+    let order: Vec<i64> = [first, second, third]
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(order[2], 1, "the slow call finishes last: {order:?}");
     p.finish().await;
 }
@@ -232,10 +283,16 @@ async fn batches_by_revision() {
     let mut p = Proxy::spawn(&[&mock.url]);
     p.initialize("2025-06-18").await;
     p.send(batch).await;
-    let mut ids = vec![p.recv().await["id"].as_i64().unwrap(), p.recv().await["id"].as_i64().unwrap()];
+    let mut ids = vec![
+        p.recv().await["id"].as_i64().unwrap(),
+        p.recv().await["id"].as_i64().unwrap(),
+    ];
     ids.sort();
     assert_eq!(ids, vec![10, 11]);
-    assert!(!mock.requests().iter().any(|r| r.body.is_array()), "no batch POST after 2025-03-26");
+    assert!(
+        !mock.requests().iter().any(|r| r.body.is_array()),
+        "no batch POST after 2025-03-26"
+    );
     p.finish().await;
 }
 
@@ -246,13 +303,23 @@ async fn legacy_cancel_is_forwarded() {
     let mut p = Proxy::spawn(&[&mock.url]);
     p.initialize("2025-11-25").await;
     p.send(&call(9, "hang", json!({}))).await;
-    mock.wait_for("the hanging call", |r| r.iter().any(|r| r.body["params"]["name"] == "hang")).await;
+    mock.wait_for("the hanging call", |r| {
+        r.iter().any(|r| r.body["params"]["name"] == "hang")
+    })
+    .await;
     p.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":9,"reason":"user"}}"#).await;
-    mock.wait_for("the cancellation", |r| r.iter().any(|r| r.rpc_method() == Some("notifications/cancelled"))).await;
+    mock.wait_for("the cancellation", |r| {
+        r.iter()
+            .any(|r| r.rpc_method() == Some("notifications/cancelled"))
+    })
+    .await;
     p.send(&call(10, "echo", json!({}))).await;
     let (resp, before) = p.recv_response(10.into()).await;
     assert!(resp.get("result").is_some());
-    assert!(before.is_empty(), "no error for the cancelled request: {before:?}");
+    assert!(
+        before.is_empty(),
+        "no error for the cancelled request: {before:?}"
+    );
     p.finish().await;
 }
 
@@ -262,10 +329,20 @@ async fn messages_wait_for_the_session() {
     let mock = Mock::start(Options::default()).await;
     let mut p = Proxy::spawn(&[&mock.url]);
     // Written back to back, before the initialize response can have arrived.
-    p.send(&format!("{}\n{}\n{}", init("2025-11-25"), INITIALIZED, call(1, "echo", json!({})))).await;
+    p.send(&format!(
+        "{}\n{}\n{}",
+        init("2025-11-25"),
+        INITIALIZED,
+        call(1, "echo", json!({}))
+    ))
+    .await;
     let (resp, _) = p.recv_response(1.into()).await;
     assert!(resp.get("result").is_some(), "{resp}");
-    for r in mock.requests().iter().filter(|r| r.rpc_method() != Some("initialize") && r.method == Method::POST) {
+    for r in mock
+        .requests()
+        .iter()
+        .filter(|r| r.rpc_method() != Some("initialize") && r.method == Method::POST)
+    {
         assert_eq!(r.header("mcp-session-id"), Some("session-1"));
     }
     p.finish().await;

@@ -107,7 +107,10 @@ impl Mock {
     }
 
     pub fn count(&self, method: Method) -> usize {
-        self.requests().iter().filter(|r| r.method == method).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method)
+            .count()
     }
 
     /// Wait until `pred` holds for the recorded requests (no sleeps: woken on each record).
@@ -123,7 +126,9 @@ impl Mock {
         };
         tokio::time::timeout(super::WAIT, fut)
             .await
-            .unwrap_or_else(|_| panic!("mock server never saw: {what}; got {:#?}", self.requests()));
+            .unwrap_or_else(|_| {
+                panic!("mock server never saw: {what}; got {:#?}", self.requests())
+            });
     }
 
     fn record(&self, method: Method, path: &str, headers: &HeaderMap, body: Value) {
@@ -186,7 +191,10 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
     if m.opts.legacy_only {
         return (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed").into_response();
     }
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !(accept.contains("application/json") && accept.contains("text/event-stream")) {
         return (StatusCode::NOT_ACCEPTABLE, "Not Acceptable").into_response();
     }
@@ -197,15 +205,30 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
             .unwrap()
             .iter()
             .filter(|m| m.get("id").is_some() && m.get("method").is_some())
-            .map(|m| result(&m["id"], text(format!("batch:{}", m["method"].as_str().unwrap_or("")))))
+            .map(|m| {
+                result(
+                    &m["id"],
+                    text(format!("batch:{}", m["method"].as_str().unwrap_or(""))),
+                )
+            })
             .collect();
         return json_response(Value::Array(answers));
     }
-    let method = parsed.get("method").and_then(Value::as_str).unwrap_or("").to_owned();
+    let method = parsed
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let id = parsed.get("id").cloned();
-    let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let session = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if method == "initialize" {
-        let version = parsed["params"]["protocolVersion"].as_str().unwrap_or("2025-03-26").to_owned();
+        let version = parsed["params"]["protocolVersion"]
+            .as_str()
+            .unwrap_or("2025-03-26")
+            .to_owned();
         let mut resp = json_response(result(
             id.as_ref().unwrap(),
             json!({"protocolVersion": version, "capabilities": {"tools": {}, "logging": {}},
@@ -219,12 +242,15 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
                 inner.sessions.push(sid.clone());
                 sid
             };
-            resp.headers_mut().insert("mcp-session-id", sid.parse().unwrap());
+            resp.headers_mut()
+                .insert("mcp-session-id", sid.parse().unwrap());
         }
         return resp;
     }
     if !m.opts.stateless {
-        let known = session.as_ref().is_some_and(|s| m.inner.lock().unwrap().sessions.contains(s));
+        let known = session
+            .as_ref()
+            .is_some_and(|s| m.inner.lock().unwrap().sessions.contains(s));
         if !known {
             return (StatusCode::NOT_FOUND, "session not found").into_response();
         }
@@ -253,7 +279,9 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
             json!({"tools": [{"name":"echo","inputSchema":{"type":"object"}}, {"name":"slow","inputSchema":{"type":"object"}}]}),
         )),
         "tools/call" => tool_call(m, id, &parsed).await,
-        _ => json_response(json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"Method not found"}})),
+        _ => json_response(
+            json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"Method not found"}}),
+        ),
     }
 }
 
@@ -296,20 +324,31 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
         "elicit" => {
             let (tx, rx) = mpsc::unbounded_channel();
             let (atx, arx) = oneshot::channel();
-            m.inner.lock().unwrap().answers.insert("\"srv-1\"".into(), atx);
+            m.inner
+                .lock()
+                .unwrap()
+                .answers
+                .insert("\"srv-1\"".into(), atx);
             let ask = json!({"jsonrpc":"2.0","id":"srv-1","method":"elicitation/create",
                 "params":{"message":"Name?","requestedSchema":{"type":"object","properties":{"name":{"type":"string"}}}}});
             let _ = tx.send(sse_frame(None, &ask));
             tokio::spawn(async move {
                 if let Ok(answer) = arx.await {
-                    let _ = tx.send(sse_frame(None, &result(&id, text(answer["result"].to_string()))));
+                    let _ = tx.send(sse_frame(
+                        None,
+                        &result(&id, text(answer["result"].to_string())),
+                    ));
                 }
             });
             sse_response(rx)
         }
         "cut" => {
             let event_id = format!("ev-{}", id);
-            m.inner.lock().unwrap().parked.insert(event_id.clone(), result(&id, text("resumed")));
+            m.inner
+                .lock()
+                .unwrap()
+                .parked
+                .insert(event_id.clone(), result(&id, text("resumed")));
             let (tx, rx) = mpsc::unbounded_channel();
             // H-PRIME: an id with empty data; H-RETRY: reconnect after 50 ms; then close.
             let _ = tx.send(format!("id: {event_id}\nretry: 50\ndata:\n\n"));
@@ -329,7 +368,10 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
         }
         "status" => {
             let code = StatusCode::from_u16(args["code"].as_u64().unwrap_or(500) as u16).unwrap();
-            let ct = args["content_type"].as_str().unwrap_or("text/plain").to_owned();
+            let ct = args["content_type"]
+                .as_str()
+                .unwrap_or("text/plain")
+                .to_owned();
             let body = match &args["body"] {
                 Value::String(s) => s.clone(),
                 Value::Null => String::new(),
@@ -337,13 +379,16 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
             };
             let mut resp = (code, [(header::CONTENT_TYPE, ct)], body).into_response();
             if let Some(ra) = args["retry_after"].as_str() {
-                resp.headers_mut().insert(header::RETRY_AFTER, ra.parse().unwrap());
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, ra.parse().unwrap());
             }
             resp
         }
         "garbage" => ([(header::CONTENT_TYPE, "application/json")], "<html>oops").into_response(),
         "hang" => std::future::pending().await,
-        _ => json_response(json!({"jsonrpc":"2.0","id":id,"error":{"code":-32602,"message":"unknown tool"}})),
+        _ => json_response(
+            json!({"jsonrpc":"2.0","id":id,"error":{"code":-32602,"message":"unknown tool"}}),
+        ),
     }
 }
 
@@ -393,10 +438,15 @@ async fn legacy_get(State(m): State<Mock>, headers: HeaderMap) -> Response {
         inner.legacy.insert(sid.clone(), etx);
         sid
     };
-    let _ = tx.send(format!("event: endpoint\ndata: /messages?sessionId={sid}\n\n"));
+    let _ = tx.send(format!(
+        "event: endpoint\ndata: /messages?sessionId={sid}\n\n"
+    ));
     tokio::spawn(async move {
         while let Some((event, data)) = erx.recv().await {
-            if tx.send(format!("event: {event}\ndata: {data}\n\n")).is_err() {
+            if tx
+                .send(format!("event: {event}\ndata: {data}\n\n"))
+                .is_err()
+            {
                 break;
             }
         }
@@ -416,13 +466,24 @@ async fn legacy_post(
     let Some(tx) = m.inner.lock().unwrap().legacy.get(&sid).cloned() else {
         return (StatusCode::NOT_FOUND, "no session").into_response();
     };
-    if let (Some(id), Some(method)) = (parsed.get("id"), parsed.get("method").and_then(Value::as_str)) {
+    if let (Some(id), Some(method)) = (
+        parsed.get("id"),
+        parsed.get("method").and_then(Value::as_str),
+    ) {
         let answer = match method {
-            "initialize" => result(id, json!({"protocolVersion":"2024-11-05","capabilities":{"tools":{}},
-                "serverInfo":{"name":"legacy-mock","version":"0.1"}})),
-            "tools/list" => result(id, json!({"tools":[{"name":"echo","inputSchema":{"type":"object"}}]})),
+            "initialize" => result(
+                id,
+                json!({"protocolVersion":"2024-11-05","capabilities":{"tools":{}},
+                "serverInfo":{"name":"legacy-mock","version":"0.1"}}),
+            ),
+            "tools/list" => result(
+                id,
+                json!({"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}),
+            ),
             "tools/call" => result(id, text(parsed["params"]["arguments"].to_string())),
-            _ => json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"Method not found"}}),
+            _ => {
+                json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"Method not found"}})
+            }
         };
         let _ = tx.send(("message".into(), answer.to_string()));
     }
