@@ -69,6 +69,8 @@ pub struct Inner {
     answers: HashMap<String, oneshot::Sender<Value>>,
     /// Legacy HTTP+SSE connections: session → sender of events.
     legacy: HashMap<String, mpsc::UnboundedSender<(String, String)>>,
+    /// Ids of requests whose response stream the client closed (M-CANCEL).
+    pub closed_streams: Vec<Value>,
 }
 
 #[derive(Clone)]
@@ -220,6 +222,11 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
         .unwrap_or("")
         .to_owned();
     let id = parsed.get("id").cloned();
+    if let Some(version) =
+        parsed["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"].as_str()
+    {
+        return modern(m, &headers, &parsed, version.to_owned()).await;
+    }
     let session = headers
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
@@ -488,4 +495,153 @@ async fn legacy_post(
         let _ = tx.send(("message".into(), answer.to_string()));
     }
     StatusCode::ACCEPTED.into_response()
+}
+
+fn modern_error(status: StatusCode, id: &Value, code: i64, message: &str, data: Value) -> Response {
+    let body = json!({"jsonrpc":"2.0","id":id,"error":{"code":code,"message":message,"data":data}});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Decode the base64 sentinel form of a header value.
+fn decode_header(v: &str) -> String {
+    use base64::Engine;
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b) => {
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap()).unwrap()
+        }
+        None => v.to_owned(),
+    }
+}
+
+/// The 2026-07-28 revision: stateless, headers validated against the body.
+async fn modern(m: Mock, headers: &HeaderMap, req: &Value, version: String) -> Response {
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(decode_header)
+    };
+    if version != "2026-07-28" {
+        return modern_error(
+            StatusCode::BAD_REQUEST,
+            &id,
+            -32022,
+            "Unsupported protocol version",
+            json!({"supported":["2026-07-28"],"requested":version}),
+        );
+    }
+    let method = req["method"].as_str().unwrap_or("");
+    let mut mismatch = Vec::new();
+    if h("mcp-protocol-version").as_deref() != Some(&version) {
+        mismatch.push("MCP-Protocol-Version");
+    }
+    if h("mcp-method").as_deref() != Some(method) {
+        mismatch.push("Mcp-Method");
+    }
+    let name = match method {
+        "tools/call" | "prompts/get" => req["params"]["name"].as_str(),
+        "resources/read" => req["params"]["uri"].as_str(),
+        _ => None,
+    };
+    if h("mcp-name").as_deref() != name {
+        mismatch.push("Mcp-Name");
+    }
+    if method == "tools/call" && name == Some("route") {
+        let want = req["params"]["arguments"]["region"]
+            .as_str()
+            .map(str::to_owned);
+        if h("mcp-param-region") != want {
+            mismatch.push("Mcp-Param-Region");
+        }
+    }
+    if headers.contains_key("mcp-session-id") {
+        mismatch.push("Mcp-Session-Id (none in this revision)");
+    }
+    if !mismatch.is_empty() {
+        return modern_error(
+            StatusCode::BAD_REQUEST,
+            &id,
+            -32020,
+            &format!("Header mismatch: {}", mismatch.join(", ")),
+            Value::Null,
+        );
+    }
+    match method {
+        "server/discover" => json_response(result(
+            &id,
+            json!({"supportedVersions":["2026-07-28"],
+            "capabilities":{"tools":{}},"serverInfo":{"name":"mock-modern","version":"2"}}),
+        )),
+        "tools/list" => json_response(result(
+            &id,
+            json!({"tools":[
+                {"name":"route","inputSchema":{"type":"object","properties":{
+                    "region":{"type":"string","x-mcp-header":"Region"},"q":{"type":"string"}}}},
+                {"name":"bad","inputSchema":{"type":"object","properties":{
+                    "n":{"type":"number","x-mcp-header":"N"}}}},
+                {"name":"hang","inputSchema":{"type":"object"}}
+            ]}),
+        )),
+        "tools/call" if name == Some("hang") || name == Some("cut") => {
+            let (tx, rx) = mpsc::unbounded_channel::<String>();
+            let note = json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"started"}});
+            let _ = tx.send(sse_frame(None, &note));
+            if name == Some("cut") {
+                // A modern stream is not resumable: even with an event id, closing loses it.
+                let _ = tx.send("id: x-1\ndata:\n\n".to_owned());
+                drop(tx);
+            } else {
+                watch_close(m, id, tx);
+            }
+            sse_response(rx)
+        }
+        "tools/call" => json_response(result(
+            &id,
+            text(format!(
+                "routed to {}",
+                req["params"]["arguments"]["region"].as_str().unwrap_or("?")
+            )),
+        )),
+        "subscriptions/listen" => {
+            let (tx, rx) = mpsc::unbounded_channel::<String>();
+            let ack = json!({"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{}});
+            let _ = tx.send(sse_frame(None, &ack));
+            let tx2 = tx.clone();
+            let delay = req["params"]["delayMs"].as_u64().unwrap_or(0);
+            tokio::spawn(async move {
+                // A quiet period longer than the proxy's --request-timeout in the test.
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let _ = tx2.send(":keep-alive\n\n".to_owned());
+                let note = json!({"jsonrpc":"2.0","method":"notifications/tools/list_changed"});
+                let _ = tx2.send(sse_frame(None, &note));
+            });
+            watch_close(m, id, tx);
+            sse_response(rx)
+        }
+        _ => modern_error(
+            StatusCode::NOT_FOUND,
+            &id,
+            -32601,
+            "Method not found",
+            Value::Null,
+        ),
+    }
+}
+
+/// Record when the client closes the response stream of request `id`.
+fn watch_close(m: Mock, id: Value, tx: mpsc::UnboundedSender<String>) {
+    tokio::spawn(async move {
+        tx.closed().await;
+        m.inner.lock().unwrap().closed_streams.push(id);
+        m.changed.notify_waiters();
+    });
 }
