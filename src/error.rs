@@ -86,6 +86,21 @@ impl RemoteError {
                         why: tls.to_string(),
                     };
                 }
+                // tokio-rustls reports handshake and certificate failures as InvalidData
+                // I/O errors wrapping the TLS error.
+                let https = err.url().is_some_and(|u| u.scheme() == "https");
+                if https
+                    && err.is_connect()
+                    && matches!(
+                        io.kind(),
+                        std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other
+                    )
+                {
+                    return RemoteError::Tls {
+                        host,
+                        why: io.to_string(),
+                    };
+                }
                 if io.kind() == std::io::ErrorKind::ConnectionRefused {
                     return RemoteError::Connect {
                         host,

@@ -56,6 +56,8 @@ pub struct Options {
     pub legacy_only: bool,
     /// Issue no session id.
     pub stateless: bool,
+    /// Speak only 2026-07-28: a legacy initialize gets 400 with -32022 (M-DETECT).
+    pub modern_only: bool,
 }
 
 #[derive(Default)]
@@ -231,6 +233,15 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if method == "initialize" && m.opts.modern_only {
+        return modern_error(
+            StatusCode::BAD_REQUEST,
+            id.as_ref().unwrap(),
+            -32022,
+            "Unsupported protocol version",
+            json!({"supported":["2026-07-28"]}),
+        );
+    }
     if method == "initialize" {
         let version = parsed["params"]["protocolVersion"]
             .as_str()

@@ -147,12 +147,11 @@ impl Proxy {
         (status, self.stderr())
     }
 
-    /// Anything further on stdout before EOF (none expected after the last response).
-    pub async fn rest(&mut self) -> Vec<Value> {
+    /// Close stdin and collect whatever stdout still carries until the process ends.
+    pub async fn rest_after_eof(&mut self) -> Vec<Value> {
+        self.close_stdin();
         let mut out = Vec::new();
-        while let Ok(Ok(Some(line))) =
-            tokio::time::timeout(Duration::from_secs(5), self.stdout.next_line()).await
-        {
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(WAIT, self.stdout.next_line()).await {
             out.push(serde_json::from_str(&line).unwrap());
         }
         out
