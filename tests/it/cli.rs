@@ -1,1 +1,206 @@
+//! The command line: flags, environment, startup errors, `check`.
 
+use std::process::Output;
+
+use reqwest::Method;
+
+use crate::support::mock::{Mock, Options};
+use crate::support::{BIN, Proxy};
+
+async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("HOME", std::env::temp_dir())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null());
+    tokio::time::timeout(crate::support::WAIT, cmd.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test]
+async fn version_and_help() {
+    let out = run(&["--version"], &[]).await;
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("clerk-mcp-server {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(&["--help"], &[]).await;
+    let help = text(&out.stdout);
+    for needle in [
+        "Examples:",
+        "--header",
+        "--transport",
+        "--ca-file",
+        "check",
+        "https://mcp.clerk.com/mcp",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
+
+/// --header with ${VAR} expansion reaches the server; the value never reaches the logs,
+/// even at trace level.
+#[tokio::test]
+async fn headers_expand_and_stay_out_of_logs() {
+    let mock = Mock::start(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("headers");
+    std::fs::write(&file, "# team headers\n\nX-Team: ${TEAM}\n").unwrap();
+    let log = dir.path().join("proxy.log");
+    let mut p = Proxy::spawn_env(
+        &[
+            &mock.url,
+            "--header",
+            "Authorization: Bearer ${TOKEN}",
+            "--header-file",
+            file.to_str().unwrap(),
+            "--log-file",
+            log.to_str().unwrap(),
+            "--log-level",
+            "trace",
+        ],
+        &[("TOKEN", "tok-SECRET-123"), ("TEAM", "team-SECRET-456")],
+    );
+    p.initialize("2025-11-25").await;
+    let (status, stderr) = p.finish().await;
+    assert!(status.success());
+    for r in mock.requests() {
+        assert_eq!(
+            r.header("authorization"),
+            Some("Bearer tok-SECRET-123"),
+            "{:?} {}",
+            r.method,
+            r.path
+        );
+        assert_eq!(r.header("x-team"), Some("team-SECRET-456"));
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("session initialized"),
+        "--log-file gets the logs:\n{logged}"
+    );
+    for secret in ["SECRET", "session-1"] {
+        assert!(
+            !stderr.contains(secret),
+            "{secret} leaked to stderr:\n{stderr}"
+        );
+        assert!(!logged.contains(secret), "{secret} leaked to the log file");
+    }
+}
+
+#[tokio::test]
+async fn startup_errors_are_clear() {
+    let out = run(
+        &[
+            "http://127.0.0.1:1/mcp",
+            "--header",
+            "X-Key: ${MISSING_VAR}",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("MISSING_VAR") && err.contains("not set"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+
+    let out = run(&["http://example.com/mcp"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--allow-http"));
+
+    let out = run(&["not a url"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid server URL"));
+
+    let out = run(
+        &[
+            "https://example.com/mcp",
+            "--ca-file",
+            "/nonexistent/ca.pem",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--ca-file"));
+
+    let out = run(&["https://example.com/mcp", "--request-timeout", "-1"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The URL can come from CLERK_MCP_URL.
+#[tokio::test]
+async fn url_from_environment() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn_env(&[], &[("CLERK_MCP_URL", &mock.url)]);
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    assert!(mock.count(Method::POST) >= 2);
+}
+
+#[tokio::test]
+async fn check_summarizes_a_working_server() {
+    let mock = Mock::start(Options::default()).await;
+    let out = run(&["check", &mock.url], &[]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for needle in [
+        "mock 1.0",
+        "2025-11-25",
+        "Streamable HTTP",
+        "tools (2): echo, slow",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "check output lacks {needle}:\n{stdout}"
+        );
+    }
+    assert_eq!(mock.count(Method::DELETE), 1, "check ends its session");
+
+    let mock = Mock::start(Options::default()).await;
+    let out = run(&["check", &format!("{}/sse", mock.base)], &[]).await;
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains("HTTP+SSE"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn check_diagnoses_failures() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/mcp", l.local_addr().unwrap());
+    drop(l);
+    let out = run(&["check", &url], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("connection refused"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let mock = Mock::start(Options {
+        legacy_only: true,
+        ..Default::default()
+    })
+    .await;
+    let out = run(&["check", &mock.url], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("HTTP 405"),
+        "{}",
+        text(&out.stdout)
+    );
+}
