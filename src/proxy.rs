@@ -70,6 +70,7 @@ enum Conn {
     Fresh,
     /// An initialize is in flight; later legacy messages wait, in order (L-INIT).
     Initializing {
+        task: u64,
         queued: VecDeque<Outgoing>,
         reinit: bool,
     },
@@ -353,7 +354,11 @@ impl Proxy {
         if msg.method == "notifications/cancelled" && self.cancel(&msg) {
             return;
         }
-        if msg.method == "initialize" && msg.era == Era::Legacy {
+        // A second initialize while one is in flight waits its turn in the queue.
+        if msg.method == "initialize"
+            && msg.era == Era::Legacy
+            && !matches!(self.conn, Conn::Initializing { .. })
+        {
             return self.start_initialize(msg, false);
         }
         self.dispatch(msg);
@@ -394,16 +399,21 @@ impl Proxy {
         {
             l.abort();
         }
-        let queued = VecDeque::new();
-        self.conn = Conn::Initializing { queued, reinit };
         let task = self.next_task();
+        self.conn = Conn::Initializing {
+            task,
+            queued: VecDeque::new(),
+            reinit,
+        };
         let ctx = self.ctx.clone();
         let ids = if reinit { Vec::new() } else { msg.ids.clone() };
-        let handle = tokio::spawn(async move {
-            let result = initialize(&ctx, msg, reinit).await;
-            let _ = ctx.events.send(Event::Initialized { task, result });
+        let abort = self.spawn_guarded(task, ids.clone(), async move {
+            Event::Initialized {
+                task,
+                result: initialize(&ctx, msg, reinit).await,
+            }
         });
-        self.track(task, handle.abort_handle(), &ids, false, false);
+        self.track(task, abort, &ids, false, false);
     }
 
     fn next_task(&mut self) -> u64 {
@@ -459,21 +469,20 @@ impl Proxy {
             Conn::Sse(sse) => {
                 let sse = sse.clone();
                 let task = self.next_task();
-                let ctx = self.ctx.clone();
                 let ids = msg.ids.clone();
                 let idle = (!msg.long_lived()).then_some(self.config.request_timeout);
-                let handle = tokio::spawn(async move {
+                let abort = self.spawn_guarded(task, ids.clone(), async move {
                     let (unanswered, error) = match sse.send(msg.body, msg.ids, idle).await {
                         Ok(()) => (Vec::new(), None),
                         Err((ids, e)) => (ids, Some(e)),
                     };
-                    let _ = ctx.events.send(Event::Finished {
+                    Event::Finished {
                         task,
                         unanswered,
                         error,
-                    });
+                    }
                 });
-                self.track(task, handle.abort_handle(), &ids, false, false);
+                self.track(task, abort, &ids, false, false);
             }
         }
     }
@@ -496,11 +505,44 @@ impl Proxy {
         let modern = matches!(msg.era, Era::Modern { .. });
         let long_lived = msg.long_lived();
         let idle = (!long_lived).then_some(self.config.request_timeout);
-        let handle = tokio::spawn(async move {
-            let event = forward(&ctx, msg, session, idle, task).await;
-            let _ = ctx.events.send(event);
+        let abort = self.spawn_guarded(task, ids.clone(), async move {
+            forward(&ctx, msg, session, idle, task).await
         });
-        self.track(task, handle.abort_handle(), &ids, modern, long_lived);
+        self.track(task, abort, &ids, modern, long_lived);
+    }
+
+    /// Spawn a request task. Should it panic (a bug), its requests are still answered
+    /// with an error, and an initialize in progress is released: nothing is lost.
+    fn spawn_guarded<F>(&self, task: u64, ids: Vec<IdKey>, work: F) -> AbortHandle
+    where
+        F: Future<Output = Event> + Send + 'static,
+    {
+        let events = self.ctx.events.clone();
+        tokio::spawn(async move {
+            use futures_util::FutureExt;
+            match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+                Ok(event) => {
+                    let _ = events.send(event);
+                }
+                Err(_) => {
+                    let error = RemoteError::Other(
+                        "internal error in clerk-mcp-server while forwarding this request \
+                         (a bug: please report it with the --log-file output)"
+                            .into(),
+                    );
+                    let _ = events.send(Event::Finished {
+                        task,
+                        unanswered: ids,
+                        error: Some(error),
+                    });
+                    let _ = events.send(Event::Initialized {
+                        task,
+                        result: InitResult::Failed,
+                    });
+                }
+            }
+        })
+        .abort_handle()
     }
 
     async fn on_event(&mut self, ev: Event) {
@@ -569,31 +611,29 @@ impl Proxy {
             Event::Initialized { task, result } => {
                 self.tasks.remove(&task);
                 self.in_flight.retain(|_, f| f.task != task);
-                let mut was_reinit = false;
-                let queued = match std::mem::replace(&mut self.conn, Conn::Fresh) {
-                    Conn::Initializing { queued, reinit } => {
-                        was_reinit = reinit;
-                        if reinit && let InitResult::Failed = result {
-                            // The renewed session failed: queued requests fail now.
-                            for m in &queued {
-                                for id in &m.ids {
-                                    self.reply_error(
-                                        Some(id),
-                                        jsonrpc::code::TRANSPORT_ERROR,
-                                        "the session expired and a new one could not be opened",
-                                    )
-                                    .await;
-                                }
-                            }
-                            return;
-                        }
-                        queued
-                    }
-                    other => {
-                        self.conn = other;
-                        VecDeque::new()
-                    }
+                // Only the initialize the state is waiting for may change it.
+                if !matches!(&self.conn, Conn::Initializing { task: t, .. } if *t == task) {
+                    return;
+                }
+                let Conn::Initializing { queued, reinit, .. } =
+                    std::mem::replace(&mut self.conn, Conn::Fresh)
+                else {
+                    unreachable!("checked above");
                 };
+                if reinit && let InitResult::Failed = result {
+                    // The renewed session failed: queued requests fail now.
+                    for m in &queued {
+                        for id in &m.ids {
+                            self.reply_error(
+                                Some(id),
+                                jsonrpc::code::TRANSPORT_ERROR,
+                                "the session expired and a new one could not be opened",
+                            )
+                            .await;
+                        }
+                    }
+                    return;
+                }
                 match result {
                     InitResult::Streamable { headers } => {
                         self.generation += 1;
@@ -602,7 +642,7 @@ impl Proxy {
                             generation: self.generation,
                             listener: None,
                         };
-                        if was_reinit {
+                        if reinit {
                             // The replayed `initialized` was sent by the init task.
                             session.listener = Some(self.start_listener(session.headers.clone()));
                         }

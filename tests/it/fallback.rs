@@ -102,3 +102,22 @@ async fn neither_transport_is_a_clear_error() {
     );
     p.finish().await;
 }
+
+/// B-SSE: an `endpoint` on another origin is refused, so messages (and credentials)
+/// never go there.
+#[tokio::test]
+async fn foreign_endpoint_is_refused() {
+    let mock = Mock::start(Options {
+        foreign_endpoint: true,
+        ..Default::default()
+    })
+    .await;
+    let mut p = Proxy::spawn(&[&format!("{}/sse", mock.base), "--transport", "sse"]);
+    p.send(&crate::support::init("2025-03-26")).await;
+    let (resp, _) = p.recv_response(0.into()).await;
+    let msg = resp["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"));
+    assert!(msg.contains("another origin"), "{msg}");
+    p.finish().await;
+}

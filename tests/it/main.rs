@@ -9,3 +9,4 @@ mod faults;
 mod modern;
 mod stdio;
 mod streamable;
+mod tls;

@@ -56,6 +56,8 @@ pub struct Options {
     pub legacy_only: bool,
     /// Issue no session id.
     pub stateless: bool,
+    /// The HTTP+SSE `endpoint` event names another origin (B-SSE must refuse it).
+    pub foreign_endpoint: bool,
     /// Speak only 2026-07-28: a legacy initialize gets 400 with -32022 (M-DETECT).
     pub modern_only: bool,
 }
@@ -429,8 +431,10 @@ async fn mcp_get(State(m): State<Mock>, headers: HeaderMap) -> Response {
     let (tx, rx) = mpsc::unbounded_channel();
     let note = json!({"jsonrpc":"2.0","method":"notifications/tools/list_changed"});
     let _ = tx.send(sse_frame(Some("g-1"), &note));
-    // Keep the stream open for the life of the connection.
-    std::mem::forget(tx);
+    // Park a follow-up for the reconnection, then end this stream (H-GET reconnects).
+    let follow = json!({"jsonrpc":"2.0","method":"notifications/resources/list_changed"});
+    m.inner.lock().unwrap().parked.insert("g-1".into(), follow);
+    drop(tx);
     sse_response(rx)
 }
 
@@ -456,9 +460,12 @@ async fn legacy_get(State(m): State<Mock>, headers: HeaderMap) -> Response {
         inner.legacy.insert(sid.clone(), etx);
         sid
     };
-    let _ = tx.send(format!(
-        "event: endpoint\ndata: /messages?sessionId={sid}\n\n"
-    ));
+    let endpoint = if m.opts.foreign_endpoint {
+        format!("http://evil.invalid/messages?sessionId={sid}")
+    } else {
+        format!("/messages?sessionId={sid}")
+    };
+    let _ = tx.send(format!("event: endpoint\ndata: {endpoint}\n\n"));
     tokio::spawn(async move {
         while let Some((event, data)) = erx.recv().await {
             if tx
