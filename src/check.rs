@@ -72,7 +72,10 @@ pub async fn run(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
             );
             println!(
                 "✓ transport: {}",
-                http.transport_used.get().copied().unwrap_or("unknown")
+                *http
+                    .transport_used
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
             );
             if result["capabilities"].get("tools").is_some() {
                 let tools = conv

@@ -74,6 +74,13 @@ enum Conn {
         queued: VecDeque<Outgoing>,
         reinit: bool,
     },
+    /// The session exists and the client's `notifications/initialized` is being POSTed;
+    /// later messages wait so the server sees it first (L-INIT).
+    Confirming {
+        session: Session,
+        task: u64,
+        queued: VecDeque<Outgoing>,
+    },
     /// A Streamable HTTP session is up.
     Ready(Session),
     /// The server speaks the 2024-11-05 HTTP+SSE transport (B-SSE).
@@ -259,7 +266,32 @@ impl Proxy {
     }
 
     fn drained(&self) -> bool {
-        self.tasks.is_empty() && !matches!(self.conn, Conn::Initializing { .. })
+        self.tasks.is_empty()
+            && !matches!(
+                self.conn,
+                Conn::Initializing { .. } | Conn::Confirming { .. }
+            )
+    }
+
+    /// The `initialized` POST (task) ended: the session is ready, the GET stream opens
+    /// (H-GET) and the messages that waited go out in order.
+    fn confirmed(&mut self, task: u64) {
+        if !matches!(&self.conn, Conn::Confirming { task: t, .. } if *t == task) {
+            return;
+        }
+        let Conn::Confirming {
+            mut session,
+            queued,
+            ..
+        } = std::mem::replace(&mut self.conn, Conn::Fresh)
+        else {
+            unreachable!("checked above");
+        };
+        session.listener = Some(self.start_listener(session.headers.clone()));
+        self.conn = Conn::Ready(session);
+        for m in queued {
+            self.dispatch(m);
+        }
     }
 
     async fn shutdown(&mut self) {
@@ -267,7 +299,7 @@ impl Proxy {
             t.abort();
         }
         let conn = std::mem::replace(&mut self.conn, Conn::Fresh);
-        if let Conn::Ready(session) = conn {
+        if let Conn::Ready(session) | Conn::Confirming { session, .. } = conn {
             if let Some(l) = &session.listener {
                 l.abort();
             }
@@ -306,7 +338,9 @@ impl Proxy {
             jsonrpc::Parsed::Single(m) => vec![unit(&body, &m)],
             jsonrpc::Parsed::Batch(ms) => {
                 let batch_version = match &self.conn {
-                    Conn::Ready(s) => s.headers.protocol_version.as_deref(),
+                    Conn::Ready(session) | Conn::Confirming { session, .. } => {
+                        session.headers.protocol_version.as_deref()
+                    }
                     _ => None,
                 };
                 if batch_version == Some("2025-03-26") || matches!(self.conn, Conn::Sse(_)) {
@@ -448,22 +482,28 @@ impl Proxy {
     fn dispatch(&mut self, msg: Outgoing) {
         if let Era::Modern { .. } = msg.era {
             // Modern messages are stateless (M-STATELESS): no session, no queue.
-            return self.spawn_streamable(msg, None);
+            self.spawn_streamable(msg, None);
+            return;
         }
         match &mut self.conn {
-            Conn::Initializing { queued, .. } => queued.push_back(msg),
-            Conn::Fresh => self.spawn_streamable(msg, None),
+            Conn::Initializing { queued, .. } | Conn::Confirming { queued, .. } => {
+                queued.push_back(msg)
+            }
+            Conn::Fresh => {
+                self.spawn_streamable(msg, None);
+            }
             Conn::Ready(s) => {
-                let headers = s.headers.clone();
-                let session = Some((headers.clone(), s.generation));
-                let start_listener =
-                    msg.method == "notifications/initialized" && s.listener.is_none();
-                self.spawn_streamable(msg, session);
-                if start_listener {
-                    let listener = self.start_listener(headers);
-                    if let Conn::Ready(s) = &mut self.conn {
-                        s.listener = Some(listener);
-                    }
+                let session = Some((s.headers.clone(), s.generation));
+                let confirm = msg.method == "notifications/initialized" && s.listener.is_none();
+                let task = self.spawn_streamable(msg, session);
+                if confirm
+                    && let Conn::Ready(session) = std::mem::replace(&mut self.conn, Conn::Fresh)
+                {
+                    self.conn = Conn::Confirming {
+                        session,
+                        task,
+                        queued: VecDeque::new(),
+                    };
                 }
             }
             Conn::Sse(sse) => {
@@ -471,8 +511,9 @@ impl Proxy {
                 let task = self.next_task();
                 let ids = msg.ids.clone();
                 let idle = (!msg.long_lived()).then_some(self.config.request_timeout);
+                let pending = sse.enqueue(msg.body, msg.ids);
                 let abort = self.spawn_guarded(task, ids.clone(), async move {
-                    let (unanswered, error) = match sse.send(msg.body, msg.ids, idle).await {
+                    let (unanswered, error) = match sse.wait(pending, idle).await {
                         Ok(()) => (Vec::new(), None),
                         Err((ids, e)) => (ids, Some(e)),
                     };
@@ -498,7 +539,7 @@ impl Proxy {
         .abort_handle()
     }
 
-    fn spawn_streamable(&mut self, msg: Outgoing, session: Option<(SessionHeaders, u64)>) {
+    fn spawn_streamable(&mut self, msg: Outgoing, session: Option<(SessionHeaders, u64)>) -> u64 {
         let task = self.next_task();
         let ctx = self.ctx.clone();
         let ids = msg.ids.clone();
@@ -509,6 +550,7 @@ impl Proxy {
             forward(&ctx, msg, session, idle, task).await
         });
         self.track(task, abort, &ids, modern, long_lived);
+        task
     }
 
     /// Spawn a request task. Should it panic (a bug), its requests are still answered
@@ -567,6 +609,7 @@ impl Proxy {
                         .await;
                 }
                 self.in_flight.retain(|_, f| f.task != task);
+                self.confirmed(task);
             }
             Event::SessionGone {
                 task,
@@ -574,6 +617,7 @@ impl Proxy {
                 mut msg,
             } => {
                 self.tasks.remove(&task);
+                self.confirmed(task);
                 for id in &msg.ids {
                     self.in_flight.remove(id);
                 }
@@ -823,6 +867,7 @@ async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
     if ctx.transport == TransportMode::Sse {
         return init_over_sse(ctx, msg, None).await;
     }
+    ctx.http.set_transport("Streamable HTTP");
     let mut sink = Sink::new(&ctx.out, ids.clone());
     sink.forward_responses = !reinit;
     let post = Post {
@@ -841,7 +886,6 @@ async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
                 return InitResult::Failed;
             };
             tracing::info!(host = %ctx.http.host, %version, "session initialized (Streamable HTTP)");
-            let _ = ctx.http.transport_used.set("Streamable HTTP");
             let headers = SessionHeaders {
                 session_id,
                 protocol_version: Some(version),
@@ -912,14 +956,10 @@ async fn init_over_sse(ctx: &Ctx, msg: Outgoing, first: Option<RemoteError>) -> 
             return InitResult::Failed;
         }
     };
-    match sse
-        .send(msg.body, msg.ids, Some(ctx.http.request_timeout))
-        .await
-    {
-        Ok(()) => {
-            let _ = ctx.http.transport_used.set("HTTP+SSE (2024-11-05)");
-            InitResult::Sse(sse)
-        }
+    ctx.http.set_transport("HTTP+SSE (2024-11-05)");
+    let pending = sse.enqueue(msg.body, msg.ids);
+    match sse.wait(pending, Some(ctx.http.request_timeout)).await {
+        Ok(()) => InitResult::Sse(sse),
         Err((ids, e)) => {
             report_failure(ctx, &ids, &e).await;
             InitResult::Failed

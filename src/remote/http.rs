@@ -41,8 +41,9 @@ pub struct Http {
     pub user_headers: HeaderMap,
     pub request_timeout: Duration,
     pub max_message: usize,
-    /// Which transport the handshake settled on, for `check`'s summary.
-    pub transport_used: std::sync::OnceLock<&'static str>,
+    /// Which transport the handshake is using, for `check`'s summary. Set before the
+    /// initialize is sent on it, so it is current when the response is read.
+    pub transport_used: std::sync::Mutex<&'static str>,
 }
 
 /// The legacy session a message belongs to (H-SID, H-PROTO-HDR).
@@ -208,7 +209,7 @@ impl Http {
             user_headers: config.headers.clone(),
             request_timeout: config.request_timeout,
             max_message: config.max_message_size,
-            transport_used: std::sync::OnceLock::new(),
+            transport_used: std::sync::Mutex::new("unknown"),
         }
     }
 
@@ -221,6 +222,13 @@ impl Http {
         let mut headers = self.user_headers.clone();
         headers.insert(ACCEPT, accept);
         self.client.request(method, url.clone()).headers(headers)
+    }
+
+    pub fn set_transport(&self, name: &'static str) {
+        *self
+            .transport_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = name;
     }
 
     fn remote_err(&self, e: &reqwest::Error) -> RemoteError {

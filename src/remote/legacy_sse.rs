@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use crate::error::RemoteError;
@@ -20,17 +20,32 @@ use crate::stdio::{Out, one_line};
 
 type Waiters = Arc<Mutex<Option<HashMap<IdKey, oneshot::Sender<()>>>>>;
 
+/// A message waiting for its POST and its responses (see [`LegacySse::enqueue`]).
+pub struct Pending {
+    ids: Vec<IdKey>,
+    receivers: Vec<(IdKey, oneshot::Receiver<()>)>,
+    /// The POST's outcome: `None` when the server accepted it.
+    posted: oneshot::Receiver<Option<RemoteError>>,
+}
+
+struct PostJob {
+    body: Bytes,
+    done: oneshot::Sender<Option<RemoteError>>,
+}
+
 pub struct LegacySse {
     http: Arc<Http>,
-    endpoint: Url,
+    posts: mpsc::UnboundedSender<PostJob>,
     /// `None` once the stream has ended: nothing more can be answered.
     waiters: Waiters,
     reader: tokio::task::JoinHandle<()>,
+    sender: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for LegacySse {
     fn drop(&mut self) {
         self.reader.abort();
+        self.sender.abort();
     }
 }
 
@@ -134,82 +149,73 @@ impl LegacySse {
             out,
             host,
         ));
+        let (posts, jobs) = mpsc::unbounded_channel();
+        let sender = tokio::spawn(post_in_order(http.clone(), endpoint, jobs));
         Ok(LegacySse {
             http,
-            endpoint,
+            posts,
             waiters,
             reader,
+            sender,
         })
     }
 
-    /// POST one message (or batch) and wait for the responses to `ids` on the stream.
-    /// Returns the ids left unanswered with the reason.
-    pub async fn send(
+    /// Register the responses `ids` awaits and queue the POST. Called in the client's
+    /// order: one sender task POSTs them one after another, so the server sees them in
+    /// that order (`initialized` before the requests that follow it).
+    pub fn enqueue(&self, body: Bytes, ids: Vec<IdKey>) -> Pending {
+        let mut receivers = Vec::with_capacity(ids.len());
+        let (posted_tx, posted) = oneshot::channel();
+        {
+            let mut guard = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(map) = guard.as_mut() {
+                for id in &ids {
+                    let (tx, rx) = oneshot::channel();
+                    map.insert(id.clone(), tx);
+                    receivers.push((id.clone(), rx));
+                }
+                let _ = self.posts.send(PostJob {
+                    body,
+                    done: posted_tx,
+                });
+            }
+            // Stream closed: `posted_tx` is dropped here and `wait` reports it.
+        }
+        Pending {
+            ids,
+            receivers,
+            posted,
+        }
+    }
+
+    /// Wait for the POST and then for every response. Returns the ids left
+    /// unanswered with the reason.
+    pub async fn wait(
         &self,
-        body: Bytes,
-        ids: Vec<IdKey>,
+        pending: Pending,
         idle: Option<Duration>,
     ) -> Result<(), (Vec<IdKey>, RemoteError)> {
         let host = self.http.host.clone();
-        let mut receivers = Vec::with_capacity(ids.len());
-        {
-            let mut guard = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(map) = guard.as_mut() else {
-                return Err((
-                    ids,
-                    RemoteError::StreamEnded {
-                        host,
-                        why: " (the HTTP+SSE stream is closed)".into(),
-                    },
-                ));
-            };
-            for id in &ids {
-                let (tx, rx) = oneshot::channel();
-                map.insert(id.clone(), tx);
-                receivers.push((id.clone(), rx));
-            }
-        }
-        let req = self
-            .http
-            .request(
-                Method::POST,
-                &self.endpoint,
-                HeaderValue::from_static("application/json, text/event-stream"),
-            )
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        let failure = match with_idle(idle, req.send()).await {
-            None => Some(RemoteError::Timeout {
-                host: host.clone(),
-                secs: self.http.request_timeout.as_secs_f64(),
-            }),
-            Some(Err(e)) => Some(RemoteError::from_reqwest(
-                &host,
-                &e,
-                self.http.request_timeout.as_secs_f64(),
-            )),
-            Some(Ok(r)) if !r.status().is_success() => Some(RemoteError::Status {
-                host: host.clone(),
-                status: r.status().as_u16(),
-                detail: String::new(),
-            }),
-            Some(Ok(_)) => None,
+        let closed = || RemoteError::StreamEnded {
+            host: host.clone(),
+            why: " (the HTTP+SSE stream is closed)".into(),
+        };
+        let failure = match pending.posted.await {
+            Ok(result) => result,
+            Err(_) => Some(closed()),
         };
         if let Some(err) = failure {
-            self.forget(&ids);
-            return Err((ids, err));
+            self.forget(&pending.ids);
+            return Err((pending.ids, err));
         }
         let mut unanswered = Vec::new();
         let mut reason = None;
-        for (id, rx) in receivers {
+        for (id, rx) in pending.receivers {
             match with_idle(idle, rx).await {
                 Some(Ok(())) => {}
                 Some(Err(_)) => {
                     unanswered.push(id);
-                    reason = Some(RemoteError::StreamEnded {
-                        host: host.clone(),
-                        why: " (the HTTP+SSE stream closed)".into(),
-                    });
+                    reason = Some(closed());
                 }
                 None => {
                     unanswered.push(id);
@@ -301,4 +307,33 @@ async fn read_stream(
     tracing::warn!(%host, "the HTTP+SSE stream ended; pending requests fail");
     // Dropping every waiter wakes each pending request with an error.
     waiters.lock().unwrap_or_else(|p| p.into_inner()).take();
+}
+
+/// POST queued messages one at a time, in the order the client sent them.
+async fn post_in_order(http: Arc<Http>, endpoint: Url, mut jobs: mpsc::UnboundedReceiver<PostJob>) {
+    let secs = http.request_timeout.as_secs_f64();
+    while let Some(job) = jobs.recv().await {
+        let req = http
+            .request(
+                Method::POST,
+                &endpoint,
+                HeaderValue::from_static("application/json, text/event-stream"),
+            )
+            .header(CONTENT_TYPE, "application/json")
+            .body(job.body);
+        let failure = match with_idle(Some(http.request_timeout), req.send()).await {
+            None => Some(RemoteError::Timeout {
+                host: http.host.clone(),
+                secs,
+            }),
+            Some(Err(e)) => Some(RemoteError::from_reqwest(&http.host, &e, secs)),
+            Some(Ok(r)) if !r.status().is_success() => Some(RemoteError::Status {
+                host: http.host.clone(),
+                status: r.status().as_u16(),
+                detail: String::new(),
+            }),
+            Some(Ok(_)) => None,
+        };
+        let _ = job.done.send(failure);
+    }
 }
