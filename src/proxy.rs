@@ -506,6 +506,25 @@ impl Proxy {
                     };
                 }
             }
+            Conn::Sse(sse) if sse.is_closed() => {
+                // The HTTP+SSE stream ended: connect again and renew the session with the
+                // kept initialize, then send this message on it.
+                tracing::info!("the HTTP+SSE stream had ended; reconnecting");
+                if let Some(init) = self.init_body.clone() {
+                    let init_msg = Outgoing {
+                        body: init,
+                        ids: Vec::new(),
+                        method: "initialize".into(),
+                        era: Era::Legacy,
+                        retried: false,
+                    };
+                    self.start_initialize(init_msg, true);
+                    self.dispatch(msg);
+                } else {
+                    self.conn = Conn::Fresh;
+                    self.dispatch(msg);
+                }
+            }
             Conn::Sse(sse) => {
                 let sse = sse.clone();
                 let task = self.next_task();
@@ -865,7 +884,7 @@ async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
     };
     let requested = requested_version(&msg.body);
     if ctx.transport == TransportMode::Sse {
-        return init_over_sse(ctx, msg, None).await;
+        return init_over_sse(ctx, msg, None, reinit).await;
     }
     ctx.http.set_transport("Streamable HTTP");
     let mut sink = Sink::new(&ctx.out, ids.clone());
@@ -892,9 +911,7 @@ async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
             };
             if reinit {
                 // Replay `initialized` on the new session before the retried message.
-                let note = Bytes::from_static(
-                    br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-                );
+                let note = Bytes::from_static(INITIALIZED);
                 let mut h = HeaderMap::new();
                 headers.apply(&mut h);
                 let mut sink = Sink::new(&ctx.out, Vec::new());
@@ -927,7 +944,7 @@ async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
         && fallback_status(status, requested.as_deref())
     {
         tracing::info!(host = %ctx.http.host, %status, "Streamable HTTP refused; trying HTTP+SSE");
-        return init_over_sse(ctx, msg, Some(error)).await;
+        return init_over_sse(ctx, msg, Some(error), reinit).await;
     }
     if !reinit {
         report_failure(ctx, &sink.pending, &error).await;
@@ -944,7 +961,12 @@ fn fallback_status(status: StatusCode, requested: Option<&str>) -> bool {
     }
 }
 
-async fn init_over_sse(ctx: &Ctx, msg: Outgoing, first: Option<RemoteError>) -> InitResult {
+async fn init_over_sse(
+    ctx: &Ctx,
+    msg: Outgoing,
+    first: Option<RemoteError>,
+    reinit: bool,
+) -> InitResult {
     let sse = match LegacySse::connect(ctx.http.clone(), ctx.out.clone()).await {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -957,9 +979,21 @@ async fn init_over_sse(ctx: &Ctx, msg: Outgoing, first: Option<RemoteError>) -> 
         }
     };
     ctx.http.set_transport("HTTP+SSE (2024-11-05)");
-    let pending = sse.enqueue(msg.body, msg.ids);
+    let (body, ids) = if reinit {
+        (renumber(&msg.body), vec![renumbered_id()])
+    } else {
+        (msg.body, msg.ids)
+    };
+    let pending = sse.enqueue_with(body, ids, !reinit);
     match sse.wait(pending, Some(ctx.http.request_timeout)).await {
-        Ok(()) => InitResult::Sse(sse),
+        Ok(()) => {
+            if reinit {
+                // Replay `initialized`; its POST is ordered before anything queued.
+                let note = Bytes::from_static(INITIALIZED);
+                drop(sse.enqueue(note, Vec::new()));
+            }
+            InitResult::Sse(sse)
+        }
         Err((ids, e)) => {
             report_failure(ctx, &ids, &e).await;
             InitResult::Failed
@@ -993,6 +1027,8 @@ fn negotiated_version(response: &[u8]) -> Option<String> {
         .as_str()
         .map(str::to_owned)
 }
+
+const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
 const REINIT_ID: &str = "\"clerk-mcp-server/reinitialize\"";
 

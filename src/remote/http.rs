@@ -417,6 +417,11 @@ impl Http {
         } else if !body.is_empty() {
             detail = format!(": {}", summarize_body(&body, is_json));
         }
+        if status == StatusCode::UNAUTHORIZED {
+            detail.push_str(
+                " (the server requires sign-in: pass a token with --header \"Authorization: Bearer ...\")",
+            );
+        }
         if let Some(ra) = retry_after {
             detail.push_str(&format!(" (retry after {})", truncate(&ra, 40)));
         }

@@ -18,7 +18,14 @@ use crate::remote::http::{Http, with_idle};
 use crate::remote::sse;
 use crate::stdio::{Out, one_line};
 
-type Waiters = Arc<Mutex<Option<HashMap<IdKey, oneshot::Sender<()>>>>>;
+/// Pending responses by id, with whether each goes to the client (a renewed session's
+/// initialize is the proxy's own). `None` once the stream has ended.
+type Waiters = Arc<Mutex<Option<HashMap<IdKey, Waiter>>>>;
+
+struct Waiter {
+    done: oneshot::Sender<()>,
+    forward: bool,
+}
 
 /// A message waiting for its POST and its responses (see [`LegacySse::enqueue`]).
 pub struct Pending {
@@ -164,14 +171,19 @@ impl LegacySse {
     /// order: one sender task POSTs them one after another, so the server sees them in
     /// that order (`initialized` before the requests that follow it).
     pub fn enqueue(&self, body: Bytes, ids: Vec<IdKey>) -> Pending {
+        self.enqueue_with(body, ids, true)
+    }
+
+    /// Like [`enqueue`](Self::enqueue); `forward: false` keeps the responses from the client.
+    pub fn enqueue_with(&self, body: Bytes, ids: Vec<IdKey>, forward: bool) -> Pending {
         let mut receivers = Vec::with_capacity(ids.len());
         let (posted_tx, posted) = oneshot::channel();
         {
             let mut guard = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(map) = guard.as_mut() {
                 for id in &ids {
-                    let (tx, rx) = oneshot::channel();
-                    map.insert(id.clone(), tx);
+                    let (done, rx) = oneshot::channel();
+                    map.insert(id.clone(), Waiter { done, forward });
                     receivers.push((id.clone(), rx));
                 }
                 let _ = self.posts.send(PostJob {
@@ -233,6 +245,14 @@ impl LegacySse {
         }
     }
 
+    /// The stream has ended: nothing more can be answered on this connection.
+    pub fn is_closed(&self) -> bool {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
     fn forget(&self, ids: &[IdKey]) {
         if let Some(map) = self
             .waiters
@@ -280,10 +300,10 @@ async fn read_stream(
                     continue;
                 };
                 // Forward first, then release the waiter: "answered" means written.
-                if out.send(one_line(data)).await.is_err() {
+                if waiter.forward && out.send(one_line(data)).await.is_err() {
                     break 'stream;
                 }
-                let _ = waiter.send(());
+                let _ = waiter.done.send(());
                 continue;
             }
             if out.send(one_line(data)).await.is_err() {

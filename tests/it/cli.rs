@@ -46,8 +46,9 @@ async fn version_and_help() {
     }
 }
 
-/// --header with ${VAR} expansion reaches the server; the value never reaches the logs,
-/// even at trace level.
+/// --header with ${VAR} expansion reaches the server on every request, GET and DELETE
+/// included (H-BEARER); the value never reaches the logs, even at trace level (S-STDOUT:
+/// logs go to stderr and the log file only).
 #[tokio::test]
 async fn headers_expand_and_stay_out_of_logs() {
     let mock = Mock::start(Options::default()).await;

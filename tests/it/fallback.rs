@@ -121,3 +121,51 @@ async fn foreign_endpoint_is_refused() {
     assert!(msg.contains("another origin"), "{msg}");
     p.finish().await;
 }
+
+/// B-SSE: when the HTTP+SSE stream ends, the request it strands gets an error, and the
+/// next message reconnects and renews the session behind the client's back.
+#[tokio::test]
+async fn sse_stream_loss_reconnects() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&format!("{}/sse", mock.base), "--transport", "sse"]);
+    p.initialize("2025-03-26").await;
+    p.send(&call(1, "drop_stream", json!({}))).await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stream"),
+        "{resp}"
+    );
+    p.send(&call(2, "echo", json!({"after": "reconnect"})))
+        .await;
+    let (resp, before) = p.recv_response(2.into()).await;
+    assert!(
+        before.is_empty(),
+        "the renewed initialize stays with the proxy: {before:?}"
+    );
+    assert_eq!(
+        resp["result"]["content"][0]["text"],
+        r#"{"after":"reconnect"}"#
+    );
+    p.finish().await;
+    let reqs = mock.requests();
+    assert_eq!(reqs.iter().filter(|r| r.method == Method::GET).count(), 2);
+    let posted: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path == "/messages")
+        .map(|r| r.rpc_method().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        posted,
+        [
+            "initialize",
+            "notifications/initialized",
+            "tools/call",
+            "initialize",
+            "notifications/initialized",
+            "tools/call"
+        ]
+    );
+}

@@ -84,6 +84,17 @@ async fn error_statuses_and_bad_bodies() {
         "{msg}"
     );
 
+    let msg = error_of(
+        &mut p,
+        8,
+        &call(8, "status", json!({"code": 401, "body": ""})),
+    )
+    .await;
+    assert!(
+        msg.contains("HTTP 401") && msg.contains("Authorization"),
+        "{msg}"
+    );
+
     let msg = error_of(&mut p, 6, &call(6, "garbage", json!({}))).await;
     assert!(msg.contains("malformed"), "{msg}");
 

@@ -87,8 +87,8 @@ async fn all_sse_server() {
     p.finish().await;
 }
 
-/// H-SSE-POST: a server request mid-stream (elicitation) reaches the client, the client's
-/// answer is POSTed back, and the original call completes.
+/// H-SSE-POST, H-202: a server request mid-stream (elicitation) reaches the client, the
+/// client's answer is POSTed back (202, nothing forwarded), and the original call completes.
 #[tokio::test]
 async fn elicitation_round_trip() {
     let mock = Mock::start(Options::default()).await;
@@ -243,7 +243,8 @@ async fn get_stream_delivers_server_messages() {
     assert_eq!(mock.count(Method::GET), 1, "405 is final: no retry loop");
 }
 
-/// Concurrency: a slow call does not hold up a ping or a fast call behind it.
+/// Concurrency, H-MULTI: several POST streams open at once; a slow call does not hold up
+/// a ping or a fast call behind it.
 #[tokio::test]
 async fn slow_call_does_not_block_others() {
     let mock = Mock::start(Options::default()).await;

@@ -491,6 +491,11 @@ async fn legacy_post(
     let Some(tx) = m.inner.lock().unwrap().legacy.get(&sid).cloned() else {
         return (StatusCode::NOT_FOUND, "no session").into_response();
     };
+    if parsed["params"]["name"] == "drop_stream" {
+        // The server loses the connection: the SSE stream ends, the call is never answered.
+        m.inner.lock().unwrap().legacy.remove(&sid);
+        return StatusCode::ACCEPTED.into_response();
+    }
     if let (Some(id), Some(method)) = (
         parsed.get("id"),
         parsed.get("method").and_then(Value::as_str),
