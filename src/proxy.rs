@@ -450,6 +450,23 @@ impl Proxy {
         self.track(task, abort, &ids, false, false);
     }
 
+    /// Open a new session with the kept initialize (H-404, B-SSE reconnect). False when
+    /// the client never initialized.
+    fn renew_session(&mut self) -> bool {
+        let Some(body) = self.init_body.clone() else {
+            return false;
+        };
+        let init = Outgoing {
+            body,
+            ids: Vec::new(),
+            method: "initialize".into(),
+            era: Era::Legacy,
+            retried: false,
+        };
+        self.start_initialize(init, true);
+        true
+    }
+
     fn next_task(&mut self) -> u64 {
         self.next_task += 1;
         self.next_task
@@ -510,20 +527,10 @@ impl Proxy {
                 // The HTTP+SSE stream ended: connect again and renew the session with the
                 // kept initialize, then send this message on it.
                 tracing::info!("the HTTP+SSE stream had ended; reconnecting");
-                if let Some(init) = self.init_body.clone() {
-                    let init_msg = Outgoing {
-                        body: init,
-                        ids: Vec::new(),
-                        method: "initialize".into(),
-                        era: Era::Legacy,
-                        retried: false,
-                    };
-                    self.start_initialize(init_msg, true);
-                    self.dispatch(msg);
-                } else {
+                if !self.renew_session() {
                     self.conn = Conn::Fresh;
-                    self.dispatch(msg);
                 }
+                self.dispatch(msg);
             }
             Conn::Sse(sse) => {
                 let sse = sse.clone();
@@ -657,16 +664,9 @@ impl Proxy {
                 }
                 msg.retried = true;
                 let current = matches!(&self.conn, Conn::Ready(s) if s.generation == generation);
-                if current && let Some(init) = self.init_body.clone() {
+                if current {
                     tracing::info!("session expired (HTTP 404); opening a new one");
-                    let init_msg = Outgoing {
-                        body: init,
-                        ids: Vec::new(),
-                        method: "initialize".into(),
-                        era: Era::Legacy,
-                        retried: false,
-                    };
-                    self.start_initialize(init_msg, true);
+                    self.renew_session();
                 }
                 // Either queued behind the new initialize, or sent on the newer session.
                 self.dispatch(msg);

@@ -58,9 +58,7 @@ async fn forced_transports() {
     let mock = Mock::start(Options::default()).await;
     let url = format!("{}/sse", mock.base);
     let mut p = Proxy::spawn(&[&url, "--transport", "streamable-http"]);
-    p.send(&crate::support::init("2025-06-18")).await;
-    let (resp, _) = p.recv_response(0.into()).await;
-    let msg = resp["error"]["message"].as_str().unwrap();
+    let msg = p.initialize_error("2025-06-18").await;
     assert!(msg.contains("HTTP 404"), "{msg}");
     p.finish().await;
     assert_eq!(mock.count(Method::GET), 0);
@@ -93,9 +91,7 @@ async fn neither_transport_is_a_clear_error() {
     })
     .await;
     let mut p = Proxy::spawn(&[&mock.url]);
-    p.send(&crate::support::init("2025-11-25")).await;
-    let (resp, _) = p.recv_response(0.into()).await;
-    let msg = resp["error"]["message"].as_str().unwrap();
+    let msg = p.initialize_error("2025-11-25").await;
     assert!(
         msg.contains("HTTP 405") && msg.contains("HTTP+SSE"),
         "{msg}"

@@ -54,9 +54,7 @@ async fn self_signed_needs_ca_file() {
     let (url, pem) = tls_front(&mock).await;
 
     let mut p = Proxy::spawn(&[&url]);
-    p.send(&init("2025-11-25")).await;
-    let (resp, _) = p.recv_response(0.into()).await;
-    let msg = resp["error"]["message"].as_str().unwrap();
+    let msg = p.initialize_error("2025-11-25").await;
     assert!(msg.contains("TLS") && msg.contains("--ca-file"), "{msg}");
     p.finish().await;
 
@@ -96,9 +94,7 @@ async fn refusing_http_proxy() {
     });
     let target = "http://mcp.example.test/mcp";
     let mut p = Proxy::spawn_env(&[target, "--allow-http"], &[("HTTP_PROXY", &proxy_url)]);
-    p.send(&init("2025-11-25")).await;
-    let (resp, _) = p.recv_response(0.into()).await;
-    let msg = resp["error"]["message"].as_str().unwrap();
+    let msg = p.initialize_error("2025-11-25").await;
     assert!(
         msg.contains("HTTP 403") && msg.contains("blocked by proxy policy"),
         "{msg}"

@@ -129,6 +129,16 @@ impl Proxy {
         resp
     }
 
+    /// Send an initialize that must fail; return its error message.
+    pub async fn initialize_error(&mut self, version: &str) -> String {
+        self.send(&init(version)).await;
+        let (resp, _) = self.recv_response(0.into()).await;
+        resp["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("initialize should have failed: {resp}"))
+            .to_owned()
+    }
+
     pub fn close_stdin(&mut self) {
         self.stdin.take();
     }
