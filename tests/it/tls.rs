@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::mock::{Mock, Options};
-use crate::support::{Proxy, call, init};
+use crate::support::{Proxy, call};
 
 /// A TLS front for the mock server, with a fresh self-signed certificate for 127.0.0.1.
 /// Returns the https URL and the certificate's PEM.
