@@ -15,11 +15,13 @@ use crate::remote::http::Http;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (args, check) = match &cli.command {
-        Some(Command::Check(args)) => (args, true),
+    let (args, quiet) = match &cli.command {
+        Some(Command::Check(args) | Command::Login(args)) => (args, true),
+        Some(Command::Logout(a)) => (&a.remote, true),
+        Some(Command::Status(_)) => (&cli.remote, true),
         None => (&cli.remote, false),
     };
-    if let Err(e) = init_logging(args, check) {
+    if let Err(e) = init_logging(args, quiet) {
         eprintln!("clerk-mcp-server: {e}");
         return ExitCode::from(2);
     }
@@ -35,10 +37,12 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        if check {
-            crate::check::run(args).await
-        } else {
-            proxy(args).await
+        match &cli.command {
+            None => proxy(args).await,
+            Some(Command::Check(args)) => crate::check::run(args).await,
+            Some(Command::Login(args)) => crate::accounts::login(args).await,
+            Some(Command::Logout(a)) => crate::accounts::logout(a),
+            Some(Command::Status(a)) => crate::accounts::status(a),
         }
     });
     // Don't wait for blocked stdin reads: the process is done.
@@ -55,8 +59,28 @@ pub fn main() -> ExitCode {
 
 async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::from_args(args)?);
-    let client = crate::remote::build_client(&config)?;
-    let http = Arc::new(Http::new(client, &config));
+    let http = connect(&config)?;
+    if let Some(auth) = http.auth.clone() {
+        // Sign in right away when the server needs it and no token is cached, so the
+        // browser opens while the client is still starting (no MCP session is opened
+        // for this: only the metadata is read).
+        let server = config.url.clone();
+        let client = http.client.clone();
+        tokio::spawn(async move {
+            if auth.has_token() {
+                return;
+            }
+            match crate::auth::discover::protected_resource(&client, &server, None).await {
+                Ok(Some(_)) => {
+                    if let Err(e) = auth.sign_in_if_needed(None).await {
+                        tracing::warn!("sign-in failed: {e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("sign-in probe: {e}"),
+            }
+        });
+    }
     tracing::info!(
         url = %redact_url(&config.url),
         version = env!("CARGO_PKG_VERSION"),
@@ -71,6 +95,21 @@ async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTP side for a resolved config: the pooled client, plus sign-in unless the
+/// user supplies their own Authorization header.
+pub fn connect(config: &Config) -> Result<Arc<Http>, ConfigError> {
+    let client = crate::remote::build_client(config)?;
+    let mut http = Http::new(client.clone(), config);
+    if !config.headers.contains_key(reqwest::header::AUTHORIZATION) {
+        http.auth = Some(Arc::new(crate::auth::Auth::new(
+            client,
+            config.url.clone(),
+            config.auth.clone(),
+        )));
+    }
+    Ok(Arc::new(http))
 }
 
 /// SIGINT or SIGTERM (Ctrl-C on Windows).

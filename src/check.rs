@@ -11,14 +11,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::cli::RemoteArgs;
 use crate::config::{Config, redact_url};
-use crate::remote::http::Http;
 
 const PROTOCOL_VERSION: &str = "2025-11-25";
 
 pub async fn run(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::from_args(args)?);
-    let client = crate::remote::build_client(&config)?;
-    let http = Arc::new(Http::new(client, &config));
+    let http = crate::app::connect(&config)?;
     let (client_io, proxy_io) = tokio::io::duplex(1 << 20);
     let (proxy_in, proxy_out) = tokio::io::split(proxy_io);
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();

@@ -41,6 +41,28 @@ pub struct Cli {
 pub enum Command {
     /// Connect, initialize, list the server's tools, print a summary and end the session.
     Check(RemoteArgs),
+    /// Sign in to a server ahead of time.
+    Login(RemoteArgs),
+    /// Forget the tokens of a server (or of every server with --all).
+    Logout(LogoutArgs),
+    /// List the servers that have tokens and when they expire (never the tokens).
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Forget every server's tokens and registrations.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// Where tokens are kept (default: the platform's config directory).
+    #[arg(long, value_name = "DIR", env = "CLERK_MCP_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -107,6 +129,77 @@ pub struct RemoteArgs {
     /// Largest message accepted from stdin or in one SSE event, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024, env = "CLERK_MCP_MAX_MESSAGE_SIZE")]
     pub max_message_size: usize,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Sign-in (OAuth) options.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Sign-in")]
+pub struct AuthArgs {
+    /// A client id registered with the authorization server (skips registration).
+    #[arg(long, value_name = "ID", env = "CLERK_MCP_CLIENT_ID")]
+    pub client_id: Option<String>,
+
+    /// The secret of --client-id. Prefer the environment variable: it stays out of `ps`.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CLERK_MCP_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+
+    /// An https URL of a Client ID Metadata Document to use as the client id (CIMD).
+    #[arg(long, value_name = "URL", env = "CLERK_MCP_CLIENT_METADATA_URL")]
+    pub client_metadata_url: Option<String>,
+
+    /// Scopes to request, space-separated (default: what the server asks for).
+    #[arg(long, value_name = "SCOPES", env = "CLERK_MCP_SCOPE")]
+    pub scope: Option<String>,
+
+    /// The resource indicator to request tokens for (default: the server's).
+    #[arg(long, value_name = "URL", env = "CLERK_MCP_RESOURCE")]
+    pub resource: Option<String>,
+
+    /// Extra authorization request parameter key=value (repeatable), for provider quirks.
+    #[arg(long = "authorize-param", value_name = "KEY=VALUE")]
+    pub authorize_params: Vec<String>,
+
+    /// Path of the loopback redirect URI.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/callback",
+        env = "CLERK_MCP_CALLBACK_PATH"
+    )]
+    pub callback_path: String,
+
+    /// Port of the loopback redirect URI (default: a stable port chosen per server).
+    #[arg(long, value_name = "PORT", env = "CLERK_MCP_CALLBACK_PORT")]
+    pub callback_port: Option<u16>,
+
+    /// Print the sign-in URL instead of opening a browser.
+    #[arg(long, env = "CLERK_MCP_NO_BROWSER")]
+    pub no_browser: bool,
+
+    /// Sign in with a code shown on stderr (RFC 8628), for containers and SSH sessions.
+    #[arg(long, env = "CLERK_MCP_DEVICE_CODE")]
+    pub device_code: bool,
+
+    /// Seconds a sign-in may take before it is abandoned.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 300.0,
+        env = "CLERK_MCP_AUTH_TIMEOUT"
+    )]
+    pub auth_timeout: f64,
+
+    /// Where tokens and registrations are kept (default: the platform's config directory).
+    #[arg(long, value_name = "DIR", env = "CLERK_MCP_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -31,6 +31,7 @@ pub struct Config {
     pub max_message_size: usize,
     /// How long shutdown may spend ending the session (H-DELETE).
     pub shutdown_grace: Duration,
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Config {
@@ -80,8 +81,72 @@ impl Config {
             ca_file: args.ca_file.clone(),
             max_message_size: args.max_message_size.max(1024),
             shutdown_grace: Duration::from_secs(2),
+            auth: auth_config(&args.auth, env)?,
         })
     }
+}
+
+fn auth_config(
+    args: &crate::cli::AuthArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::auth::AuthConfig, ConfigError> {
+    let mut authorize_params = Vec::new();
+    for raw in &args.authorize_params {
+        let (k, v) = raw.split_once('=').ok_or_else(|| ConfigError::Invalid {
+            flag: "--authorize-param",
+            why: format!("{raw:?} is not key=value"),
+        })?;
+        if crate::auth::flow::RESERVED_PARAMS.contains(&k) {
+            return Err(ConfigError::Invalid {
+                flag: "--authorize-param",
+                why: format!("{k:?} is set by the sign-in flow itself and cannot be overridden"),
+            });
+        }
+        authorize_params.push((k.to_owned(), v.to_owned()));
+    }
+    if !args.callback_path.starts_with('/') {
+        return Err(ConfigError::Invalid {
+            flag: "--callback-path",
+            why: "it must start with /".into(),
+        });
+    }
+    if let Some(u) = &args.client_metadata_url {
+        let url = Url::parse(u).map_err(|e| ConfigError::Invalid {
+            flag: "--client-metadata-url",
+            why: e.to_string(),
+        })?;
+        if url.scheme() != "https" && !is_loopback(&url) || url.path() == "/" {
+            return Err(ConfigError::Invalid {
+                flag: "--client-metadata-url",
+                why: "a client metadata document URL must be https and have a path".into(),
+            });
+        }
+    }
+    let config_dir = match &args.config_dir {
+        Some(d) => d.clone(),
+        None => crate::auth::store::default_dir().ok_or_else(|| ConfigError::Invalid {
+            flag: "--config-dir",
+            why: "no home directory to keep sign-in tokens in; pass --config-dir".into(),
+        })?,
+    };
+    Ok(crate::auth::AuthConfig {
+        client_id: args.client_id.clone(),
+        client_secret: args
+            .client_secret
+            .clone()
+            .map(crate::auth::store::Secret::new),
+        client_metadata_url: args.client_metadata_url.clone(),
+        scope: args.scope.clone(),
+        resource: args.resource.clone(),
+        authorize_params,
+        callback_path: args.callback_path.clone(),
+        callback_port: args.callback_port,
+        no_browser: args.no_browser,
+        browser: env("BROWSER").filter(|b| !b.is_empty()),
+        device_code: args.device_code,
+        timeout: seconds("--auth-timeout", args.auth_timeout)?,
+        config_dir,
+    })
 }
 
 fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {

@@ -55,6 +55,8 @@ pub enum RemoteError {
     #[error("{host} does not look like an MCP endpoint: {why}")]
     NotMcp { host: String, why: String },
     #[error("{0}")]
+    Auth(String),
+    #[error("{0}")]
     Other(String),
 }
 

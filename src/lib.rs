@@ -9,12 +9,16 @@
 //! - `proxy`    — the loop that owns the connection state and spawns request tasks.
 //! - `remote`   — the HTTP side: Streamable HTTP exchanges (`http`), the SSE parser
 //!   (`sse`), the 2024-11-05 HTTP+SSE transport (`legacy_sse`), modern headers (`modern`).
+//! - `auth`     — sign-in: discovery, registration, browser/device flows, token files.
 //! - `check`    — `clerk-mcp-server check`: a one-shot diagnosis of a setup.
+//! - `accounts` — `login`, `logout` and `status`.
 //! - `app`      — wiring for `main`: logging, signals, subcommand dispatch.
 //!
 //! Checklist ids such as H-404 refer to `../shared/mcp-client-requirements.md`.
 
+pub mod accounts;
 pub mod app;
+pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -751,6 +751,7 @@ async fn forward(
     idle: Option<Duration>,
     task: u64,
 ) -> Event {
+    let mut budget = AuthBudget::default();
     loop {
         let headers = match &msg.era {
             Era::Modern { version } => ctx.tools.headers_for(version, &msg.body),
@@ -778,6 +779,12 @@ async fn forward(
         let error = match outcome {
             Outcome::Done { .. } => None,
             Outcome::OutputClosed => None,
+            o @ (Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. }) => {
+                match budget.handle(&ctx.http, o).await {
+                    Ok(()) => continue,
+                    Err(e) => Some(e),
+                }
+            }
             Outcome::SessionGone => {
                 let generation = session.as_ref().map(|(_, g)| *g).unwrap_or(0);
                 return Event::SessionGone {
@@ -817,6 +824,62 @@ async fn forward(
             unanswered: sink.pending,
             error,
         };
+    }
+}
+
+/// Sign-in retries for one request: a 401 is answered by refreshing or signing in, at
+/// most twice; a 403 `insufficient_scope` by stepping up, at most three times (A-STEPUP).
+#[derive(Default)]
+struct AuthBudget {
+    unauthorized: u8,
+    step_ups: u8,
+}
+
+impl AuthBudget {
+    /// Ok: retry the request. Err: give up with this error for the client.
+    async fn handle(&mut self, http: &Http, outcome: Outcome) -> Result<(), RemoteError> {
+        let Some(auth) = &http.auth else {
+            return Err(RemoteError::Other("authorization required".into()));
+        };
+        let host = &http.host;
+        let result = match outcome {
+            Outcome::Unauthorized {
+                challenge,
+                generation,
+            } => {
+                self.unauthorized += 1;
+                if self.unauthorized > 2 {
+                    return Err(RemoteError::Auth(
+                        crate::auth::AuthError::StillRefused("HTTP 401".into()).to_string(),
+                    ));
+                }
+                auth.unauthorized(generation, challenge).await
+            }
+            Outcome::InsufficientScope {
+                challenge,
+                generation,
+            } => {
+                self.step_ups += 1;
+                if self.step_ups > 3 {
+                    return Err(RemoteError::Auth(
+                        crate::auth::AuthError::StillRefused(
+                            "HTTP 403 insufficient_scope after 3 step-ups".into(),
+                        )
+                        .to_string(),
+                    ));
+                }
+                auth.step_up(generation, challenge).await
+            }
+            _ => return Ok(()),
+        };
+        result.map_err(|e| {
+            tracing::warn!("sign-in failed: {e}");
+            RemoteError::Auth(format!(
+                "{host} requires sign-in (HTTP {}), and signing in failed: {e}. If the server uses \
+                 API keys instead, pass one with --header \"Authorization: Bearer ...\"",
+                if self.step_ups > 0 { 403 } else { 401 }
+            ))
+        })
     }
 }
 
@@ -889,14 +952,24 @@ async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
     ctx.http.set_transport("Streamable HTTP");
     let mut sink = Sink::new(&ctx.out, ids.clone());
     sink.forward_responses = !reinit;
-    let post = Post {
-        body,
-        headers: HeaderMap::new(),
-        session: None,
-        idle: Some(ctx.http.request_timeout),
-        resumable: false,
+    let mut budget = AuthBudget::default();
+    let outcome = loop {
+        let post = Post {
+            body: body.clone(),
+            headers: HeaderMap::new(),
+            session: None,
+            idle: Some(ctx.http.request_timeout),
+            resumable: false,
+        };
+        match ctx.http.exchange(post, &mut sink).await {
+            o @ (Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. }) => {
+                if let Err(e) = budget.handle(&ctx.http, o).await {
+                    break Outcome::Failed(e);
+                }
+            }
+            o => break o,
+        }
     };
-    let outcome = ctx.http.exchange(post, &mut sink).await;
     let (status, error) = match outcome {
         Outcome::Done { session_id } => {
             let version = sink.capture.as_deref().and_then(negotiated_version);
@@ -925,6 +998,9 @@ async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
                 let _ = ctx.http.exchange(post, &mut sink).await;
             }
             return InitResult::Streamable { headers };
+        }
+        Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. } => {
+            unreachable!("handled by the sign-in loop above")
         }
         Outcome::OutputClosed => return InitResult::Failed,
         Outcome::SessionGone => (None, RemoteError::Other("unexpected 404".into())),

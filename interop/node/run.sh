@@ -1,31 +1,68 @@
 #!/usr/bin/env bash
 # Node.js interop suites for clerk-mcp-server.
 #
-#   interop/node/run.sh BIN                    test the proxy binary BIN
-#   interop/node/run.sh --baseline-mcp-remote  same suites, with mcp-remote as the proxy
+#   interop/node/run.sh BIN [--auth|--only-auth]                    test the proxy binary BIN
+#   interop/node/run.sh --baseline-mcp-remote [--auth|--only-auth]  same, with mcp-remote as the proxy
 #
 # Runs `npm ci` here only if node_modules/ is missing. Then, with CLERK_MCP_BIN=BIN:
 #   * sdk-client.mjs against server-everything: streamableHttp (default transport),
 #     sse (--transport sse) and sse (default transport: must fall back to SSE);
 #   * the conformance client scenarios initialize, tools_call,
-#     elicitation-sep1034-client-defaults and sse-retry (runner on Node 22).
+#     elicitation-sep1034-client-defaults and sse-retry (runner on Node 22);
+#   * with --auth (or INTEROP_AUTH=1): also the conformance OAuth scenarios auth/* listed in
+#     $auth_scenarios below, one result each; --only-auth runs just those. See
+#     conformance-client.mjs for the flags and the BROWSER program they give the proxy.
 # Every check counts once; the last line is "N passed, M failed"; exit 1 on any failure.
 # Env: CLERK_MCP_ARGS (extra proxy args before the URL), INTEROP_VERBOSE=1,
-#      INTEROP_KEEP_RESULTS=1 (keep conformance result dirs).
+#      INTEROP_KEEP_RESULTS=1 (keep conformance result dirs and auth temp dirs),
+#      INTEROP_AUTH=1 (same as --auth),
+#      INTEROP_AUTH_SCENARIOS="auth/a auth/b" (run these auth scenarios instead of the full list).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-usage() { echo "usage: $0 BIN | --baseline-mcp-remote" >&2; exit 2; }
-[ $# -eq 1 ] || usage
-case "$1" in
-  --baseline-mcp-remote) bin="$here/mcp-remote-proxy.sh" ;;
-  -*) usage ;;
-  *) bin="$1"
-     [[ "$bin" = /* ]] || bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
-     [ -x "$bin" ] || { echo "not an executable: $bin" >&2; exit 2; } ;;
-esac
+usage() { echo "usage: $0 BIN|--baseline-mcp-remote [--auth|--only-auth]" >&2; exit 2; }
+bin=""
+auth="${INTEROP_AUTH:-0}"   # 0: no auth scenarios, 1: also auth scenarios, only: just those
+for a in "$@"; do
+  case "$a" in
+    --auth) [ "$auth" = only ] || auth=1 ;;
+    --only-auth) auth=only ;;
+    --baseline-mcp-remote) [ -z "$bin" ] || usage; bin="$here/mcp-remote-proxy.sh" ;;
+    -*) usage ;;
+    *) [ -z "$bin" ] || usage
+       bin="$a"
+       [[ "$bin" = /* ]] || bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+       [ -x "$bin" ] || { echo "not an executable: $bin" >&2; exit 2; } ;;
+  esac
+done
+[ -n "$bin" ] || usage
 export CLERK_MCP_BIN="$bin"
+
+auth_scenarios=(
+  auth/metadata-default
+  auth/metadata-var1
+  auth/metadata-var2
+  auth/metadata-var3
+  auth/basic-cimd
+  auth/scope-from-www-authenticate
+  auth/scope-from-scopes-supported
+  auth/scope-omitted-when-undefined
+  auth/scope-step-up
+  auth/scope-retry-limit
+  auth/token-endpoint-auth-basic
+  auth/token-endpoint-auth-post
+  auth/token-endpoint-auth-none
+  auth/pre-registration
+  auth/2025-03-26-oauth-metadata-backcompat
+  auth/2025-03-26-oauth-endpoint-fallback
+  auth/resource-mismatch
+  auth/offline-access-scope
+  auth/offline-access-not-supported
+)
+if [ -n "${INTEROP_AUTH_SCENARIOS:-}" ]; then
+  read -r -a auth_scenarios <<<"$INTEROP_AUTH_SCENARIOS"
+fi
 
 if [ ! -d node_modules ]; then
   echo "== npm ci"
@@ -68,7 +105,7 @@ results="$(mktemp -d "${TMPDIR:-/tmp}/clerk-conformance.XXXXXX")"
 run_conformance() { # scenario
   local s="$1"
   echo "== conformance client --scenario $s"
-  local log="$results/$s.log"
+  local log="$results/${s//\//_}.log"
   timeout -k 5 120 "$node22" node_modules/@modelcontextprotocol/conformance/dist/index.js client \
     --command "$node22 $here/conformance-client.mjs" --scenario "$s" --timeout 60000 \
     -o "$results" >"$log" 2>&1
@@ -87,12 +124,19 @@ run_conformance() { # scenario
   fi
 }
 
-run_sdk "streamableHttp (default transport)" streamableHttp
-run_sdk "sse (--transport sse)" sse --transport sse
-run_sdk "sse (default transport: fallback)" sse
-for s in initialize tools_call elicitation-sep1034-client-defaults sse-retry; do
-  run_conformance "$s"
-done
+if [ "$auth" != only ]; then
+  run_sdk "streamableHttp (default transport)" streamableHttp
+  run_sdk "sse (--transport sse)" sse --transport sse
+  run_sdk "sse (default transport: fallback)" sse
+  for s in initialize tools_call elicitation-sep1034-client-defaults sse-retry; do
+    run_conformance "$s"
+  done
+fi
+if [ "$auth" != 0 ]; then
+  for s in "${auth_scenarios[@]}"; do
+    run_conformance "$s"
+  done
+fi
 
 if [ "$failed" -eq 0 ] && [ "${INTEROP_KEEP_RESULTS:-0}" != 1 ]; then
   rm -rf "$results"

@@ -41,6 +41,8 @@ pub struct Http {
     pub user_headers: HeaderMap,
     pub request_timeout: Duration,
     pub max_message: usize,
+    /// Sign-in, when the user did not set an Authorization header themselves.
+    pub auth: Option<std::sync::Arc<crate::auth::Auth>>,
     /// Which transport the handshake is using, for `check`'s summary. Set before the
     /// initialize is sent on it, so it is current when the response is read.
     pub transport_used: std::sync::Mutex<&'static str>,
@@ -181,6 +183,16 @@ pub enum Outcome {
     Failed(RemoteError),
     /// Stdout is closed: nothing more can be delivered.
     OutputClosed,
+    /// 401: sign in (or refresh), then retry.
+    Unauthorized {
+        challenge: Option<crate::auth::challenge::Challenge>,
+        generation: u64,
+    },
+    /// 403 with `insufficient_scope`: step up, then retry (A-STEPUP).
+    InsufficientScope {
+        challenge: crate::auth::challenge::Challenge,
+        generation: u64,
+    },
 }
 
 /// One POST and everything that answers it.
@@ -210,6 +222,7 @@ impl Http {
             request_timeout: config.request_timeout,
             max_message: config.max_message_size,
             transport_used: std::sync::Mutex::new("unknown"),
+            auth: None,
         }
     }
 
@@ -220,6 +233,13 @@ impl Http {
         accept: HeaderValue,
     ) -> reqwest::RequestBuilder {
         let mut headers = self.user_headers.clone();
+        // H-BEARER: the token goes on every request of the session, in the header only.
+        if let Some(auth) = &self.auth
+            && !headers.contains_key(reqwest::header::AUTHORIZATION)
+            && let (Some(bearer), _) = auth.bearer()
+        {
+            headers.insert(reqwest::header::AUTHORIZATION, bearer);
+        }
         headers.insert(ACCEPT, accept);
         self.client.request(method, url.clone()).headers(headers)
     }
@@ -245,6 +265,13 @@ impl Http {
     /// POST one message and forward everything that answers it into `sink`.
     pub async fn exchange(&self, post: Post<'_>, sink: &mut Sink<'_>) -> Outcome {
         let sent_session = post.session.is_some_and(|s| s.session_id.is_some());
+        let generation = match &self.auth {
+            Some(auth) => {
+                auth.ensure_fresh().await;
+                auth.bearer().1
+            }
+            None => 0,
+        };
         let mut headers = post.headers;
         headers.insert(CONTENT_TYPE, JSON);
         let req = self
@@ -263,6 +290,31 @@ impl Http {
         });
         if status == StatusCode::NOT_FOUND && sent_session {
             return Outcome::SessionGone;
+        }
+        if self.auth.is_some()
+            && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+        {
+            let challenge = crate::auth::challenge::Challenge::parse(
+                resp.headers()
+                    .get_all(reqwest::header::WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            );
+            match (status, challenge) {
+                (StatusCode::UNAUTHORIZED, challenge) => {
+                    return Outcome::Unauthorized {
+                        challenge,
+                        generation,
+                    };
+                }
+                (_, Some(challenge)) if challenge.insufficient_scope() => {
+                    return Outcome::InsufficientScope {
+                        challenge,
+                        generation,
+                    };
+                }
+                _ => {}
+            }
         }
         if !status.is_success() {
             return self.error_status(resp, sink, post.idle).await;

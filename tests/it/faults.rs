@@ -91,7 +91,7 @@ async fn error_statuses_and_bad_bodies() {
     )
     .await;
     assert!(
-        msg.contains("HTTP 401") && msg.contains("Authorization"),
+        msg.contains("HTTP 401") && msg.contains("sign-in") && msg.contains("Authorization"),
         "{msg}"
     );
 

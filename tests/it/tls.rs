@@ -99,7 +99,23 @@ async fn refusing_http_proxy() {
         msg.contains("HTTP 403") && msg.contains("blocked by proxy policy"),
         "{msg}"
     );
-    let head = seen_rx.recv().await.unwrap();
-    assert_eq!(head, format!("POST {target} HTTP/1.1"));
+    // The startup sign-in probe also goes through the proxy; find the POST.
+    let mut heads = Vec::new();
+    while let Some(head) = seen_rx.recv().await {
+        let post = head.starts_with("POST ");
+        heads.push(head);
+        if post {
+            break;
+        }
+    }
+    assert_eq!(
+        heads.last().unwrap(),
+        &format!("POST {target} HTTP/1.1"),
+        "{heads:?}"
+    );
+    assert!(
+        heads.iter().all(|h| h.contains("http://mcp.example.test/")),
+        "{heads:?}"
+    );
     p.finish().await;
 }

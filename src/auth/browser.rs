@@ -1,0 +1,91 @@
+//! Opening the authorization URL safely (SEC-URL): http(s) only, never through a shell,
+//! always printed to stderr too, and braked so a looping client cannot open tab after tab.
+
+use std::path::Path;
+
+use url::Url;
+
+use crate::auth::store::now_secs;
+use crate::auth::{AuthConfig, AuthError};
+
+/// At most this many browser opens per minute, across all instances.
+const MAX_OPENS_PER_MINUTE: usize = 3;
+
+pub fn open(url: &Url, cfg: &AuthConfig) -> Result<(), AuthError> {
+    check(url)?;
+    eprintln!("\nclerk-mcp-server: sign in at this URL:\n\n  {url}\n");
+    if cfg.no_browser {
+        return Ok(());
+    }
+    if !brake(&cfg.config_dir) {
+        tracing::warn!(
+            "not opening the browser again: {MAX_OPENS_PER_MINUTE} sign-ins started within a minute; open the URL above yourself"
+        );
+        return Ok(());
+    }
+    let result = match &cfg.browser {
+        // The program gets the URL as its one argument; no shell is involved.
+        Some(program) => std::process::Command::new(program)
+            .arg(url.as_str())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map(|_| ()),
+        None => webbrowser::open(url.as_str()),
+    };
+    if let Err(e) = result {
+        tracing::warn!("could not open a browser ({e}); open the URL above yourself");
+    }
+    Ok(())
+}
+
+/// Only http and https may be opened: `javascript:`, `file:` and friends are refused.
+pub fn check(url: &Url) -> Result<(), AuthError> {
+    match url.scheme() {
+        "https" | "http" => Ok(()),
+        other => Err(AuthError::UnsafeUrl(format!(
+            "the scheme {other:?} is not http or https"
+        ))),
+    }
+}
+
+/// Record an open; false when the recent ones already reach the limit.
+fn brake(dir: &Path) -> bool {
+    let path = dir.join("browser-opens");
+    let now = now_secs();
+    let mut recent: Vec<u64> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|&t: &u64| t + 60 > now)
+        .collect();
+    if recent.len() >= MAX_OPENS_PER_MINUTE {
+        return false;
+    }
+    recent.push(now);
+    let _ = std::fs::create_dir_all(dir);
+    let text: String = recent.iter().map(|t| format!("{t}\n")).collect();
+    let _ = std::fs::write(&path, text);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_and_https() {
+        assert!(check(&Url::parse("https://a.test/authorize").unwrap()).is_ok());
+        assert!(check(&Url::parse("javascript:alert(1)").unwrap()).is_err());
+        assert!(check(&Url::parse("file:///etc/passwd").unwrap()).is_err());
+    }
+
+    #[test]
+    fn brake_limits_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..MAX_OPENS_PER_MINUTE {
+            assert!(brake(dir.path()));
+        }
+        assert!(!brake(dir.path()));
+    }
+}

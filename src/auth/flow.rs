@@ -1,0 +1,648 @@
+//! The authorization code flow with PKCE on a loopback redirect, client registration,
+//! token requests, refresh and the device authorization grant (RFC 6749, 7636, 7591,
+//! 8628, 8707, 9207; A-PKCE, A-STATE, A-RESOURCE, A-REG, A-CIMD, A-ISS, A-APPTYPE).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use url::Url;
+
+use crate::auth::discover::{AsMetadata, Discovered, check_endpoint};
+use crate::auth::store::{ClientRecord, Secret, Tokens, now_secs};
+use crate::auth::{AuthConfig, AuthError};
+
+/// Parameters the flow sets itself; `--authorize-param` may not override them.
+pub const RESERVED_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "code_challenge",
+    "code_challenge_method",
+    "state",
+    "resource",
+    "scope",
+];
+
+pub fn random_token(bytes: usize) -> String {
+    use ring::rand::SecureRandom;
+    let mut buf = vec![0u8; bytes];
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the OS random source works");
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// PKCE S256 (RFC 7636 §4.2): a 43-character verifier and its challenge.
+pub fn pkce() -> (String, String) {
+    let verifier = random_token(32);
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    (verifier, URL_SAFE_NO_PAD.encode(digest.as_ref()))
+}
+
+/// A-PKCE: the server must advertise S256. Only the A-03 defaults (no metadata at all)
+/// go ahead without the advertisement.
+pub fn check_pkce(d: &Discovered) -> Result<(), AuthError> {
+    match &d.meta.code_challenge_methods_supported {
+        Some(m) if m.iter().any(|m| m == "S256") => Ok(()),
+        None if !d.from_document => Ok(()),
+        _ => Err(AuthError::Unsupported(
+            "the authorization server does not advertise PKCE with S256 (code_challenge_methods_supported); \
+             signing in without it is refused"
+                .into(),
+        )),
+    }
+}
+
+/// A-SCOPE: --scope, else the challenge's scope, else all of the PRM's scopes_supported,
+/// else none. `offline_access` is added when the server offers it, for a refresh token.
+pub fn select_scope(
+    cfg: &AuthConfig,
+    challenge_scope: Option<&str>,
+    d: &Discovered,
+) -> Option<String> {
+    let mut scope = cfg
+        .scope
+        .clone()
+        .or_else(|| challenge_scope.map(str::to_owned))
+        .or_else(|| {
+            d.prm
+                .as_ref()
+                .and_then(|p| p.scopes_supported.as_ref())
+                .filter(|s| !s.is_empty())
+                .map(|s| s.join(" "))
+        })?;
+    let offers_offline = d
+        .meta
+        .scopes_supported
+        .as_ref()
+        .is_some_and(|s| s.iter().any(|s| s == "offline_access"));
+    if offers_offline && cfg.scope.is_none() && !scope.split(' ').any(|s| s == "offline_access") {
+        scope.push_str(" offline_access");
+    }
+    Some(scope)
+}
+
+/// The loopback redirect listener (A-REDIRECT): 127.0.0.1 only, on a port that is
+/// stable per server so a registered redirect URI keeps working.
+pub struct Callback {
+    listener: TcpListener,
+    pub redirect_uri: String,
+    path: String,
+}
+
+impl Callback {
+    pub async fn bind(cfg: &AuthConfig, stable_port: u16) -> Result<Callback, AuthError> {
+        let wanted = cfg.callback_port.unwrap_or(stable_port);
+        let listener = match TcpListener::bind(("127.0.0.1", wanted)).await {
+            Ok(l) => l,
+            Err(e) if cfg.callback_port.is_some() => {
+                return Err(AuthError::Callback(format!(
+                    "cannot listen on 127.0.0.1:{wanted} for the sign-in callback (--callback-port): {e}"
+                )));
+            }
+            Err(_) => {
+                tracing::info!(
+                    port = wanted,
+                    "the usual callback port is taken; using another one"
+                );
+                TcpListener::bind(("127.0.0.1", 0))
+                    .await
+                    .map_err(|e| AuthError::Callback(format!("cannot listen on 127.0.0.1: {e}")))?
+            }
+        };
+        let port = listener
+            .local_addr()
+            .map_err(|e| AuthError::Callback(e.to_string()))?
+            .port();
+        let path = cfg.callback_path.clone();
+        Ok(Callback {
+            listener,
+            redirect_uri: format!("http://127.0.0.1:{port}{path}"),
+            path,
+        })
+    }
+
+    /// Serve until the redirect with our `state` arrives; answer with a small page.
+    pub async fn wait(self, state: &str) -> Result<CallbackParams, AuthError> {
+        loop {
+            let (mut stream, _) = self
+                .listener
+                .accept()
+                .await
+                .map_err(|e| AuthError::Callback(e.to_string()))?;
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut len = 0;
+            // Read the request head only; bounded.
+            while len < buf.len() {
+                match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf[len..]))
+                    .await
+                {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => {
+                        len += n;
+                        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..len]);
+            let target = head
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("GET "))
+                .and_then(|l| l.split(' ').next())
+                .unwrap_or("");
+            let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else {
+                respond(
+                    &mut stream,
+                    400,
+                    "Bad request",
+                    "This is not a sign-in callback.",
+                )
+                .await;
+                continue;
+            };
+            if url.path() != self.path {
+                respond(
+                    &mut stream,
+                    404,
+                    "Not found",
+                    "This is not a sign-in callback.",
+                )
+                .await;
+                continue;
+            }
+            let params = CallbackParams::from_url(&url);
+            if params.state.as_deref() != Some(state) {
+                // A-STATE: not our request (stale tab, or forged); keep waiting.
+                respond(
+                    &mut stream,
+                    400,
+                    "Sign-in failed",
+                    "This sign-in link is stale or invalid. Start again from your MCP client.",
+                )
+                .await;
+                tracing::warn!("ignored a sign-in callback with a wrong state parameter");
+                continue;
+            }
+            if let Some(err) = &params.error {
+                let desc = params.error_description.clone().unwrap_or_default();
+                respond(
+                    &mut stream,
+                    400,
+                    "Sign-in failed",
+                    &format!(
+                        "The authorization server said: {err} {desc}. You can close this tab."
+                    ),
+                )
+                .await;
+                return Err(AuthError::Denied(format!("{err} {desc}").trim().to_owned()));
+            }
+            if params.code.is_none() {
+                respond(
+                    &mut stream,
+                    400,
+                    "Sign-in failed",
+                    "The callback carried no authorization code.",
+                )
+                .await;
+                return Err(AuthError::Denied(
+                    "the callback carried no authorization code".into(),
+                ));
+            }
+            respond(
+                &mut stream,
+                200,
+                "Signed in",
+                "You are signed in. You can close this tab and return to your MCP client.",
+            )
+            .await;
+            return Ok(params);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CallbackParams {
+    pub code: Option<Secret>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+impl CallbackParams {
+    fn from_url(url: &Url) -> Self {
+        let mut p = CallbackParams::default();
+        for (k, v) in url.query_pairs() {
+            match &*k {
+                "code" => p.code = Some(Secret::new(v.into_owned())),
+                "state" => p.state = Some(v.into_owned()),
+                "iss" => p.iss = Some(v.into_owned()),
+                "error" => p.error = Some(v.into_owned()),
+                "error_description" => p.error_description = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        p
+    }
+}
+
+async fn respond(stream: &mut tokio::net::TcpStream, status: u16, title: &str, message: &str) {
+    let ok = status == 200;
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title} – clerk-mcp-server</title>\
+<style>body{{font:16px system-ui,sans-serif;display:flex;min-height:90vh;align-items:center;justify-content:center;background:#f6f6f8}}\
+main{{background:#fff;padding:2rem 2.5rem;border-radius:12px;box-shadow:0 2px 12px #0001;max-width:32rem}}\
+h1{{font-size:1.4rem;color:{color}}}</style></head><body><main><h1 id=\"status\">{title}</h1><p>{message}</p></main></body></html>",
+        color = if ok { "#0a7d32" } else { "#b3261e" },
+        message = html_escape(message),
+    );
+    let reason = if ok { "OK" } else { "Error" };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A-ISS (RFC 9207): an `iss` must equal the issuer exactly; and it must be there when
+/// the server says it sends one.
+pub fn check_iss(params: &CallbackParams, d: &Discovered) -> Result<(), AuthError> {
+    let expected = d.meta.issuer.as_deref().unwrap_or(&d.issuer);
+    match &params.iss {
+        Some(iss) if iss != expected => Err(AuthError::Denied(format!(
+            "the authorization response came from issuer {iss:?}, not {expected:?} (possible mix-up attack); refused"
+        ))),
+        None if d.meta.authorization_response_iss_parameter_supported == Some(true) => {
+            Err(AuthError::Denied(
+                "the authorization response lacks the `iss` parameter the server promised; refused"
+                    .into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Build the authorization URL (A-PKCE, A-STATE, A-RESOURCE).
+pub fn authorize_url(
+    d: &Discovered,
+    client: &ClientRecord,
+    challenge: &str,
+    state: &str,
+    scope: Option<&str>,
+    extra: &[(String, String)],
+) -> Result<Url, AuthError> {
+    let mut url = check_endpoint("authorization_endpoint", &d.meta.authorization_endpoint)?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &client.client_id)
+            .append_pair("redirect_uri", &client.redirect_uri)
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", state)
+            .append_pair("resource", &d.resource);
+        if let Some(s) = scope {
+            q.append_pair("scope", s);
+        }
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+    }
+    Ok(url)
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OAuthErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// POST to the token endpoint with the client's authentication method.
+pub async fn token_request(
+    http: &reqwest::Client,
+    meta: &AsMetadata,
+    client: &ClientRecord,
+    mut params: Vec<(&'static str, String)>,
+) -> Result<Tokens, AuthError> {
+    let endpoint = check_endpoint("token_endpoint", &meta.token_endpoint)?;
+    let mut req = http.post(endpoint).header(ACCEPT, "application/json");
+    match (client.auth_method.as_str(), &client.client_secret) {
+        ("client_secret_basic", Some(secret)) => {
+            // RFC 6749 §2.3.1: form-urlencode each part before joining.
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let basic = STANDARD.encode(format!(
+                "{}:{}",
+                enc(&client.client_id),
+                enc(secret.expose())
+            ));
+            req = req.header(AUTHORIZATION, format!("Basic {basic}"));
+        }
+        ("client_secret_post", Some(secret)) => {
+            params.push(("client_id", client.client_id.clone()));
+            params.push(("client_secret", secret.expose().to_owned()));
+        }
+        _ => params.push(("client_id", client.client_id.clone())),
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let resp = req
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            AuthError::Token(format!(
+                "cannot reach the token endpoint: {}",
+                e.without_url()
+            ))
+        })?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| AuthError::Token(e.without_url().to_string()))?;
+    if !status.is_success() {
+        let why = serde_json::from_slice::<OAuthErrorBody>(&bytes)
+            .map(|e| {
+                format!("{} {}", e.error, e.error_description.unwrap_or_default())
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_else(|_| format!("HTTP {status}"));
+        return Err(AuthError::Token(why));
+    }
+    let t: TokenResponse = serde_json::from_slice(&bytes)
+        .map_err(|e| AuthError::Token(format!("unreadable token response: {e}")))?;
+    Ok(Tokens {
+        access_token: Secret::new(t.access_token),
+        refresh_token: t.refresh_token.map(Secret::new),
+        expires_at: t.expires_in.map(|s| now_secs() + s),
+        scope: t.scope,
+    })
+}
+
+/// Pick the token endpoint auth method for a client with a secret: basic unless the
+/// server lists only post (RFC 8414's default is basic).
+pub fn secret_method(meta: &AsMetadata) -> &'static str {
+    match &meta.token_endpoint_auth_methods_supported {
+        Some(m)
+            if !m.iter().any(|m| m == "client_secret_basic")
+                && m.iter().any(|m| m == "client_secret_post") =>
+        {
+            "client_secret_post"
+        }
+        _ => "client_secret_basic",
+    }
+}
+
+#[derive(Deserialize)]
+struct RegistrationResponse {
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_method: Option<String>,
+}
+
+/// A-REG step 3: Dynamic Client Registration (RFC 7591), as a native app (A-APPTYPE).
+pub async fn register(
+    http: &reqwest::Client,
+    d: &Discovered,
+    redirect_uri: &str,
+    scope: Option<&str>,
+) -> Result<ClientRecord, AuthError> {
+    let endpoint = d
+        .meta
+        .registration_endpoint
+        .as_deref()
+        .ok_or(AuthError::NoRegistration)?;
+    let endpoint = check_endpoint("registration_endpoint", endpoint)?;
+    let mut body = serde_json::json!({
+        "client_name": "clerk-mcp-server",
+        "redirect_uris": [redirect_uri],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "application_type": "native",
+    });
+    if let Some(s) = scope {
+        body["scope"] = serde_json::Value::String(s.to_owned());
+    }
+    let resp = http
+        .post(endpoint)
+        .header(ACCEPT, "application/json")
+        .json_body(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            AuthError::Registration(format!(
+                "cannot reach the registration endpoint: {}",
+                e.without_url()
+            ))
+        })?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| AuthError::Registration(e.without_url().to_string()))?;
+    if !status.is_success() {
+        let why = serde_json::from_slice::<OAuthErrorBody>(&bytes)
+            .map(|e| {
+                format!("{} {}", e.error, e.error_description.unwrap_or_default())
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_else(|_| format!("HTTP {status}"));
+        return Err(AuthError::Registration(why));
+    }
+    let r: RegistrationResponse = serde_json::from_slice(&bytes)
+        .map_err(|e| AuthError::Registration(format!("unreadable registration response: {e}")))?;
+    let auth_method = match (&r.token_endpoint_auth_method, &r.client_secret) {
+        (Some(m), _) => m.clone(),
+        (None, Some(_)) => secret_method(&d.meta).to_owned(),
+        (None, None) => "none".to_owned(),
+    };
+    Ok(ClientRecord {
+        issuer: d.issuer.clone(),
+        client_id: r.client_id,
+        client_secret: r.client_secret.map(Secret::new),
+        auth_method,
+        redirect_uri: redirect_uri.to_owned(),
+    })
+}
+
+trait JsonBody {
+    fn json_body(self, v: &serde_json::Value) -> Self;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    fn json_body(self, v: &serde_json::Value) -> Self {
+        self.header(CONTENT_TYPE, "application/json")
+            .body(v.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+struct DeviceAuthorization {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    #[serde(default)]
+    verification_uri_complete: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    interval: Option<u64>,
+}
+
+/// RFC 8628: print a code for the user to enter elsewhere, then poll for the tokens.
+pub async fn device_flow(
+    http: &reqwest::Client,
+    d: &Discovered,
+    client: &ClientRecord,
+    scope: Option<&str>,
+    deadline: Duration,
+) -> Result<Tokens, AuthError> {
+    let endpoint = d
+        .meta
+        .device_authorization_endpoint
+        .as_deref()
+        .ok_or_else(|| {
+            AuthError::Unsupported(
+                "the authorization server offers no device authorization endpoint (--device-code)"
+                    .into(),
+            )
+        })?;
+    let endpoint = check_endpoint("device_authorization_endpoint", endpoint)?;
+    let mut params = vec![
+        ("client_id", client.client_id.clone()),
+        ("resource", d.resource.clone()),
+    ];
+    if let Some(s) = scope {
+        params.push(("scope", s.to_owned()));
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let resp = http
+        .post(endpoint)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(ACCEPT, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            AuthError::Token(format!("device authorization failed: {}", e.without_url()))
+        })?;
+    if !resp.status().is_success() {
+        return Err(AuthError::Token(format!(
+            "device authorization failed: HTTP {}",
+            resp.status()
+        )));
+    }
+    let da: DeviceAuthorization = resp
+        .json_bytes()
+        .await
+        .map_err(|e| AuthError::Token(format!("unreadable device authorization response: {e}")))?;
+    let shown = da
+        .verification_uri_complete
+        .as_deref()
+        .unwrap_or(&da.verification_uri);
+    eprintln!(
+        "\nclerk-mcp-server: to sign in, open {shown}\n                  and enter the code: {}\n",
+        da.user_code
+    );
+    tracing::info!(url = %da.verification_uri, code = %da.user_code, "waiting for device sign-in");
+    let mut interval = Duration::from_secs(da.interval.unwrap_or(5).max(1));
+    let until = tokio::time::Instant::now()
+        + deadline.min(Duration::from_secs(da.expires_in.unwrap_or(900)));
+    loop {
+        if tokio::time::Instant::now() + interval > until {
+            return Err(AuthError::TimedOut);
+        }
+        tokio::time::sleep(interval).await;
+        let params = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:device_code".to_owned(),
+            ),
+            ("device_code", da.device_code.clone()),
+            ("resource", d.resource.clone()),
+        ];
+        match token_request(http, &d.meta, client, params).await {
+            Ok(t) => return Ok(t),
+            Err(AuthError::Token(why)) if why.starts_with("authorization_pending") => {}
+            Err(AuthError::Token(why)) if why.starts_with("slow_down") => {
+                interval += Duration::from_secs(5)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+trait JsonBytes {
+    async fn json_bytes<T: for<'de> Deserialize<'de>>(self) -> Result<T, String>;
+}
+
+impl JsonBytes for reqwest::Response {
+    async fn json_bytes<T: for<'de> Deserialize<'de>>(self) -> Result<T, String> {
+        let bytes = self
+            .bytes()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256() {
+        let (v, c) = pkce();
+        assert_eq!(v.len(), 43);
+        let d = ring::digest::digest(&ring::digest::SHA256, v.as_bytes());
+        assert_eq!(c, URL_SAFE_NO_PAD.encode(d.as_ref()));
+        // RFC 7636 appendix B.
+        let d = ring::digest::digest(
+            &ring::digest::SHA256,
+            b"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(d.as_ref()),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+}

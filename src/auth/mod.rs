@@ -1,0 +1,461 @@
+//! Sign-in: the MCP authorization flow (issue 3; checklist A-*, SEC-URL).
+//!
+//! - `challenge` parses `WWW-Authenticate`; `discover` finds the metadata;
+//!   `flow` runs registration, the browser or device flow, and token requests;
+//!   `store` keeps tokens and registrations on disk; `browser` opens URLs safely.
+//! - [`Auth`] is the runtime face: the HTTP side asks it for the current bearer, and
+//!   calls it on 401 or 403 `insufficient_scope`. One sign-in or refresh at a time, in
+//!   this process (a mutex) and across processes (an OS file lock).
+
+pub mod browser;
+pub mod challenge;
+pub mod discover;
+pub mod flow;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::header::HeaderValue;
+use thiserror::Error;
+use url::Url;
+
+use crate::auth::challenge::Challenge;
+use crate::auth::discover::Discovered;
+use crate::auth::store::{ClientRecord, Secret, ServerRecord, Store, Tokens};
+
+/// Refresh this long before the access token expires (A-REFRESH).
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub client_metadata_url: Option<String>,
+    pub scope: Option<String>,
+    pub resource: Option<String>,
+    pub authorize_params: Vec<(String, String)>,
+    pub callback_path: String,
+    pub callback_port: Option<u16>,
+    pub no_browser: bool,
+    /// `BROWSER`: a program run with the URL as its one argument.
+    pub browser: Option<String>,
+    pub device_code: bool,
+    pub timeout: Duration,
+    pub config_dir: PathBuf,
+}
+
+#[derive(Debug, Error)]
+pub enum AuthError {
+    #[error("sign-in discovery failed: {0}")]
+    Discovery(String),
+    #[error(
+        "the server's metadata names the resource {advertised:?}, which does not match {server}; refusing to sign in (it could hand a token for one service to another)"
+    )]
+    ResourceMismatch { advertised: String, server: String },
+    #[error(
+        "the authorization server supports no registration this client can use; pass a pre-registered --client-id (and --client-secret), or --client-metadata-url"
+    )]
+    NoRegistration,
+    #[error("client registration failed: {0}")]
+    Registration(String),
+    #[error("sign-in is not possible: {0}")]
+    Unsupported(String),
+    #[error("sign-in callback: {0}")]
+    Callback(String),
+    #[error("sign-in was refused: {0}")]
+    Denied(String),
+    #[error("the token request failed: {0}")]
+    Token(String),
+    #[error(
+        "sign-in did not complete in time (--auth-timeout); run `clerk-mcp-server login` to try again"
+    )]
+    TimedOut,
+    #[error(
+        "the server still refuses the request after signing in ({0}); check that your account has access"
+    )]
+    StillRefused(String),
+    #[error("cannot store credentials: {0}")]
+    Store(String),
+    #[error("refused to open the authorization URL: {0}")]
+    UnsafeUrl(String),
+}
+
+pub struct Auth {
+    http: reqwest::Client,
+    server: Url,
+    pub cfg: AuthConfig,
+    store: Store,
+    key: String,
+    current: RwLock<Option<ServerRecord>>,
+    /// Bumped whenever the token changes, so callers can tell whether a 401 was for
+    /// the token they used or an older one.
+    generation: AtomicU64,
+    flight: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The file name for a server identity: everything that changes which tokens apply.
+pub fn server_key(server: &Url, cfg: &AuthConfig) -> String {
+    let host: String = server
+        .host_str()
+        .unwrap_or("server")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = store::digest(&[
+        server.as_str(),
+        cfg.resource.as_deref().unwrap_or(""),
+        cfg.client_id.as_deref().unwrap_or(""),
+        cfg.scope.as_deref().unwrap_or(""),
+    ]);
+    format!("{host}-{hash}")
+}
+
+impl Auth {
+    pub fn new(http: reqwest::Client, server: Url, cfg: AuthConfig) -> Auth {
+        let store = Store::new(cfg.config_dir.clone());
+        let key = server_key(&server, &cfg);
+        let current = store
+            .load_tokens(&key)
+            .filter(|r| r.server_url == server.as_str());
+        Auth {
+            http,
+            server,
+            cfg,
+            store,
+            key,
+            current: RwLock::new(current),
+            generation: AtomicU64::new(0),
+            flight: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn has_token(&self) -> bool {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// The bearer header to send now, and the generation it belongs to.
+    pub fn bearer(&self) -> (Option<HeaderValue>, u64) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
+        let header = guard.as_ref().and_then(|r| {
+            let mut v =
+                HeaderValue::from_str(&format!("Bearer {}", r.tokens.access_token.expose()))
+                    .ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
+        (header, generation)
+    }
+
+    /// Refresh ahead of expiry (A-REFRESH). Best effort: a failure here is retried on 401.
+    pub async fn ensure_fresh(&self) {
+        let expiring = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|r| r.tokens.expiring(REFRESH_MARGIN) && r.tokens.refresh_token.is_some());
+        if expiring {
+            let generation = self.generation.load(Ordering::Acquire);
+            let _ = self.renew(generation, None, false).await;
+        }
+    }
+
+    /// The server answered 401 to a request sent with `generation`'s token.
+    pub async fn unauthorized(
+        &self,
+        generation: u64,
+        challenge: Option<Challenge>,
+    ) -> Result<(), AuthError> {
+        self.renew(generation, challenge, false).await
+    }
+
+    /// 403 `insufficient_scope` (A-STEPUP): sign in again with the scopes asked for.
+    pub async fn step_up(&self, generation: u64, challenge: Challenge) -> Result<(), AuthError> {
+        self.renew(generation, Some(challenge), true).await
+    }
+
+    /// Sign in now (startup or `login`), unless a token is already there.
+    pub async fn sign_in_if_needed(&self, challenge: Option<Challenge>) -> Result<(), AuthError> {
+        if self.has_token() {
+            return Ok(());
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        self.renew(generation, challenge, false).await
+    }
+
+    /// One renewal at a time: within this process by `flight`, across processes by the
+    /// file lock. Whoever waited reuses what the winner obtained.
+    async fn renew(
+        &self,
+        generation: u64,
+        challenge: Option<Challenge>,
+        step_up: bool,
+    ) -> Result<(), AuthError> {
+        let _flight = self.flight.lock().await;
+        if self.generation.load(Ordering::Acquire) != generation {
+            return Ok(()); // someone in this process already renewed it
+        }
+        let _lock = self
+            .store
+            .lock(&self.key, self.cfg.timeout + Duration::from_secs(30))
+            .await
+            .map_err(|e| AuthError::Store(e.to_string()))?;
+        let used = self.current_access_token();
+        // Another instance may have signed in or refreshed while we waited for the lock.
+        if !step_up
+            && let Some(stored) = self.store.load_tokens(&self.key)
+            && stored.server_url == self.server.as_str()
+            && Some(stored.tokens.access_token.expose()) != used.as_deref()
+            && !stored.tokens.expiring(Duration::ZERO)
+        {
+            tracing::info!("using credentials another clerk-mcp-server instance just obtained");
+            self.adopt(stored);
+            return Ok(());
+        }
+        let record = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !step_up && let Some(record) = record {
+            match self.refresh(&record).await {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::info!("refresh failed ({e}); signing in again"),
+            }
+        }
+        let record =
+            tokio::time::timeout(self.cfg.timeout, self.sign_in(challenge.as_ref(), step_up))
+                .await
+                .map_err(|_| AuthError::TimedOut)??;
+        self.save(record)
+    }
+
+    fn current_access_token(&self) -> Option<String> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|r| r.tokens.access_token.expose().to_owned())
+    }
+
+    fn adopt(&self, record: ServerRecord) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(record);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn save(&self, record: ServerRecord) -> Result<(), AuthError> {
+        self.store
+            .save_tokens(&self.key, &record)
+            .map_err(|e| AuthError::Store(e.to_string()))?;
+        self.adopt(record);
+        Ok(())
+    }
+
+    /// A-REFRESH: use the refresh token; keep the old one unless a new one is issued.
+    async fn refresh(&self, record: &ServerRecord) -> Result<(), AuthError> {
+        let Some(refresh) = &record.tokens.refresh_token else {
+            return Err(AuthError::Token("no refresh token was issued".into()));
+        };
+        let client = self
+            .store
+            .load_client(&record.issuer)
+            .or_else(|| self.preregistered(&record.issuer, ""))
+            .ok_or_else(|| AuthError::Token("the client registration is gone".into()))?;
+        let meta = discover::AsMetadata {
+            token_endpoint: record.token_endpoint.clone(),
+            ..Default::default()
+        };
+        let params = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh.expose().to_owned()),
+            ("resource", record.resource.clone()),
+        ];
+        let mut tokens = flow::token_request(&self.http, &meta, &client, params).await?;
+        if tokens.refresh_token.is_none() {
+            tokens.refresh_token = record.tokens.refresh_token.clone();
+        }
+        if tokens.scope.is_none() {
+            tokens.scope = record.tokens.scope.clone();
+        }
+        tracing::info!("access token refreshed");
+        self.save(ServerRecord {
+            tokens,
+            ..record.clone()
+        })
+    }
+
+    fn preregistered(&self, issuer: &str, redirect_uri: &str) -> Option<ClientRecord> {
+        let id = self.cfg.client_id.clone()?;
+        Some(ClientRecord {
+            issuer: issuer.to_owned(),
+            client_id: id,
+            client_secret: self.cfg.client_secret.clone(),
+            auth_method: String::new(), // chosen against the metadata in `client_for`
+            redirect_uri: redirect_uri.to_owned(),
+        })
+    }
+
+    /// A-REG: pre-registered, then CIMD, then a stored or new dynamic registration.
+    async fn client_for(
+        &self,
+        d: &Discovered,
+        redirect_uri: &str,
+        scope: Option<&str>,
+    ) -> Result<ClientRecord, AuthError> {
+        if let Some(mut c) = self.preregistered(&d.issuer, redirect_uri) {
+            c.auth_method = match &c.client_secret {
+                Some(_) => flow::secret_method(&d.meta).to_owned(),
+                None => "none".to_owned(),
+            };
+            return Ok(c);
+        }
+        if let Some(url) = &self.cfg.client_metadata_url
+            && d.meta.client_id_metadata_document_supported == Some(true)
+        {
+            // A-CIMD: the URL is the client_id; the document lists our redirect URIs.
+            return Ok(ClientRecord {
+                issuer: d.issuer.clone(),
+                client_id: url.clone(),
+                client_secret: None,
+                auth_method: "none".into(),
+                redirect_uri: redirect_uri.to_owned(),
+            });
+        }
+        // A-ISSUER-KEY: registrations are per issuer and per redirect URI.
+        if let Some(c) = self.store.load_client(&d.issuer)
+            && c.redirect_uri == redirect_uri
+        {
+            return Ok(c);
+        }
+        if d.meta.registration_endpoint.is_none() {
+            return Err(AuthError::NoRegistration);
+        }
+        let c = flow::register(&self.http, d, redirect_uri, scope).await?;
+        tracing::info!(issuer = %d.issuer, "registered this client with the authorization server");
+        self.store
+            .save_client(&c)
+            .map_err(|e| AuthError::Store(e.to_string()))?;
+        Ok(c)
+    }
+
+    /// The full interactive sign-in.
+    async fn sign_in(
+        &self,
+        challenge: Option<&Challenge>,
+        step_up: bool,
+    ) -> Result<ServerRecord, AuthError> {
+        let d = discover::discover(
+            &self.http,
+            &self.server,
+            challenge,
+            self.cfg.resource.as_deref(),
+        )
+        .await?;
+        flow::check_pkce(&d)?;
+        let mut scope =
+            flow::select_scope(&self.cfg, challenge.and_then(|c| c.scope.as_deref()), &d);
+        if step_up
+            && let Some(had) = self
+                .current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .and_then(|r| r.tokens.scope.clone())
+        {
+            // Ask for the new scopes without losing the ones already granted.
+            let mut all: Vec<String> = had.split(' ').map(str::to_owned).collect();
+            for s in scope
+                .as_deref()
+                .unwrap_or("")
+                .split(' ')
+                .filter(|s| !s.is_empty())
+            {
+                if !all.iter().any(|a| a == s) {
+                    all.push(s.to_owned());
+                }
+            }
+            scope = Some(all.join(" "));
+        }
+        let tokens = if self.cfg.device_code {
+            let client = self
+                .client_for(&d, "urn:ietf:wg:oauth:2.0:oob", scope.as_deref())
+                .await?;
+            flow::device_flow(&self.http, &d, &client, scope.as_deref(), self.cfg.timeout).await?
+        } else {
+            let stable_port = stable_port(&self.key);
+            let callback = flow::Callback::bind(&self.cfg, stable_port).await?;
+            let client = self
+                .client_for(&d, &callback.redirect_uri, scope.as_deref())
+                .await?;
+            let (verifier, code_challenge) = flow::pkce();
+            let state = flow::random_token(24);
+            let url = flow::authorize_url(
+                &d,
+                &client,
+                &code_challenge,
+                &state,
+                scope.as_deref(),
+                &self.cfg.authorize_params,
+            )?;
+            browser::open(&url, &self.cfg)?;
+            let params = callback.wait(&state).await?;
+            flow::check_iss(&params, &d)?;
+            let code = params.code.expect("checked by the callback");
+            let token_params = vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code.expose().to_owned()),
+                ("redirect_uri", client.redirect_uri.clone()),
+                ("code_verifier", verifier),
+                ("resource", d.resource.clone()),
+            ];
+            flow::token_request(&self.http, &d.meta, &client, token_params).await?
+        };
+        tracing::info!(issuer = %d.issuer, "signed in");
+        Ok(ServerRecord {
+            server_url: self.server.to_string(),
+            resource: d.resource.clone(),
+            issuer: d.issuer.clone(),
+            token_endpoint: d.meta.token_endpoint.clone(),
+            tokens: Tokens {
+                scope: scope.clone(),
+                ..tokens
+            },
+        })
+    }
+
+    /// Forget this server's tokens (`logout`).
+    pub fn forget(&self) -> Result<bool, AuthError> {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.store
+            .delete_tokens(&self.key)
+            .map_err(|e| AuthError::Store(e.to_string()))
+    }
+}
+
+/// A callback port derived from the server identity, so the redirect URI is stable.
+fn stable_port(key: &str) -> u16 {
+    let h = store::digest(&[key]);
+    let n = u16::from_str_radix(&h[..4], 16).unwrap_or(0);
+    33_000 + n % 2_000
+}
