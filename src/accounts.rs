@@ -19,7 +19,15 @@ pub async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
         println!("Already signed in to {}.", redact_url(&config.url));
         return Ok(ExitCode::SUCCESS);
     }
-    match auth.sign_in_if_needed(None).await {
+    // Ask the server itself: its 401 carries the challenge (resource_metadata, scope).
+    let challenge = match probe(&http).await? {
+        Probe::Challenge(c) => c,
+        Probe::Open => {
+            println!("{} does not require sign-in.", redact_url(&config.url));
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    match auth.sign_in_if_needed(challenge).await {
         Ok(()) => {
             println!("Signed in to {}.", redact_url(&config.url));
             Ok(ExitCode::SUCCESS)
@@ -29,6 +37,49 @@ pub async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+enum Probe {
+    Challenge(Option<crate::auth::challenge::Challenge>),
+    Open,
+}
+
+/// An unauthenticated initialize: 401 gives the challenge; success means no sign-in is
+/// needed (that session is ended at once).
+async fn probe(http: &crate::remote::http::Http) -> anyhow::Result<Probe> {
+    use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
+    let body = serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},
+        "clientInfo":{"name":"clerk-mcp-server login","version":env!("CARGO_PKG_VERSION")}}});
+    let resp = http
+        .client
+        .post(http.url.clone())
+        .headers(http.user_headers.clone())
+        .header(ACCEPT, "application/json, text/event-stream")
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| crate::error::RemoteError::from_reqwest(&http.host, &e, 30.0))?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(Probe::Challenge(crate::auth::challenge::Challenge::parse(
+            resp.headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )));
+    }
+    if resp.status().is_success() {
+        let session = resp.headers().get(crate::remote::http::SESSION_ID).cloned();
+        http.delete_session(&crate::remote::http::SessionHeaders {
+            session_id: session,
+            protocol_version: Some("2025-11-25".into()),
+        })
+        .await;
+        return Ok(Probe::Open);
+    }
+    // Anything else: try the metadata-based sign-in anyway.
+    Ok(Probe::Challenge(None))
 }
 
 pub fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {

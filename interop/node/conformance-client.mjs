@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { ElicitRequestSchema, ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { assert, proxyCommand, textOf, tracedStdioTransport, withTimeout } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -156,7 +156,9 @@ for (const s of [
 }
 
 // Scenarios where the proxy must give up (the runner allows a client error): these pass
-// when connect or a request fails (JSON-RPC error or the proxy exiting), and fail if all succeed.
+// when the stage named fails promptly (a JSON-RPC error, or the proxy exiting), and fail if it
+// succeeds or goes unanswered until the request timeout (run.sh fails a scenario whose client
+// exited non-zero even when the runner, which ignores the exit code here, passes it).
 const expectFailure = {
   // PRM says resource=https://evil.example.com/mcp: the proxy must refuse to authorize, so
   // initialize (which needs a token here) must fail.
@@ -194,6 +196,10 @@ async function main() {
       stage = null;
     } catch (e) {
       if (stage !== fail.at) throw new Error(`expected ${fail.at} to fail, but ${stage} failed: ${e.message}`);
+      // Giving up means answering with an error (or exiting), not leaving the request unanswered.
+      if (e instanceof McpError && e.code === ErrorCode.RequestTimeout) {
+        throw new Error(`${stage} got no answer within ${reqOpts.timeout} ms: the proxy neither answered nor gave up`);
+      }
       log(`${stage} failed as expected: ${e.message}`);
     }
     await withTimeout(client.close(), 6000, "close").catch(() => {});

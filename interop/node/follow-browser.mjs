@@ -9,11 +9,15 @@
 // Logs each hop and the final status to stderr (and appends them to $FOLLOW_BROWSER_LOG if
 // set: useful when the opener detaches the browser from the proxy's stderr, as mcp-remote's
 // does). Exit 0 if the final response is 2xx, 1 otherwise, 2 on bad usage.
+// FOLLOW_BROWSER_CONNECT_RETRY_MS=N (default 0): keep retrying a hop whose connection is
+// refused for up to N ms. Off by default: a proxy must listen on its callback port before it
+// runs $BROWSER. (mcp-remote-proxy.sh turns it on: mcp-remote starts its listener afterwards.)
 import { appendFileSync } from "node:fs";
 
 const MAX_HOPS = 10;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const HOP_TIMEOUT_MS = Number(process.env.FOLLOW_BROWSER_TIMEOUT_MS ?? 15000);
+const CONNECT_RETRY_MS = Number(process.env.FOLLOW_BROWSER_CONNECT_RETRY_MS ?? 0);
 
 function log(msg) {
   const line = `[follow-browser] ${msg}\n`;
@@ -56,16 +60,25 @@ async function main() {
   }
   for (let hop = 0; ; hop++) {
     let res;
-    try {
-      res = await fetch(url, {
-        method: "GET",
-        redirect: "manual",
-        headers: { accept: "text/html,application/json;q=0.9,*/*;q=0.8" },
-        signal: AbortSignal.timeout(HOP_TIMEOUT_MS),
-      });
-    } catch (e) {
-      log(`GET ${redact(url)} failed: ${e?.cause?.message ?? e?.message ?? e}`);
-      return 1;
+    const retryUntil = Date.now() + CONNECT_RETRY_MS;
+    for (;;) {
+      try {
+        res = await fetch(url, {
+          method: "GET",
+          redirect: "manual",
+          headers: { accept: "text/html,application/json;q=0.9,*/*;q=0.8" },
+          signal: AbortSignal.timeout(HOP_TIMEOUT_MS),
+        });
+        break;
+      } catch (e) {
+        const refused = e?.cause?.code === "ECONNREFUSED";
+        if (refused && Date.now() < retryUntil) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        log(`GET ${redact(url)} failed: ${e?.cause?.message ?? e?.message ?? e}`);
+        return 1;
+      }
     }
     // Drain the body so keep-alive sockets don't hold the process open.
     const body = await res.text().catch(() => "");

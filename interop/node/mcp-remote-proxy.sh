@@ -50,6 +50,8 @@ fi
 if [ -n "$scope" ]; then
   extra+=(--static-oauth-client-metadata "$(json scope "$scope")")
 fi
+# mcp-remote runs the browser before its callback server listens: let follow-browser.mjs retry.
+export FOLLOW_BROWSER_CONNECT_RETRY_MS="${FOLLOW_BROWSER_CONNECT_RETRY_MS:-10000}"
 # Keep mcp-remote's OAuth/config state out of $HOME.
 export MCP_REMOTE_CONFIG_DIR="${MCP_REMOTE_CONFIG_DIR:-${TMPDIR:-/tmp}/clerk-interop-mcp-remote}"
 exec node "$here/node_modules/mcp-remote/dist/proxy.js" "$1" ${port[@]+"${port[@]}"} --transport "$strategy" --host 127.0.0.1 ${extra[@]+"${extra[@]}"}

@@ -8,7 +8,8 @@ use url::Url;
 use crate::auth::store::now_secs;
 use crate::auth::{AuthConfig, AuthError};
 
-/// At most this many browser opens per minute, across all instances.
+/// At most this many unfinished browser opens per minute, across all instances. A
+/// sign-in that completes (the callback arrived) does not count, so step-ups work.
 const MAX_OPENS_PER_MINUTE: usize = 3;
 
 pub fn open(url: &Url, cfg: &AuthConfig) -> Result<(), AuthError> {
@@ -49,24 +50,39 @@ pub fn check(url: &Url) -> Result<(), AuthError> {
     }
 }
 
-/// Record an open; false when the recent ones already reach the limit.
-fn brake(dir: &Path) -> bool {
-    let path = dir.join("browser-opens");
+fn recent_opens(path: &Path) -> Vec<u64> {
     let now = now_secs();
-    let mut recent: Vec<u64> = std::fs::read_to_string(&path)
+    std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .filter(|&t: &u64| t + 60 > now)
-        .collect();
+        .collect()
+}
+
+fn write_opens(dir: &Path, opens: &[u64]) {
+    let _ = std::fs::create_dir_all(dir);
+    let text: String = opens.iter().map(|t| format!("{t}\n")).collect();
+    let _ = std::fs::write(dir.join("browser-opens"), text);
+}
+
+/// Record an open; false when the unfinished recent ones already reach the limit.
+fn brake(dir: &Path) -> bool {
+    let mut recent = recent_opens(&dir.join("browser-opens"));
     if recent.len() >= MAX_OPENS_PER_MINUTE {
         return false;
     }
-    recent.push(now);
-    let _ = std::fs::create_dir_all(dir);
-    let text: String = recent.iter().map(|t| format!("{t}\n")).collect();
-    let _ = std::fs::write(&path, text);
+    recent.push(now_secs());
+    write_opens(dir, &recent);
     true
+}
+
+/// The sign-in the last open started has completed: it no longer counts.
+pub fn completed(dir: &Path) {
+    let mut recent = recent_opens(&dir.join("browser-opens"));
+    if recent.pop().is_some() {
+        write_opens(dir, &recent);
+    }
 }
 
 #[cfg(test)]
@@ -87,5 +103,7 @@ mod tests {
             assert!(brake(dir.path()));
         }
         assert!(!brake(dir.path()));
+        completed(dir.path());
+        assert!(brake(dir.path()), "a completed sign-in frees its place");
     }
 }

@@ -420,6 +420,7 @@ impl Auth {
             )?;
             browser::open(&url, &self.cfg)?;
             let params = callback.wait(&state).await?;
+            browser::completed(&self.cfg.config_dir);
             flow::check_iss(&params, &d)?;
             let code = params.code.expect("checked by the callback");
             let token_params = vec![

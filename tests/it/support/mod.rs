@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mock;
+pub mod oauth;
 
 use std::process::Stdio;
 use std::time::Duration;

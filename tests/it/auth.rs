@@ -1,0 +1,468 @@
+//! Sign-in (issue 3; A-*, SEC-URL) against the mock authorization server.
+
+use serde_json::json;
+
+use crate::support::oauth::{AsMeta, Iss, OAuthMock, OAuthOptions, Prm, browser_script};
+use crate::support::{Proxy, call};
+
+struct Env {
+    dir: tempfile::TempDir,
+    browser: std::path::PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let browser = browser_script(dir.path());
+        Env { dir, browser }
+    }
+    fn config(&self) -> String {
+        self.dir.path().join("config").to_str().unwrap().to_owned()
+    }
+    fn spawn(&self, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Proxy {
+        let config = self.config();
+        let mut args = vec![url, "--config-dir", &config];
+        args.extend_from_slice(extra);
+        let mut envs = vec![("BROWSER", self.browser.to_str().unwrap())];
+        envs.extend_from_slice(env);
+        Proxy::spawn_env(&args, &envs)
+    }
+    fn opened(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("browser-opened"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A-401, A-PRM (header), A-ASMETA, A-REG (DCR), A-APPTYPE, A-PKCE, A-STATE, A-RESOURCE,
+/// A-ISS, A-REDIRECT, H-BEARER, and storage: the whole browser flow on the first 401,
+/// then the token is reused by the next process without a new sign-in.
+#[tokio::test]
+async fn browser_flow_on_401_then_reuse() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(1, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    assert!(
+        resp["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("ok:whoami"),
+        "{resp}"
+    );
+    let (status, stderr) = p.finish().await;
+    assert!(status.success());
+    {
+        let seen = as_.seen.lock().unwrap();
+        assert_eq!(seen.registrations.len(), 1);
+        let reg = &seen.registrations[0];
+        assert_eq!(reg["application_type"], "native");
+        assert_eq!(reg["token_endpoint_auth_method"], "none");
+        let redirect = reg["redirect_uris"][0].as_str().unwrap();
+        assert!(
+            redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"),
+            "{redirect}"
+        );
+        assert_eq!(seen.authorizations.len(), 1);
+        let a = &seen.authorizations[0];
+        assert_eq!(a["code_challenge_method"], "S256");
+        assert_eq!(a["resource"], as_.url);
+        assert!(a["state"].len() >= 20);
+        let (form, _) = &seen.token_requests[0];
+        assert_eq!(form["grant_type"], "authorization_code");
+        assert_eq!(form["resource"], as_.url);
+        assert!(form["code_verifier"].len() >= 43);
+        let last = seen.mcp_auth.last().unwrap().as_deref().unwrap();
+        assert!(last.starts_with("Bearer at-"), "{last}");
+    }
+    assert_eq!(env.opened().len(), 1, "one browser open");
+    assert!(
+        stderr.contains("sign in at this URL"),
+        "the URL is printed to stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("at-") && !stderr.contains("rt-"),
+        "no token in logs:\n{stderr}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let tokens = std::path::Path::new(&env.config()).join("tokens");
+        assert_eq!(
+            std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        for f in std::fs::read_dir(&tokens).unwrap() {
+            let f = f.unwrap();
+            if f.file_name().to_string_lossy().ends_with(".json") {
+                assert_eq!(f.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+            }
+        }
+    }
+
+    // A second process: the stored token is used at once.
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    let seen = as_.seen.lock().unwrap();
+    assert_eq!(seen.authorizations.len(), 1, "no second sign-in");
+    assert_eq!(seen.registrations.len(), 1, "no second registration");
+}
+
+/// Sign-in starts at startup when the server advertises PRM and no token is cached,
+/// before the client sends anything (no MCP session is opened for the probe).
+#[tokio::test]
+async fn sign_in_starts_at_startup() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        prm: Prm::WellKnownPath,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    as_.wait_for("a token request", |s| !s.token_requests.is_empty())
+        .await;
+    assert!(
+        as_.seen.lock().unwrap().mcp_auth.is_empty(),
+        "no MCP request was needed"
+    );
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    let seen = as_.seen.lock().unwrap();
+    // An initialize racing the end of the startup sign-in may get one 401, then waits
+    // for that same sign-in: still exactly one.
+    assert_eq!(seen.authorizations.len(), 1);
+    assert!(
+        seen.mcp_auth
+            .last()
+            .unwrap()
+            .as_deref()
+            .unwrap()
+            .starts_with("Bearer ")
+    );
+}
+
+/// Several instances at once: exactly one registration and one sign-in; all work.
+#[tokio::test]
+async fn instances_share_one_sign_in() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        prm: Prm::WellKnownRoot,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut procs: Vec<Proxy> = (0..3).map(|_| env.spawn(&as_.url, &[], &[])).collect();
+    for p in &mut procs {
+        p.initialize("2025-11-25").await;
+    }
+    for p in procs {
+        let (status, _) = p.finish().await;
+        assert!(status.success());
+    }
+    let seen = as_.seen.lock().unwrap();
+    assert_eq!(seen.registrations.len(), 1, "{:#?}", seen.registrations);
+    assert_eq!(seen.authorizations.len(), 1);
+    assert_eq!(env.opened().len(), 1, "one browser tab");
+}
+
+/// A-REFRESH: a short-lived token is refreshed before expiry, with `resource`; the
+/// rotated refresh token is stored; a revoked token (401) is refreshed too.
+#[tokio::test]
+async fn refresh_with_rotation() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        expires_in: 30,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    // expires_in 30 s is inside the 60 s refresh margin: the next request refreshes first.
+    p.send(&call(1, "whoami", json!({}))).await;
+    p.recv_response(1.into()).await;
+    as_.revoke_access();
+    p.send(&call(2, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(2.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    p.finish().await;
+    let seen = as_.seen.lock().unwrap();
+    let refreshes: Vec<_> = seen
+        .token_requests
+        .iter()
+        .filter(|(f, _)| f["grant_type"] == "refresh_token")
+        .collect();
+    assert!(refreshes.len() >= 2, "{refreshes:#?}");
+    for (f, _) in &refreshes {
+        assert_eq!(f["resource"], as_.url);
+    }
+    // Each refresh used the token issued by the previous one (rotation stored).
+    assert_ne!(
+        refreshes[0].0["refresh_token"],
+        refreshes[1].0["refresh_token"]
+    );
+    assert_eq!(seen.authorizations.len(), 1, "refresh, not a new sign-in");
+}
+
+/// A-STEPUP: 403 insufficient_scope re-authorizes with the challenge's scope (keeping
+/// the granted ones), then retries; an unobtainable scope gives up after three tries.
+#[tokio::test]
+async fn step_up_and_its_cap() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(1, "admin", json!({}))).await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    let text = resp["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}\n{}", p.stderr()));
+    assert!(text.contains("admin"), "{resp}");
+    let before = as_.seen.lock().unwrap().authorizations.len();
+    p.send(&call(2, "never", json!({}))).await;
+    let (resp, _) = p.recv_response(2.into()).await;
+    let msg = resp["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("insufficient_scope"), "{msg}");
+    p.finish().await;
+    let seen = as_.seen.lock().unwrap();
+    assert_eq!(seen.authorizations[1]["scope"], "admin");
+    assert_eq!(
+        seen.authorizations.len() - before,
+        3,
+        "three step-ups at most"
+    );
+}
+
+/// A-PRM-VALIDATE: a PRM for another resource is refused; nothing is authorized.
+#[tokio::test]
+async fn resource_mismatch_is_refused() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        prm_resource: Some("https://other.test/mcp".into()),
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    let msg = p.initialize_error("2025-11-25").await;
+    assert!(msg.contains("does not match"), "{msg}");
+    p.finish().await;
+    assert!(as_.seen.lock().unwrap().authorizations.is_empty());
+    assert!(env.opened().is_empty());
+}
+
+/// A-ISS: a wrong `iss` in the authorization response is refused (mix-up defence).
+#[tokio::test]
+async fn iss_mismatch_is_refused() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        iss: Iss::Wrong,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    let msg = p.initialize_error("2025-11-25").await;
+    assert!(msg.contains("issuer"), "{msg}");
+    p.finish().await;
+    assert!(
+        as_.seen.lock().unwrap().token_requests.is_empty(),
+        "no code was redeemed"
+    );
+}
+
+/// A-REDIRECT and SEC-URL: an http authorization endpoint on a non-loopback host, or a
+/// javascript: one, is refused and never opened.
+#[tokio::test]
+async fn unsafe_authorization_endpoints_are_never_opened() {
+    for endpoint in [
+        "http://auth.example.test/authorize",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+    ] {
+        let as_ = OAuthMock::start(OAuthOptions {
+            authorization_endpoint: Some(endpoint.into()),
+            ..Default::default()
+        })
+        .await;
+        let env = Env::new();
+        let mut p = env.spawn(&as_.url, &[], &[]);
+        let msg = p.initialize_error("2025-11-25").await;
+        assert!(
+            msg.contains("refusing") || msg.contains("not https"),
+            "{endpoint}: {msg}"
+        );
+        p.finish().await;
+        assert!(env.opened().is_empty(), "{endpoint} was opened");
+    }
+}
+
+/// A-REG step 1 with the token endpoint auth methods: a pre-registered client with a
+/// secret from CLERK_MCP_CLIENT_SECRET uses client_secret_basic, or client_secret_post
+/// when that is all the server supports; no registration happens.
+#[tokio::test]
+async fn preregistered_client_auth_methods() {
+    for (methods, basic) in [
+        (vec!["client_secret_basic", "client_secret_post"], true),
+        (vec!["client_secret_post"], false),
+    ] {
+        let as_ = OAuthMock::start(OAuthOptions {
+            preregistered: Some(("pre-1", "s3cr3t-value")),
+            auth_methods: methods,
+            ..Default::default()
+        })
+        .await;
+        let env = Env::new();
+        let mut p = env.spawn(
+            &as_.url,
+            &["--client-id", "pre-1"],
+            &[("CLERK_MCP_CLIENT_SECRET", "s3cr3t-value")],
+        );
+        p.initialize("2025-11-25").await;
+        let (_, stderr) = p.finish().await;
+        assert!(
+            !stderr.contains("s3cr3t"),
+            "the client secret leaked:\n{stderr}"
+        );
+        let seen = as_.seen.lock().unwrap();
+        assert!(seen.registrations.is_empty());
+        let (form, header) = &seen.token_requests[0];
+        if basic {
+            assert!(header.as_deref().unwrap().starts_with("Basic "));
+            assert!(!form.contains_key("client_secret"));
+        } else {
+            assert!(header.is_none());
+            assert_eq!(form["client_secret"], "s3cr3t-value");
+        }
+    }
+}
+
+/// A-CIMD: with --client-metadata-url and server support, the URL is the client_id.
+#[tokio::test]
+async fn client_id_metadata_document() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        cimd: true,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let cimd = "https://app.example.test/oauth/client.json";
+    let mut p = env.spawn(&as_.url, &["--client-metadata-url", cimd], &[]);
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    let seen = as_.seen.lock().unwrap();
+    assert!(
+        seen.registrations.is_empty(),
+        "no DCR when CIMD is supported"
+    );
+    assert_eq!(seen.authorizations[0]["client_id"], cimd);
+}
+
+/// A-03 and A-ASMETA variants: no PRM with root metadata; no metadata at all (default
+/// endpoints); OIDC discovery for an issuer with a path.
+#[tokio::test]
+async fn discovery_variants() {
+    for (prm, meta) in [
+        (Prm::None, AsMeta::OAuth),
+        (Prm::None, AsMeta::None),
+        (Prm::Header, AsMeta::Oidc),
+    ] {
+        let as_ = OAuthMock::start(OAuthOptions {
+            prm,
+            meta,
+            ..Default::default()
+        })
+        .await;
+        let env = Env::new();
+        let mut p = env.spawn(&as_.url, &[], &[]);
+        p.initialize("2025-03-26").await;
+        p.finish().await;
+        assert_eq!(
+            as_.seen.lock().unwrap().authorizations.len(),
+            1,
+            "{prm:?}/{meta:?}"
+        );
+    }
+}
+
+/// A-SCOPE: the PRM's scopes_supported are requested when the challenge names none,
+/// and offline_access is added when the server offers it; --scope overrides.
+#[tokio::test]
+async fn scope_selection() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        scopes_supported: Some(vec!["mcp:read", "offline_access"]),
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    assert_eq!(
+        as_.seen.lock().unwrap().authorizations[0]["scope"],
+        "mcp:read offline_access"
+    );
+
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    assert!(
+        !as_.seen.lock().unwrap().authorizations[0].contains_key("scope"),
+        "omitted when undefined"
+    );
+}
+
+/// login / status / logout, and --authorize-param refusing reserved keys.
+#[tokio::test]
+async fn login_status_logout() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let config = env.config();
+    // Async: the mock servers run on this test's runtime and must keep answering.
+    let run = async |args: Vec<&str>| {
+        let mut cmd = tokio::process::Command::new(crate::support::BIN);
+        cmd.args(&args)
+            .env_clear()
+            .env("HOME", env.dir.path())
+            .env("BROWSER", &env.browser);
+        tokio::time::timeout(crate::support::WAIT, cmd.output())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let out = run(vec![
+        "login",
+        &as_.url,
+        "--config-dir",
+        &config,
+        "--authorize-param",
+        "prompt=consent",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        as_.seen.lock().unwrap().authorizations[0]["prompt"],
+        "consent"
+    );
+    let out = run(vec!["status", "--config-dir", &config]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&as_.url) && text.contains("expires in"),
+        "{text}"
+    );
+    assert!(!text.contains("at-"), "status never prints a token: {text}");
+    let out = run(vec!["logout", &as_.url, "--config-dir", &config]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Signed out"));
+    let out = run(vec!["status", "--config-dir", &config]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No sign-ins"));
+    let out = run(vec![&as_.url, "--authorize-param", "state=x"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be overridden"));
+}

@@ -1,0 +1,518 @@
+//! A mock OAuth 2.1 authorization server in front of a tiny protected MCP endpoint, on
+//! 127.0.0.1:0. Options pick the discovery path, registration kind, client auth method,
+//! token lifetime and misbehaviours; every request is recorded for assertions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Prm {
+    /// `resource_metadata` in the 401 challenge, at a custom path.
+    #[default]
+    Header,
+    /// Only at `/.well-known/oauth-protected-resource/mcp`.
+    WellKnownPath,
+    /// Only at the root `/.well-known/oauth-protected-resource`.
+    WellKnownRoot,
+    /// 2025-03-26 style: no PRM at all.
+    None,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum AsMeta {
+    /// RFC 8414 at the issuer (`/.well-known/oauth-authorization-server/as`).
+    #[default]
+    OAuth,
+    /// OpenID discovery only (`/.well-known/openid-configuration/as`).
+    Oidc,
+    /// No metadata document at all (A-03 defaults).
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct OAuthOptions {
+    pub prm: Prm,
+    pub meta: AsMeta,
+    pub dcr: bool,
+    pub cimd: bool,
+    /// `token_endpoint_auth_methods_supported`.
+    pub auth_methods: Vec<&'static str>,
+    /// Pre-registered client (id, secret).
+    pub preregistered: Option<(&'static str, &'static str)>,
+    pub expires_in: u64,
+    pub prm_resource: Option<String>,
+    pub iss: Iss,
+    pub authorization_endpoint: Option<String>,
+    pub scopes_supported: Option<Vec<&'static str>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Iss {
+    Correct,
+    Wrong,
+    Omitted,
+}
+
+impl Default for OAuthOptions {
+    fn default() -> Self {
+        OAuthOptions {
+            prm: Prm::Header,
+            meta: AsMeta::OAuth,
+            dcr: true,
+            cimd: false,
+            auth_methods: vec!["none", "client_secret_basic", "client_secret_post"],
+            preregistered: None,
+            expires_in: 3600,
+            prm_resource: None,
+            iss: Iss::Correct,
+            authorization_endpoint: None,
+            scopes_supported: None,
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct Seen {
+    pub registrations: Vec<Value>,
+    pub authorizations: Vec<HashMap<String, String>>,
+    pub token_requests: Vec<(HashMap<String, String>, Option<String>)>,
+    /// Authorization headers on MCP requests.
+    pub mcp_auth: Vec<Option<String>>,
+    codes: HashMap<String, (String, String, String)>, // code → (challenge, client, scope)
+    clients: HashMap<String, (Option<String>, String)>, // id → (secret, redirect)
+    access: HashMap<String, String>,                  // token → scope
+    refresh: HashMap<String, String>,
+    next: u64,
+}
+
+#[derive(Clone)]
+pub struct OAuthMock {
+    pub opts: OAuthOptions,
+    pub seen: Arc<Mutex<Seen>>,
+    pub base: String,
+    pub url: String,
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
+impl OAuthMock {
+    pub async fn start(opts: OAuthOptions) -> OAuthMock {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let m = OAuthMock {
+            opts,
+            seen: Arc::default(),
+            base: format!("http://{addr}"),
+            url: format!("http://{addr}/mcp"),
+            changed: Arc::default(),
+        };
+        if let Some((id, secret)) = m.opts.preregistered {
+            m.seen
+                .lock()
+                .unwrap()
+                .clients
+                .insert(id.into(), (Some(secret.into()), String::new()));
+        }
+        let app = Router::new()
+            .route("/mcp", post(mcp).get(mcp_get).delete(mcp_get))
+            .route("/custom/prm", get(prm))
+            .route("/.well-known/oauth-protected-resource/mcp", get(prm_path))
+            .route("/.well-known/oauth-protected-resource", get(prm_root))
+            .route(
+                "/.well-known/oauth-authorization-server/as",
+                get(meta_oauth),
+            )
+            .route("/.well-known/openid-configuration/as", get(meta_oidc))
+            .route("/.well-known/oauth-authorization-server", get(meta_root))
+            .route("/as/authorize", get(authorize))
+            .route("/authorize", get(authorize))
+            .route("/as/token", post(token))
+            .route("/token", post(token))
+            .route("/as/register", post(register))
+            .route("/register", post(register))
+            .with_state(m.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        m
+    }
+
+    pub fn issuer(&self) -> String {
+        match self.opts.prm {
+            Prm::None => self.base.clone(),
+            _ => format!("{}/as", self.base),
+        }
+    }
+
+    fn endpoint(&self, name: &str) -> String {
+        match self.opts.prm {
+            Prm::None => format!("{}/{name}", self.base),
+            _ => format!("{}/as/{name}", self.base),
+        }
+    }
+
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Seen) -> bool) {
+        let fut = async {
+            loop {
+                let notified = self.changed.notified();
+                if pred(&self.seen.lock().unwrap()) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(super::WAIT, fut)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "authorization server never saw: {what}; {:#?}",
+                    self.seen.lock().unwrap()
+                )
+            });
+    }
+
+    fn touch(&self) {
+        self.changed.notify_waiters();
+    }
+
+    /// Revoke every access token (the next MCP request gets 401).
+    pub fn revoke_access(&self) {
+        self.seen.lock().unwrap().access.clear();
+    }
+}
+
+fn challenge(m: &OAuthMock, extra: &str) -> String {
+    let mut c = "Bearer".to_owned();
+    if m.opts.prm == Prm::Header {
+        c.push_str(&format!(" resource_metadata=\"{}/custom/prm\"", m.base));
+    }
+    if !extra.is_empty() {
+        c.push_str(if m.opts.prm == Prm::Header { ", " } else { " " });
+        c.push_str(extra);
+    }
+    c
+}
+
+async fn mcp(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    m.seen.lock().unwrap().mcp_auth.push(auth.clone());
+    m.touch();
+    let token = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+    let scope = token.and_then(|t| m.seen.lock().unwrap().access.get(t).cloned());
+    let Some(scope) = scope else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, challenge(&m, ""))],
+            "",
+        )
+            .into_response();
+    };
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(id) = req.get("id").cloned() else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let method = req["method"].as_str().unwrap_or("");
+    let tool = req["params"]["name"].as_str().unwrap_or("");
+    let needed = match tool {
+        "admin" => Some("admin"),
+        "never" => Some("unobtainable"),
+        _ => None,
+    };
+    if let Some(needed) = needed
+        && !scope.split(' ').any(|s| s == needed)
+    {
+        let c = challenge(
+            &m,
+            &format!("error=\"insufficient_scope\", scope=\"{needed}\""),
+        );
+        return (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, c)], "").into_response();
+    }
+    let result = match method {
+        "initialize" => {
+            json!({"protocolVersion": req["params"]["protocolVersion"], "capabilities": {"tools": {}},
+            "serverInfo": {"name": "protected", "version": "1"}})
+        }
+        "tools/list" => json!({"tools": [{"name": "whoami", "inputSchema": {"type": "object"}}]}),
+        _ => json!({"content": [{"type": "text", "text": format!("ok:{tool}:{scope}")}]}),
+    };
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
+    )
+        .into_response()
+}
+
+async fn mcp_get() -> Response {
+    StatusCode::METHOD_NOT_ALLOWED.into_response()
+}
+
+fn prm_doc(m: &OAuthMock) -> Response {
+    let mut doc = json!({
+        "resource": m.opts.prm_resource.clone().unwrap_or_else(|| m.url.clone()),
+        "authorization_servers": [m.issuer()],
+    });
+    if let Some(s) = &m.opts.scopes_supported {
+        doc["scopes_supported"] = json!(s);
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
+}
+
+async fn prm(State(m): State<OAuthMock>) -> Response {
+    if m.opts.prm == Prm::Header {
+        prm_doc(&m)
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+async fn prm_path(State(m): State<OAuthMock>) -> Response {
+    if m.opts.prm == Prm::WellKnownPath {
+        prm_doc(&m)
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+async fn prm_root(State(m): State<OAuthMock>) -> Response {
+    if m.opts.prm == Prm::WellKnownRoot {
+        prm_doc(&m)
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+fn meta_doc(m: &OAuthMock) -> Response {
+    let mut doc = json!({
+        "issuer": m.issuer(),
+        "authorization_endpoint": m.opts.authorization_endpoint.clone().unwrap_or_else(|| m.endpoint("authorize")),
+        "token_endpoint": m.endpoint("token"),
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": m.opts.auth_methods,
+        "authorization_response_iss_parameter_supported": m.opts.iss != Iss::Omitted,
+    });
+    if m.opts.dcr {
+        doc["registration_endpoint"] = json!(m.endpoint("register"));
+    }
+    if m.opts.cimd {
+        doc["client_id_metadata_document_supported"] = json!(true);
+    }
+    if let Some(s) = &m.opts.scopes_supported {
+        doc["scopes_supported"] = json!(s);
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
+}
+
+async fn meta_oauth(State(m): State<OAuthMock>) -> Response {
+    if m.opts.meta == AsMeta::OAuth && m.opts.prm != Prm::None {
+        meta_doc(&m)
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+async fn meta_oidc(State(m): State<OAuthMock>) -> Response {
+    if m.opts.meta == AsMeta::Oidc {
+        meta_doc(&m)
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+async fn meta_root(State(m): State<OAuthMock>) -> Response {
+    if m.opts.prm == Prm::None && m.opts.meta == AsMeta::OAuth {
+        meta_doc(&m)
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn register(State(m): State<OAuthMock>, body: Bytes) -> Response {
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut seen = m.seen.lock().unwrap();
+    seen.next += 1;
+    let id = format!("dyn-client-{}", seen.next);
+    let redirect = req["redirect_uris"][0].as_str().unwrap_or("").to_owned();
+    seen.clients.insert(id.clone(), (None, redirect));
+    seen.registrations.push(req);
+    drop(seen);
+    m.touch();
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"client_id": id, "token_endpoint_auth_method": "none"}).to_string(),
+    )
+        .into_response()
+}
+
+async fn authorize(
+    State(m): State<OAuthMock>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut seen = m.seen.lock().unwrap();
+    seen.authorizations.push(q.clone());
+    let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
+    let client = q.get("client_id").cloned().unwrap_or_default();
+    let known = seen.clients.contains_key(&client) || client.starts_with("https://");
+    if q.get("code_challenge_method").map(String::as_str) != Some("S256")
+        || !known
+        || q.get("state").is_none()
+    {
+        drop(seen);
+        m.touch();
+        return (StatusCode::BAD_REQUEST, "bad authorization request").into_response();
+    }
+    seen.next += 1;
+    let code = format!("code-{}", seen.next);
+    // "unobtainable" is never granted: step-up for it can only fail (A-STEPUP cap).
+    let scope = q
+        .get("scope")
+        .map(|s| {
+            s.split(' ')
+                .filter(|s| *s != "unobtainable")
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    seen.codes
+        .insert(code.clone(), (q["code_challenge"].clone(), client, scope));
+    drop(seen);
+    m.touch();
+    let iss = match m.opts.iss {
+        Iss::Correct => format!("&iss={}", url_encode(&m.issuer())),
+        Iss::Wrong => "&iss=https%3A%2F%2Fevil.test".to_owned(),
+        Iss::Omitted => String::new(),
+    };
+    Redirect::to(&format!(
+        "{redirect}?code={code}&state={}{iss}",
+        url_encode(&q["state"])
+    ))
+    .into_response()
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut seen = m.seen.lock().unwrap();
+    seen.token_requests.push((form.clone(), basic.clone()));
+    let bad = |why: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"error": "invalid_grant", "error_description": why}).to_string(),
+        )
+            .into_response()
+    };
+    // Client authentication.
+    let (client_id, secret) = match &basic {
+        Some(b) => {
+            let raw = String::from_utf8(STANDARD.decode(b.trim_start_matches("Basic ")).unwrap())
+                .unwrap();
+            let (i, s) = raw.split_once(':').unwrap();
+            (i.to_owned(), Some(s.to_owned()))
+        }
+        None => (
+            form.get("client_id").cloned().unwrap_or_default(),
+            form.get("client_secret").cloned(),
+        ),
+    };
+    if let Some((Some(want), _)) = seen.clients.get(&client_id)
+        && secret.as_deref() != Some(want.as_str())
+    {
+        drop(seen);
+        m.touch();
+        return bad("client authentication failed");
+    }
+    let scope = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let Some((challenge, client, scope)) = seen
+                .codes
+                .remove(form.get("code").map(String::as_str).unwrap_or(""))
+            else {
+                drop(seen);
+                m.touch();
+                return bad("unknown code");
+            };
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+            if URL_SAFE_NO_PAD.encode(digest.as_ref()) != challenge || client != client_id {
+                drop(seen);
+                m.touch();
+                return bad("PKCE or client mismatch");
+            }
+            scope
+        }
+        Some("refresh_token") => match seen
+            .refresh
+            .remove(form.get("refresh_token").map(String::as_str).unwrap_or(""))
+        {
+            Some(scope) => scope,
+            None => {
+                drop(seen);
+                m.touch();
+                return bad("unknown refresh token");
+            }
+        },
+        _ => {
+            drop(seen);
+            m.touch();
+            return bad("unsupported grant");
+        }
+    };
+    seen.next += 1;
+    let n = seen.next;
+    let (access, refresh) = (format!("at-{n}"), format!("rt-{n}"));
+    seen.access.insert(access.clone(), scope.clone());
+    seen.refresh.insert(refresh.clone(), scope.clone());
+    drop(seen);
+    m.touch();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({
+            "access_token": access, "token_type": "Bearer", "expires_in": m.opts.expires_in,
+            "refresh_token": refresh, "scope": scope,
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+/// A "browser": a script that follows the redirects with curl, like a user's click.
+pub fn browser_script(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("browser.sh");
+    let marker = dir.join("browser-opened");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec curl -fsSL -o /dev/null \"$1\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}
