@@ -369,7 +369,7 @@ async fn authorize(
     let known = seen.clients.contains_key(&client) || client.starts_with("https://");
     if q.get("code_challenge_method").map(String::as_str) != Some("S256")
         || !known
-        || q.get("state").is_none()
+        || !q.contains_key("state")
     {
         drop(seen);
         m.touch();
