@@ -72,7 +72,33 @@ async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
             }
             match crate::auth::discover::protected_resource(&client, &server, None).await {
                 Ok(Some(_)) => {
-                    if let Err(e) = auth.sign_in_if_needed(None).await {
+                    // The server speaks OAuth. A bare GET (which opens no session) usually
+                    // gets its 401 challenge, whose scope is the one to ask for (A-SCOPE).
+                    let challenge = client
+                        .get(server.clone())
+                        .header(reqwest::header::ACCEPT, "text/event-stream")
+                        .send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status() == reqwest::StatusCode::UNAUTHORIZED)
+                        .and_then(|r| {
+                            crate::auth::challenge::Challenge::parse(
+                                r.headers()
+                                    .get_all(reqwest::header::WWW_AUTHENTICATE)
+                                    .iter()
+                                    .filter_map(|v| v.to_str().ok()),
+                            )
+                        });
+                    // Without a challenge, give the client's first request a moment: its
+                    // 401 names the scope to ask for, and then it drives the sign-in.
+                    if challenge.is_none()
+                        && auth
+                            .request_challenged_within(std::time::Duration::from_secs(1))
+                            .await
+                    {
+                        return;
+                    }
+                    if let Err(e) = auth.sign_in_if_needed(challenge).await {
                         tracing::warn!("sign-in failed: {e}");
                     }
                 }

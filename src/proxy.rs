@@ -827,13 +827,16 @@ async fn forward(
     }
 }
 
-/// Sign-in retries for one request: a 401 is answered by refreshing or signing in, at
-/// most twice; a 403 `insufficient_scope` by stepping up, at most three times (A-STEPUP).
+/// Sign-in retries for one request: each 401 (refresh or sign in) or 403
+/// `insufficient_scope` (step up) is one round, and three rounds at most (A-STEPUP), so
+/// a server that never accepts cannot loop the user through sign-ins.
 #[derive(Default)]
 struct AuthBudget {
-    unauthorized: u8,
+    rounds: u8,
     step_ups: u8,
 }
+
+const MAX_AUTH_ROUNDS: u8 = 3;
 
 impl AuthBudget {
     /// Ok: retry the request. Err: give up with this error for the client.
@@ -842,32 +845,32 @@ impl AuthBudget {
             return Err(RemoteError::Other("authorization required".into()));
         };
         let host = &http.host;
+        self.rounds += 1;
+        let exhausted = self.rounds > MAX_AUTH_ROUNDS;
         let result = match outcome {
+            Outcome::Unauthorized { .. } if exhausted => {
+                return Err(RemoteError::Auth(
+                    crate::auth::AuthError::StillRefused("HTTP 401".into()).to_string(),
+                ));
+            }
+            Outcome::InsufficientScope { .. } if exhausted => {
+                return Err(RemoteError::Auth(
+                    crate::auth::AuthError::StillRefused(format!(
+                        "HTTP 403 insufficient_scope after {} step-ups",
+                        self.step_ups
+                    ))
+                    .to_string(),
+                ));
+            }
             Outcome::Unauthorized {
                 challenge,
                 generation,
-            } => {
-                self.unauthorized += 1;
-                if self.unauthorized > 2 {
-                    return Err(RemoteError::Auth(
-                        crate::auth::AuthError::StillRefused("HTTP 401".into()).to_string(),
-                    ));
-                }
-                auth.unauthorized(generation, challenge).await
-            }
+            } => auth.unauthorized(generation, challenge).await,
             Outcome::InsufficientScope {
                 challenge,
                 generation,
             } => {
                 self.step_ups += 1;
-                if self.step_ups > 3 {
-                    return Err(RemoteError::Auth(
-                        crate::auth::AuthError::StillRefused(
-                            "HTTP 403 insufficient_scope after 3 step-ups".into(),
-                        )
-                        .to_string(),
-                    ));
-                }
                 auth.step_up(generation, challenge).await
             }
             _ => return Ok(()),

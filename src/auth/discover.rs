@@ -215,7 +215,14 @@ pub async fn discover(
                 .join("/")
                 .map_err(|e| AuthError::Discovery(e.to_string()))?;
             match authorization_server(client, &origin).await? {
-                Some(meta) => (origin.as_str().trim_end_matches('/').to_owned(), meta, true),
+                // Here the issuer was only a guess: the document's own `issuer` wins.
+                Some(meta) => {
+                    let issuer = meta
+                        .issuer
+                        .clone()
+                        .unwrap_or_else(|| origin.as_str().trim_end_matches('/').to_owned());
+                    (issuer, meta, true)
+                }
                 None => {
                     let at = |p: &str| origin.join(p).map(String::from).unwrap_or_default();
                     let meta = AsMetadata {

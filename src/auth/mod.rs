@@ -94,6 +94,10 @@ pub struct Auth {
     /// the token they used or an older one.
     generation: AtomicU64,
     flight: tokio::sync::Mutex<()>,
+    /// A request has met a 401/403: its challenge is better information than the
+    /// startup probe's, so the probe leaves the sign-in to it.
+    challenged: std::sync::atomic::AtomicBool,
+    challenged_notify: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Auth {
@@ -143,6 +147,8 @@ impl Auth {
             current: RwLock::new(current),
             generation: AtomicU64::new(0),
             flight: tokio::sync::Mutex::new(()),
+            challenged: std::sync::atomic::AtomicBool::new(false),
+            challenged_notify: tokio::sync::Notify::new(),
         }
     }
 
@@ -187,12 +193,46 @@ impl Auth {
         generation: u64,
         challenge: Option<Challenge>,
     ) -> Result<(), AuthError> {
+        self.mark_challenged();
         self.renew(generation, challenge, false).await
     }
 
     /// 403 `insufficient_scope` (A-STEPUP): sign in again with the scopes asked for.
     pub async fn step_up(&self, generation: u64, challenge: Challenge) -> Result<(), AuthError> {
+        self.mark_challenged();
+        // Asking again for scopes the token already has can only loop: give up now.
+        let granted = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|r| r.tokens.scope.clone());
+        if let (Some(wanted), Some(granted)) = (challenge.scope.as_deref(), granted.as_deref())
+            && self.generation.load(Ordering::Acquire) == generation
+            && !wanted.trim().is_empty()
+            && wanted
+                .split(' ')
+                .all(|w| granted.split(' ').any(|g| g == w))
+        {
+            return Err(AuthError::StillRefused(format!(
+                "HTTP 403 insufficient_scope for {wanted:?}, which this sign-in already grants"
+            )));
+        }
         self.renew(generation, Some(challenge), true).await
+    }
+
+    fn mark_challenged(&self) {
+        self.challenged.store(true, Ordering::Release);
+        self.challenged_notify.notify_waiters();
+    }
+
+    /// Whether a request meets a challenge within `wait` (see `challenged`).
+    pub async fn request_challenged_within(&self, wait: Duration) -> bool {
+        let notified = self.challenged_notify.notified();
+        if self.challenged.load(Ordering::Acquire) {
+            return true;
+        }
+        tokio::time::timeout(wait, notified).await.is_ok()
     }
 
     /// Sign in now (startup or `login`), unless a token is already there.
@@ -384,7 +424,11 @@ impl Auth {
                 .and_then(|r| r.tokens.scope.clone())
         {
             // Ask for the new scopes without losing the ones already granted.
-            let mut all: Vec<String> = had.split(' ').map(str::to_owned).collect();
+            let mut all: Vec<String> = had
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
             for s in scope
                 .as_deref()
                 .unwrap_or("")
@@ -438,8 +482,9 @@ impl Auth {
             resource: d.resource.clone(),
             issuer: d.issuer.clone(),
             token_endpoint: d.meta.token_endpoint.clone(),
+            // The server's statement of what it granted wins over what we asked for.
             tokens: Tokens {
-                scope: scope.clone(),
+                scope: tokens.scope.clone().or(scope),
                 ..tokens
             },
         })
