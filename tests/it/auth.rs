@@ -466,3 +466,155 @@ async fn login_status_logout() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be overridden"));
 }
+
+/// RFC 8628 device code (--device-code): the code and URL go to stderr, the proxy polls
+/// until the user approves, and the request then goes through. No browser is opened.
+#[tokio::test]
+async fn device_code_flow() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &["--device-code"], &[]);
+    p.send(&crate::support::init("2025-11-25")).await;
+    as_.wait_for("a device authorization", |s| s.device_polls >= 1)
+        .await;
+    let stderr = p.stderr();
+    assert!(
+        stderr.contains("WDJB-MJHT"),
+        "the user code is shown:\n{stderr}"
+    );
+    let approve = stderr
+        .split_whitespace()
+        .find(|w| w.contains("/as/device/approve?code="))
+        .expect("the verification URL is shown")
+        .to_owned();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::get(&approve).await.unwrap(); // the user approves on another device
+    let (resp, _) = p.recv_response(0.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    p.finish().await;
+    assert!(env.opened().is_empty(), "no browser with --device-code");
+}
+
+/// --no-browser prints the URL and opens nothing; stdin EOF abandons the pending sign-in
+/// promptly and cleanly.
+#[tokio::test]
+async fn no_browser_and_eof_during_sign_in() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &["--no-browser"], &[]);
+    p.send(&crate::support::init("2025-11-25")).await;
+    as_.wait_for("a registration", |s| !s.registrations.is_empty())
+        .await;
+    let started = std::time::Instant::now();
+    let (status, stderr) = p.finish().await;
+    assert!(status.success());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("/as/authorize?"),
+        "the URL is printed:\n{stderr}"
+    );
+    assert!(env.opened().is_empty());
+}
+
+/// The callback port is stable per server; when it is taken, another is used and the
+/// client registers again for the new redirect URI.
+#[tokio::test]
+async fn taken_callback_port_re_registers() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    let first = as_.seen.lock().unwrap().registrations[0]["redirect_uris"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port: u16 = first
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Sign out (the registration is kept), then hold the usual port.
+    let out = tokio::process::Command::new(crate::support::BIN)
+        .args(["logout", &as_.url, "--config-dir", &env.config()])
+        .env_clear()
+        .env("HOME", env.dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let _hold = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    let seen = as_.seen.lock().unwrap();
+    assert_eq!(
+        seen.registrations.len(),
+        2,
+        "registered again for the new redirect URI"
+    );
+    let second = seen.registrations[1]["redirect_uris"][0].as_str().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(seen.authorizations[1]["redirect_uri"], second);
+}
+
+/// The whole flow in real headless Chromium: the success page renders and the proxy
+/// then works. Needs the Debian `chromium` package; `.ci/run` installs it and runs this.
+#[tokio::test]
+#[ignore = "needs headless Chromium; run by .ci/run with --ignored"]
+async fn real_browser_chromium() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is installed (apt-get install chromium)");
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let page = env.dir.path().join("page.html");
+    let profile = env.dir.path().join("profile");
+    let script = env.dir.path().join("chromium.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec {chromium} --headless --no-sandbox --disable-gpu --no-first-run \
+             --disable-background-networking --disable-component-update --disable-sync \
+             --user-data-dir='{}' --virtual-time-budget=5000 --dump-dom \"$1\" > '{}' 2>/dev/null\n",
+            profile.display(),
+            page.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let config = env.config();
+    let mut p = Proxy::spawn_env(
+        &[&as_.url, "--config-dir", &config],
+        &[("BROWSER", script.to_str().unwrap())],
+    );
+    p.initialize("2025-11-25").await;
+    p.send(&call(1, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    p.finish().await;
+    // Chromium writes the DOM once the page has loaded.
+    let mut dom = String::new();
+    for _ in 0..100 {
+        dom = std::fs::read_to_string(&page).unwrap_or_default();
+        if dom.contains("</html>") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        dom.contains("You are signed in"),
+        "the success page rendered:\n{dom}"
+    );
+}

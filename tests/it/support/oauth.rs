@@ -89,8 +89,11 @@ pub struct Seen {
     /// Authorization headers on MCP requests.
     pub mcp_auth: Vec<Option<String>>,
     codes: HashMap<String, (String, String, String)>, // code → (challenge, client, scope)
+    /// Device codes → approved yet?
+    devices: HashMap<String, bool>,
+    pub device_polls: usize,
     clients: HashMap<String, (Option<String>, String)>, // id → (secret, redirect)
-    access: HashMap<String, String>,                  // token → scope
+    access: HashMap<String, String>,                    // token → scope
     refresh: HashMap<String, String>,
     next: u64,
 }
@@ -138,6 +141,8 @@ impl OAuthMock {
             .route("/as/token", post(token))
             .route("/token", post(token))
             .route("/as/register", post(register))
+            .route("/as/device", post(device))
+            .route("/as/device/approve", get(device_approve))
             .route("/register", post(register))
             .with_state(m.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -305,6 +310,7 @@ fn meta_doc(m: &OAuthMock) -> Response {
     if m.opts.dcr {
         doc["registration_endpoint"] = json!(m.endpoint("register"));
     }
+    doc["device_authorization_endpoint"] = json!(m.endpoint("device"));
     if m.opts.cimd {
         doc["client_id_metadata_document_supported"] = json!(true);
     }
@@ -462,6 +468,30 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
             }
             scope
         }
+        Some("urn:ietf:params:oauth:grant-type:device_code") => {
+            seen.device_polls += 1;
+            match seen
+                .devices
+                .get(form.get("device_code").map(String::as_str).unwrap_or(""))
+            {
+                Some(true) => String::new(),
+                Some(false) => {
+                    drop(seen);
+                    m.touch();
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        json!({"error": "authorization_pending"}).to_string(),
+                    )
+                        .into_response();
+                }
+                None => {
+                    drop(seen);
+                    m.touch();
+                    return bad("unknown device code");
+                }
+            }
+        }
         Some("refresh_token") => match seen
             .refresh
             .remove(form.get("refresh_token").map(String::as_str).unwrap_or(""))
@@ -515,4 +545,38 @@ pub fn browser_script(dir: &std::path::Path) -> std::path::PathBuf {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     path
+}
+
+/// RFC 8628 device authorization: the user code is approved by a GET on `approve`.
+async fn device(State(m): State<OAuthMock>) -> Response {
+    let mut seen = m.seen.lock().unwrap();
+    seen.next += 1;
+    let code = format!("dev-{}", seen.next);
+    seen.devices.insert(code.clone(), false);
+    drop(seen);
+    m.touch();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({
+            "device_code": code, "user_code": "WDJB-MJHT",
+            "verification_uri": format!("{}/as/device/approve", m.base),
+            "verification_uri_complete": format!("{}/as/device/approve?code={code}", m.base),
+            "expires_in": 60, "interval": 1,
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+async fn device_approve(
+    State(m): State<OAuthMock>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(code) = q.get("code")
+        && let Some(ok) = m.seen.lock().unwrap().devices.get_mut(code)
+    {
+        *ok = true;
+    }
+    m.touch();
+    "approved".into_response()
 }
