@@ -618,3 +618,26 @@ async fn real_browser_chromium() {
         "the success page rendered:\n{dom}"
     );
 }
+
+/// A-ISSUER-KEY: registrations are kept per authorization server and never reused with
+/// another one: a second server with its own issuer gets its own registration.
+#[tokio::test]
+async fn registrations_are_per_issuer() {
+    let env = Env::new();
+    let a = OAuthMock::start(OAuthOptions::default()).await;
+    let b = OAuthMock::start(OAuthOptions::default()).await;
+    for as_ in [&a, &b] {
+        let mut p = env.spawn(&as_.url, &[], &[]);
+        p.initialize("2025-11-25").await;
+        p.finish().await;
+    }
+    for as_ in [&a, &b] {
+        let seen = as_.seen.lock().unwrap();
+        assert_eq!(seen.registrations.len(), 1);
+        let client = &seen.authorizations[0]["client_id"];
+        assert!(
+            seen.clients_known(client),
+            "{client} was registered with this server"
+        );
+    }
+}

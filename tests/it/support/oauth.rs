@@ -98,6 +98,12 @@ pub struct Seen {
     next: u64,
 }
 
+impl Seen {
+    pub fn clients_known(&self, id: &str) -> bool {
+        self.clients.contains_key(id)
+    }
+}
+
 #[derive(Clone)]
 pub struct OAuthMock {
     pub opts: OAuthOptions,
