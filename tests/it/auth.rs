@@ -641,3 +641,24 @@ async fn registrations_are_per_issuer() {
         );
     }
 }
+
+/// A crashed instance that held the sign-in lock never blocks the next: the OS releases
+/// the lock with the process.
+#[tokio::test]
+async fn crashed_lock_holder_does_not_block() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let mut stuck = env.spawn(&as_.url, &["--no-browser"], &[]);
+    stuck.send(&crate::support::init("2025-11-25")).await;
+    as_.wait_for("the first instance's registration", |s| {
+        !s.registrations.is_empty()
+    })
+    .await;
+    stuck.child.start_kill().unwrap(); // SIGKILL while it waits for the callback
+    stuck.child.wait().await.unwrap();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    let (status, _) = p.finish().await;
+    assert!(status.success());
+    assert_eq!(as_.seen.lock().unwrap().token_requests.len(), 1);
+}
