@@ -206,3 +206,29 @@ async fn many_requests_each_answered_once() {
         "nothing extra after the last response"
     );
 }
+
+/// A-TOKEN: credentials go only to the server they are for; a redirect elsewhere is not
+/// followed (it would carry the Authorization header and the body along).
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let mock = Mock::start(Options::default()).await;
+    let elsewhere = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url, "--header", "Authorization: Bearer tok-123"]);
+    p.initialize("2025-11-25").await;
+    let msg = error_of(
+        &mut p,
+        1,
+        &call(
+            1,
+            "status",
+            json!({"code": 307, "location": elsewhere.url, "body": ""}),
+        ),
+    )
+    .await;
+    assert!(msg.contains("HTTP 307"), "{msg}");
+    p.finish().await;
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the redirect target saw nothing"
+    );
+}

@@ -398,6 +398,10 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
                 v => v.to_string().replace("\"$ID\"", &id.to_string()),
             };
             let mut resp = (code, [(header::CONTENT_TYPE, ct)], body).into_response();
+            if let Some(location) = args["location"].as_str() {
+                resp.headers_mut()
+                    .insert(header::LOCATION, location.parse().unwrap());
+            }
             if let Some(ra) = args["retry_after"].as_str() {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, ra.parse().unwrap());
