@@ -376,34 +376,10 @@ pub async fn token_request(
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
         .finish();
-    let resp = req
+    let req = req
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            AuthError::Token(format!(
-                "cannot reach the token endpoint: {}",
-                e.without_url()
-            ))
-        })?;
-    let status = resp.status();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| AuthError::Token(e.without_url().to_string()))?;
-    if !status.is_success() {
-        let why = serde_json::from_slice::<OAuthErrorBody>(&bytes)
-            .map(|e| {
-                format!("{} {}", e.error, e.error_description.unwrap_or_default())
-                    .trim()
-                    .to_owned()
-            })
-            .unwrap_or_else(|_| format!("HTTP {status}"));
-        return Err(AuthError::Token(why));
-    }
-    let t: TokenResponse = serde_json::from_slice(&bytes)
-        .map_err(|e| AuthError::Token(format!("unreadable token response: {e}")))?;
+        .body(body);
+    let t: TokenResponse = call(req, "the token endpoint", AuthError::Token).await?;
     Ok(Tokens {
         access_token: Secret::new(t.access_token),
         refresh_token: t.refresh_token.map(Secret::new),
@@ -459,35 +435,12 @@ pub async fn register(
     if let Some(s) = scope {
         body["scope"] = serde_json::Value::String(s.to_owned());
     }
-    let resp = http
+    let req = http
         .post(endpoint)
         .header(ACCEPT, "application/json")
-        .json_body(&body)
-        .send()
-        .await
-        .map_err(|e| {
-            AuthError::Registration(format!(
-                "cannot reach the registration endpoint: {}",
-                e.without_url()
-            ))
-        })?;
-    let status = resp.status();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| AuthError::Registration(e.without_url().to_string()))?;
-    if !status.is_success() {
-        let why = serde_json::from_slice::<OAuthErrorBody>(&bytes)
-            .map(|e| {
-                format!("{} {}", e.error, e.error_description.unwrap_or_default())
-                    .trim()
-                    .to_owned()
-            })
-            .unwrap_or_else(|_| format!("HTTP {status}"));
-        return Err(AuthError::Registration(why));
-    }
-    let r: RegistrationResponse = serde_json::from_slice(&bytes)
-        .map_err(|e| AuthError::Registration(format!("unreadable registration response: {e}")))?;
+        .json_body(&body);
+    let r: RegistrationResponse =
+        call(req, "the registration endpoint", AuthError::Registration).await?;
     let auth_method = match (&r.token_endpoint_auth_method, &r.client_secret) {
         (Some(m), _) => m.clone(),
         (None, Some(_)) => secret_method(&d.meta).to_owned(),
@@ -555,26 +508,13 @@ pub async fn device_flow(
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
         .finish();
-    let resp = http
+    let req = http
         .post(endpoint)
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(ACCEPT, "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            AuthError::Token(format!("device authorization failed: {}", e.without_url()))
-        })?;
-    if !resp.status().is_success() {
-        return Err(AuthError::Token(format!(
-            "device authorization failed: HTTP {}",
-            resp.status()
-        )));
-    }
-    let da: DeviceAuthorization = resp
-        .json_bytes()
-        .await
-        .map_err(|e| AuthError::Token(format!("unreadable device authorization response: {e}")))?;
+        .body(body);
+    let da: DeviceAuthorization =
+        call(req, "the device authorization endpoint", AuthError::Token).await?;
     let shown = da
         .verification_uri_complete
         .as_deref()
@@ -611,18 +551,33 @@ pub async fn device_flow(
     }
 }
 
-trait JsonBytes {
-    async fn json_bytes<T: for<'de> Deserialize<'de>>(self) -> Result<T, String>;
-}
-
-impl JsonBytes for reqwest::Response {
-    async fn json_bytes<T: for<'de> Deserialize<'de>>(self) -> Result<T, String> {
-        let bytes = self
-            .bytes()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
-        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+/// Send an OAuth request and read its JSON answer; an error answer becomes `wrap` of
+/// its `error` and `error_description` (RFC 6749 §5.2), never of a token.
+async fn call<T: for<'de> Deserialize<'de>>(
+    req: reqwest::RequestBuilder,
+    what: &str,
+    wrap: fn(String) -> AuthError,
+) -> Result<T, AuthError> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| wrap(format!("cannot reach {what}: {}", e.without_url())))?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| wrap(format!("reading the answer of {what}: {}", e.without_url())))?;
+    if !status.is_success() {
+        let why = serde_json::from_slice::<OAuthErrorBody>(&bytes)
+            .map(|e| {
+                format!("{} {}", e.error, e.error_description.unwrap_or_default())
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_else(|_| format!("{what} answered HTTP {status}"));
+        return Err(wrap(why));
     }
+    serde_json::from_slice(&bytes).map_err(|e| wrap(format!("unreadable answer from {what}: {e}")))
 }
 
 #[cfg(test)]
