@@ -15,10 +15,20 @@ use crate::remote::http::Http;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::SelfUpdate(a)) = &cli.command {
+        // Blocking HTTP: deliberately outside any async runtime.
+        return match crate::update::run(a) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("clerk-mcp-server: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let (args, quiet) = match &cli.command {
         Some(Command::Check(args) | Command::Login(args)) => (args, true),
         Some(Command::Logout(a)) => (&a.remote, true),
-        Some(Command::Status(_)) => (&cli.remote, true),
+        Some(Command::Status(_) | Command::SelfUpdate(_)) => (&cli.remote, true),
         None => (&cli.remote, false),
     };
     if let Err(e) = init_logging(args, quiet) {
@@ -43,6 +53,7 @@ pub fn main() -> ExitCode {
             Some(Command::Login(args)) => crate::accounts::login(args).await,
             Some(Command::Logout(a)) => crate::accounts::logout(a),
             Some(Command::Status(a)) => crate::accounts::status(a),
+            Some(Command::SelfUpdate(_)) => unreachable!("handled before the runtime starts"),
         }
     });
     // Don't wait for blocked stdin reads: the process is done.

@@ -47,6 +47,26 @@ pub enum Command {
     Logout(LogoutArgs),
     /// List the servers that have tokens and when they expire (never the tokens).
     Status(StatusArgs),
+    /// Replace this binary with the latest release (checksum-verified).
+    SelfUpdate(SelfUpdateArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SelfUpdateArgs {
+    /// Only report whether a newer version exists.
+    #[arg(long)]
+    pub check: bool,
+    /// Install this version instead of the latest (e.g. 0.3.1).
+    #[arg(long, value_name = "X.Y.Z")]
+    pub version: Option<String>,
+    /// The GitHub API base URL (for GitHub Enterprise mirrors, and tests).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CLERK_MCP_UPDATE_API_URL",
+        hide = true
+    )]
+    pub api_url: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

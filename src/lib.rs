@@ -12,6 +12,7 @@
 //! - `auth`     — sign-in: discovery, registration, browser/device flows, token files.
 //! - `check`    — `clerk-mcp-server check`: a one-shot diagnosis of a setup.
 //! - `accounts` — `login`, `logout` and `status`.
+//! - `update`   — `self-update` from GitHub releases built by cargo-dist.
 //! - `app`      — wiring for `main`: logging, signals, subcommand dispatch.
 //!
 //! Checklist ids such as H-404 refer to `../shared/mcp-client-requirements.md`.
@@ -27,3 +28,4 @@ pub mod jsonrpc;
 pub mod proxy;
 pub mod remote;
 pub mod stdio;
+pub mod update;
