@@ -179,6 +179,7 @@ def main():
     args = ap.parse_args()
 
     Handler.state = State(args.log)
+    open(args.log, "a").close()  # exists even if no request ever comes
     httpd = ThreadingHTTPServer((args.host, args.port), Handler)
     httpd.daemon_threads = True
     port = httpd.server_address[1]

@@ -206,7 +206,7 @@ def main():
         if raw is None:
             break
         extra.append(raw)
-    check("stdout carries only the three answers", not extra,
+    check("stdout carries nothing but the answers", not extra,
           "extra: " + b"".join(extra)[:500].decode("utf-8", "replace"))
     return 0 if all(results) else 1
 
