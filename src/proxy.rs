@@ -23,6 +23,8 @@ use crate::remote::legacy_sse::LegacySse;
 use crate::remote::modern::ToolHeaders;
 use crate::stdio::{Frame, LineReader, Out, spawn_writer};
 
+/// How long a new session waits for its GET stream before sending on.
+const LISTEN_READY_WAIT: Duration = Duration::from_secs(2);
 /// How long stdin EOF waits for in-flight requests before ending the session.
 const EOF_DRAIN: Duration = Duration::from_secs(3);
 /// Pages of `tools/list` fetched to refresh annotations (M-MISMATCH).
@@ -74,17 +76,28 @@ enum Conn {
         queued: VecDeque<Outgoing>,
         reinit: bool,
     },
-    /// The session exists and the client's `notifications/initialized` is being POSTed;
-    /// later messages wait so the server sees it first (L-INIT).
-    Confirming {
+    /// The session exists but is not ready for traffic yet (see [`Stage`]); later
+    /// messages wait, in order.
+    Starting {
         session: Session,
-        task: u64,
+        stage: Stage,
         queued: VecDeque<Outgoing>,
     },
     /// A Streamable HTTP session is up.
     Ready(Session),
     /// The server speaks the 2024-11-05 HTTP+SSE transport (B-SSE).
     Sse(Arc<LegacySse>),
+}
+
+/// Why a new session still holds messages back.
+#[derive(Debug, PartialEq, Eq)]
+enum Stage {
+    /// The client's `notifications/initialized` is being POSTed: the server must see it
+    /// before anything else (L-INIT).
+    Confirming { task: u64 },
+    /// The GET stream is being opened, so server requests sent while the next messages
+    /// run (elicitation, sampling) have a stream to arrive on (H-GET).
+    Listening,
 }
 
 /// What tasks report to the loop.
@@ -101,6 +114,8 @@ enum Event {
         generation: u64,
         msg: Outgoing,
     },
+    /// The GET stream of session `generation` got its answer (or the wait was bounded).
+    ListenerReady { generation: u64 },
     /// The initialize exchange ended.
     Initialized { task: u64, result: InitResult },
 }
@@ -267,27 +282,36 @@ impl Proxy {
 
     fn drained(&self) -> bool {
         self.tasks.is_empty()
-            && !matches!(
-                self.conn,
-                Conn::Initializing { .. } | Conn::Confirming { .. }
-            )
+            && !matches!(self.conn, Conn::Initializing { .. } | Conn::Starting { .. })
     }
 
-    /// The `initialized` POST (task) ended: the session is ready, the GET stream opens
-    /// (H-GET) and the messages that waited go out in order.
+    /// The `initialized` POST (task) ended: open the GET stream next (H-GET).
     fn confirmed(&mut self, task: u64) {
-        if !matches!(&self.conn, Conn::Confirming { task: t, .. } if *t == task) {
+        if let Conn::Starting { session, stage, .. } = &mut self.conn
+            && *stage == (Stage::Confirming { task })
+        {
+            *stage = Stage::Listening;
+            let (headers, generation) = (session.headers.clone(), session.generation);
+            let listener = self.start_listener(headers, generation);
+            if let Conn::Starting { session, .. } = &mut self.conn {
+                session.listener = Some(listener);
+            }
+        }
+    }
+
+    /// The GET stream is up (or refused): the session is ready and the messages that
+    /// waited go out in order.
+    fn listening(&mut self, generation: u64) {
+        if !matches!(&self.conn, Conn::Starting { session, stage: Stage::Listening, .. } if session.generation == generation)
+        {
             return;
         }
-        let Conn::Confirming {
-            mut session,
-            queued,
-            ..
+        let Conn::Starting {
+            session, queued, ..
         } = std::mem::replace(&mut self.conn, Conn::Fresh)
         else {
             unreachable!("checked above");
         };
-        session.listener = Some(self.start_listener(session.headers.clone()));
         self.conn = Conn::Ready(session);
         for m in queued {
             self.dispatch(m);
@@ -299,7 +323,7 @@ impl Proxy {
             t.abort();
         }
         let conn = std::mem::replace(&mut self.conn, Conn::Fresh);
-        if let Conn::Ready(session) | Conn::Confirming { session, .. } = conn {
+        if let Conn::Ready(session) | Conn::Starting { session, .. } = conn {
             if let Some(l) = &session.listener {
                 l.abort();
             }
@@ -338,7 +362,7 @@ impl Proxy {
             jsonrpc::Parsed::Single(m) => vec![unit(&body, &m)],
             jsonrpc::Parsed::Batch(ms) => {
                 let batch_version = match &self.conn {
-                    Conn::Ready(session) | Conn::Confirming { session, .. } => {
+                    Conn::Ready(session) | Conn::Starting { session, .. } => {
                         session.headers.protocol_version.as_deref()
                     }
                     _ => None,
@@ -503,7 +527,7 @@ impl Proxy {
             return;
         }
         match &mut self.conn {
-            Conn::Initializing { queued, .. } | Conn::Confirming { queued, .. } => {
+            Conn::Initializing { queued, .. } | Conn::Starting { queued, .. } => {
                 queued.push_back(msg)
             }
             Conn::Fresh => {
@@ -516,9 +540,9 @@ impl Proxy {
                 if confirm
                     && let Conn::Ready(session) = std::mem::replace(&mut self.conn, Conn::Fresh)
                 {
-                    self.conn = Conn::Confirming {
+                    self.conn = Conn::Starting {
                         session,
-                        task,
+                        stage: Stage::Confirming { task },
                         queued: VecDeque::new(),
                     };
                 }
@@ -554,15 +578,18 @@ impl Proxy {
         }
     }
 
-    fn start_listener(&self, headers: SessionHeaders) -> AbortHandle {
+    /// Open the GET stream; `ListenerReady` follows once it has its answer, or after
+    /// `LISTEN_READY_WAIT` at most (a slow optional stream must not stall the session).
+    fn start_listener(&self, headers: SessionHeaders, generation: u64) -> AbortHandle {
         let http = self.ctx.http.clone();
         let out = self.ctx.out.clone();
+        let events = self.ctx.events.clone();
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            // Give the server a moment to see `initialized` before the GET.
-            tokio::task::yield_now().await;
-            http.listen(headers, out).await;
-        })
-        .abort_handle()
+            let _ = tokio::time::timeout(LISTEN_READY_WAIT, ready).await;
+            let _ = events.send(Event::ListenerReady { generation });
+        });
+        tokio::spawn(async move { http.listen(headers, out, Some(ready_tx)).await }).abort_handle()
     }
 
     fn spawn_streamable(&mut self, msg: Outgoing, session: Option<(SessionHeaders, u64)>) -> u64 {
@@ -671,6 +698,7 @@ impl Proxy {
                 // Either queued behind the new initialize, or sent on the newer session.
                 self.dispatch(msg);
             }
+            Event::ListenerReady { generation } => self.listening(generation),
             Event::Initialized { task, result } => {
                 self.tasks.remove(&task);
                 self.in_flight.retain(|_, f| f.task != task);
@@ -706,8 +734,17 @@ impl Proxy {
                             listener: None,
                         };
                         if reinit {
-                            // The replayed `initialized` was sent by the init task.
-                            session.listener = Some(self.start_listener(session.headers.clone()));
+                            // The replayed `initialized` was sent by the init task: open
+                            // the GET stream before the retried messages go out.
+                            session.listener = Some(
+                                self.start_listener(session.headers.clone(), session.generation),
+                            );
+                            self.conn = Conn::Starting {
+                                session,
+                                stage: Stage::Listening,
+                                queued,
+                            };
+                            return;
                         }
                         self.conn = Conn::Ready(session);
                     }

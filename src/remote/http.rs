@@ -615,7 +615,12 @@ impl Http {
 
     /// The optional standalone GET stream for server-initiated messages (H-GET). Runs
     /// until aborted; reconnects with backoff and Last-Event-ID; 405 means "none".
-    pub async fn listen(&self, session: SessionHeaders, out: Out) {
+    pub async fn listen(
+        &self,
+        session: SessionHeaders,
+        out: Out,
+        mut ready: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
         let mut last_id: Option<String> = None;
         let mut backoff = Duration::from_millis(500);
         let mut failures = 0u32;
@@ -631,7 +636,12 @@ impl Http {
                 .request(Method::GET, &self.url, ACCEPT_SSE)
                 .headers(headers);
             let mut retry = None;
-            match req.send().await {
+            let answer = req.send().await;
+            // The first answer, whatever it is, tells the session it may go on.
+            if let Some(r) = ready.take() {
+                let _ = r.send(());
+            }
+            match answer {
                 Ok(r) if r.status() == StatusCode::METHOD_NOT_ALLOWED => {
                     tracing::debug!(host = %self.host, "the server offers no GET stream (405)");
                     return;

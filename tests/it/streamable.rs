@@ -348,3 +348,31 @@ async fn messages_wait_for_the_session() {
     }
     p.finish().await;
 }
+
+/// H-GET, L-INIT: right after the handshake the GET stream is open before the next
+/// request goes out, so a server request sent on it (as the TypeScript SDK does for
+/// requests unrelated to a POST) reaches the client, and its answer comes back.
+#[tokio::test]
+async fn get_stream_is_open_before_the_first_request() {
+    let mock = Mock::start(Options {
+        get_requests: true,
+        ..Default::default()
+    })
+    .await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.send(&format!(
+        "{}\n{}\n{}",
+        init("2025-11-25"),
+        INITIALIZED,
+        call(1, "elicit_get", json!({}))
+    ))
+    .await;
+    p.recv_response(0.into()).await;
+    let ask = p.recv().await;
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    p.send(r#"{"jsonrpc":"2.0","id":"srv-get","result":{"action":"decline"}}"#)
+        .await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    assert_eq!(resp["result"]["content"][0]["text"], "\"decline\"");
+    p.finish().await;
+}

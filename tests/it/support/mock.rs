@@ -58,6 +58,8 @@ pub struct Options {
     pub stateless: bool,
     /// The HTTP+SSE `endpoint` event names another origin (B-SSE must refuse it).
     pub foreign_endpoint: bool,
+    /// Keep the GET stream open and send server requests on it (tool `elicit_get`).
+    pub get_requests: bool,
     /// Speak only 2026-07-28: a legacy initialize gets 400 with -32022 (M-DETECT).
     pub modern_only: bool,
 }
@@ -75,6 +77,8 @@ pub struct Inner {
     legacy: HashMap<String, mpsc::UnboundedSender<(String, String)>>,
     /// Ids of requests whose response stream the client closed (M-CANCEL).
     pub closed_streams: Vec<Value>,
+    /// The open GET stream, when `get_requests` is on.
+    get_tx: Option<mpsc::UnboundedSender<String>>,
 }
 
 #[derive(Clone)]
@@ -362,6 +366,32 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
             });
             sse_response(rx)
         }
+        "elicit_get" => {
+            // Like the TypeScript SDK: a server request with no related stream goes on the
+            // standalone GET stream, and is lost when none is open.
+            let (atx, arx) = oneshot::channel();
+            m.inner
+                .lock()
+                .unwrap()
+                .answers
+                .insert("\"srv-get\"".into(), atx);
+            let ask = json!({"jsonrpc":"2.0","id":"srv-get","method":"elicitation/create",
+                "params":{"message":"Name?","requestedSchema":{"type":"object","properties":{}}}});
+            let sent = m
+                .inner
+                .lock()
+                .unwrap()
+                .get_tx
+                .as_ref()
+                .is_some_and(|tx| tx.send(sse_frame(None, &ask)).is_ok());
+            if !sent {
+                return reply(result(&id, text("no GET stream was open")));
+            }
+            match tokio::time::timeout(Duration::from_secs(10), arx).await {
+                Ok(Ok(answer)) => reply(result(&id, text(answer["result"]["action"].to_string()))),
+                _ => reply(result(&id, text("no answer"))),
+            }
+        }
         "cut" => {
             let event_id = format!("ev-{}", id);
             m.inner
@@ -428,6 +458,11 @@ async fn mcp_get(State(m): State<Mock>, headers: HeaderMap) -> Response {
             }
             None => StatusCode::NOT_FOUND.into_response(),
         };
+    }
+    if m.opts.get_requests {
+        let (tx, rx) = mpsc::unbounded_channel();
+        m.inner.lock().unwrap().get_tx = Some(tx);
+        return sse_response(rx);
     }
     if !m.opts.get_stream {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
