@@ -36,9 +36,9 @@
       # 127.0.0.1, which the build sandbox allows (its network namespace has loopback).
       # Skipped are only the tests that cannot pass there: these sign-in tests click
       # through the browser flow with a /bin/sh "browser" script that runs `curl`, and
-      # the binary starts that script with a cleared environment (no PATH), so curl
-      # would have to be in /usr/bin or /bin, which the sandbox does not have. They
-      # talk only to 127.0.0.1. See installers/nix/README.md.
+      # the tests start the binary with a cleared environment (no PATH), so curl would
+      # have to be in /usr/bin or /bin, which the sandbox does not have. They talk
+      # only to 127.0.0.1. See installers/nix/README.md.
       sandboxSkips = [
         "auth::browser_flow_on_401_then_reuse"
         "auth::client_id_metadata_document"

@@ -46,7 +46,8 @@ build() { # source-dir out-dir
   (cd "$1" && CARGO_TARGET_DIR="$ROOT/target" "$DIST" build --artifacts=local --target "$HOST" \
      && CARGO_TARGET_DIR="$ROOT/target" "$DIST" build --artifacts=global) >>"$WORK/log" 2>&1 || return 1
   mkdir -p "$2" && cp "$1"/target/distrib/*.tar.xz "$1"/target/distrib/*.sha256 \
-    "$1"/target/distrib/*-installer.sh "$2"/
+    "$1"/target/distrib/*-installer.sh "$2"/ \
+    && cp -r "$1"/target/distrib/clerk-mcp-server-npm-package "$2.npm"
 }
 mkdir -p "$WORK/releases"
 check "dist build v$V1" build "$ROOT" "$WORK/releases/v1"
@@ -90,6 +91,20 @@ mkdir -p "$WORK/npm/node_modules/@clerk/mcp-server/bin"
 cp "$BIN" "$WORK/npm/node_modules/@clerk/mcp-server/bin/"
 check "npm-owned copy refuses and names npm" sh -c "$(printf '%q ' "${U[@]}") '$WORK/npm/node_modules/@clerk/mcp-server/bin/clerk-mcp-server' self-update 2>&1 | grep -q 'npm update -g @clerk/mcp-server'"
 check "container copy refuses and names docker pull" sh -c "$(printf '%q ' "${U[@]}") CLERK_MCP_IN_CONTAINER=1 '$BIN' self-update 2>&1 | grep -q 'docker pull'"
+
+# --- the npm package: its postinstall fetches the release archive -----------------
+# Point the package at the mock release (the one edit a rehearsal needs), install it
+# globally into a temporary prefix, and run the binary through the npm wrapper.
+sed -i "s#https://github.com/clerk/mcp-server/releases/download/v$V1#$API/download/v1#" \
+  "$WORK/releases/v1.npm/package.json"
+npm_pack() { (cd "$WORK/releases/v1.npm" && npm pack --silent --pack-destination "$WORK" >/dev/null); }
+check "npm package packs" npm_pack
+check "npm package installs (postinstall downloads the archive)" \
+  npm install -g --no-audit --no-fund --loglevel=error --prefix "$WORK/npm-global" "$WORK"/clerk-mcp-server-*.tgz
+check "npx-style wrapper runs the native binary ($V1)" \
+  sh -c "[ \"\$('$WORK/npm-global/bin/clerk-mcp-server' --version)\" = 'clerk-mcp-server $V1' ]"
+check "the npm install's self-update refuses and names npm" sh -c \
+  "$(printf '%q ' "${U[@]}") '$WORK/npm-global/bin/clerk-mcp-server' self-update 2>&1 | grep -q 'npm update -g'"
 
 # --- the real update ----------------------------------------------------------
 check "self-update installs v$V2" "${U[@]}" "$BIN" self-update
