@@ -179,6 +179,8 @@ if [ "$SANDBOX_TESTS" = 1 ]; then
     export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
     printf '#!/bin/sh\necho "sh: curl: not found" >&2\nexit 127\n' >"$TMP/no-curl"
     chmod +x "$TMP/no-curl"
+    # Like nativeCheckInputs = [ pkgs.curl ]: curl on PATH, outside /usr/bin.
+    mkdir -p "$TMP/check-inputs" && cp "$(command -v curl)" "$TMP/check-inputs/curl"
     cat >"$TMP/in-sandbox.sh" <<EOF
 #!/bin/bash
 set -e
@@ -190,6 +192,7 @@ done
 # Like the sandbox's /homeless-shelter: a HOME that does not exist (here in \$TMP, so
 # nothing is left outside it if a test creates it anyway; that is reported).
 export HOME="$TMP/homeless-shelter" TMPDIR=\$(mktemp -d "$TMP/build.XXXX")
+export PATH="$TMP/check-inputs:\$PATH"
 exec "\$@"
 EOF
     chmod +x "$TMP/in-sandbox.sh"

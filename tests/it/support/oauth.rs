@@ -534,14 +534,24 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
 }
 
 /// A "browser": a script that follows the redirects with curl, like a user's click.
+/// curl is named by its absolute path: the proxy under test runs with an empty
+/// environment, and in a Nix build curl is not in /usr/bin.
 pub fn browser_script(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("browser.sh");
     let marker = dir.join("browser-opened");
+    let curl = std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("curl"))
+                .find(|p| p.is_file())
+        })
+        .expect("curl is on PATH (the tests' stand-in browser)");
     std::fs::write(
         &path,
         format!(
-            "#!/bin/sh\necho \"$1\" >> '{}'\nexec curl -fsSL -o /dev/null \"$1\"\n",
-            marker.display()
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' -fsSL -o /dev/null \"$1\"\n",
+            marker.display(),
+            curl.display()
         ),
     )
     .unwrap();
