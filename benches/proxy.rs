@@ -1,1 +1,774 @@
-fn main() {}
+//! End-to-end benchmark (issue 5): the same MCP message pattern sent
+//!
+//! - **direct**: straight over HTTP keep-alive from this process (reqwest), the physical
+//!   limit of the pattern;
+//! - through **clerk-mcp-server** (`target/release/clerk-mcp-server`);
+//! - through **mcp-remote** (from `interop/node/node_modules`), when it is installed;
+//!
+//! all against one in-process mock Streamable HTTP server, in interleaved rounds
+//! (A B C A B C …) so drift on a shared machine hits every target alike.
+//!
+//! ```sh
+//! cargo bench --bench proxy -- [--quick] [--out DIR] [--rounds N] [--no-mcp-remote]
+//!                              [--bin PATH] [--mcp-remote PATH/proxy.js]
+//! ```
+//!
+//! Results: a table on stdout, `DIR/latest.json`, `DIR/ratios.svg` (default DIR:
+//! `bench/results`). Every run is also checked: each request answered exactly once, blob
+//! payloads byte-identical (SHA-256), stream events complete and in order. A check that
+//! fails for direct or clerk-mcp-server makes the run exit 1.
+//!
+//! Run by `cargo test --all-targets` (no `--bench` argument), it is a small smoke test of
+//! the debug binary instead: correctness only, no timing.
+
+#[path = "support/driver.rs"]
+mod driver;
+#[path = "support/mock.rs"]
+mod mock;
+#[path = "support/report.rs"]
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use tokio::process::Command;
+
+use driver::{Client, Direct, Stdio};
+use report::{CLERK, DIRECT, REMOTE, Run, Summary, TARGETS};
+
+const MIB: usize = 1 << 20;
+
+/// How much of everything one run does.
+#[derive(Clone, Debug, serde::Serialize)]
+struct Plan {
+    mode: &'static str,
+    rounds: usize,
+    warmup: u64,
+    latency_n: u64,
+    throughput_n: u64,
+    window: usize,
+    sse_latency_n: u64,
+    blob_bytes: usize,
+    stream_events: usize,
+    settle_ms: u64,
+}
+
+impl Plan {
+    fn full() -> Plan {
+        Plan {
+            mode: "full",
+            rounds: 5,
+            warmup: 200,
+            latency_n: 2000,
+            throughput_n: 20_000,
+            window: 64,
+            sse_latency_n: 500,
+            blob_bytes: 16 * MIB,
+            stream_events: 2000,
+            settle_ms: 500,
+        }
+    }
+    fn quick() -> Plan {
+        Plan {
+            mode: "quick",
+            rounds: 3,
+            warmup: 50,
+            latency_n: 500,
+            throughput_n: 4000,
+            sse_latency_n: 200,
+            settle_ms: 300,
+            ..Plan::full()
+        }
+    }
+    fn smoke() -> Plan {
+        Plan {
+            mode: "smoke",
+            rounds: 1,
+            warmup: 5,
+            latency_n: 20,
+            throughput_n: 200,
+            window: 16,
+            sse_latency_n: 10,
+            blob_bytes: 256 * 1024,
+            stream_events: 50,
+            settle_ms: 50,
+        }
+    }
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+const BULK_TIMEOUT: Duration = Duration::from_secs(180);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Args {
+    bench: bool,
+    quick: bool,
+    out: Option<PathBuf>,
+    rounds: Option<usize>,
+    no_mcp_remote: bool,
+    bin: Option<PathBuf>,
+    mcp_remote: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args::default();
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--bench" => a.bench = true,
+            "--quick" => a.quick = true,
+            "--out" => a.out = Some(it.next().context("--out needs a directory")?.into()),
+            "--rounds" => a.rounds = Some(it.next().context("--rounds needs N")?.parse()?),
+            "--no-mcp-remote" => a.no_mcp_remote = true,
+            "--bin" => a.bin = Some(it.next().context("--bin needs a path")?.into()),
+            "--mcp-remote" => {
+                a.mcp_remote = Some(it.next().context("--mcp-remote needs a path")?.into())
+            }
+            // libtest-style flags cargo may pass; ignored.
+            _ => {}
+        }
+    }
+    Ok(a)
+}
+
+enum Target {
+    Direct,
+    Clerk(PathBuf),
+    McpRemote { node: PathBuf, script: PathBuf },
+}
+
+impl Target {
+    fn slug(&self) -> &'static str {
+        match self {
+            Target::Direct => "direct",
+            Target::Clerk(_) => "clerk",
+            Target::McpRemote { .. } => "mcp-remote",
+        }
+    }
+    fn index(&self) -> usize {
+        match self {
+            Target::Direct => DIRECT,
+            Target::Clerk(_) => CLERK,
+            Target::McpRemote { .. } => REMOTE,
+        }
+    }
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("proxy bench: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-driver")
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let code = runtime.block_on(async move {
+        let r = if args.bench {
+            bench(args).await
+        } else {
+            smoke().await
+        };
+        match r {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("proxy bench: {e:#}");
+                1
+            }
+        }
+    });
+    runtime.shutdown_background();
+    std::process::exit(code);
+}
+
+/// `cargo test --all-targets`: a correctness pass with the debug binary.
+async fn smoke() -> Result<i32> {
+    let plan = Plan::smoke();
+    let mock = mock::Mock::start(plan.blob_bytes);
+    let logs = tempfile::tempdir()?;
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_clerk-mcp-server"));
+    let mut failed = Vec::new();
+    for target in [Target::Direct, Target::Clerk(bin)] {
+        let run = run_target(&target, &mock, &plan, 0, logs.path()).await;
+        for f in &run.failures {
+            failed.push(format!("{}: {f}", target.slug()));
+        }
+        if matches!(target, Target::Clerk(_)) && run.delete_sent != Some(true) {
+            failed.push("clerk: the session was not DELETEd on stdin EOF".into());
+        }
+    }
+    if failed.is_empty() {
+        println!("proxy bench smoke test (direct + clerk-mcp-server, correctness only): ok");
+        Ok(0)
+    } else {
+        for f in &failed {
+            eprintln!("FAIL {f}");
+        }
+        Ok(1)
+    }
+}
+
+async fn bench(args: Args) -> Result<i32> {
+    let mut plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    if let Some(r) = args.rounds {
+        plan.rounds = r.max(1);
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| manifest_dir().join("bench").join("results"));
+    std::fs::create_dir_all(out.join("logs"))?;
+    let clerk = clerk_binary(&args)?;
+    let remote = if args.no_mcp_remote {
+        println!("note: mcp-remote skipped (--no-mcp-remote)");
+        None
+    } else {
+        find_mcp_remote(&args)
+    };
+    let load_start = loadavg();
+    let mut targets = vec![Target::Direct, Target::Clerk(clerk.clone())];
+    if let Some((node, script)) = &remote {
+        targets.push(Target::McpRemote {
+            node: node.clone(),
+            script: script.clone(),
+        });
+    }
+    println!(
+        "proxy bench ({} mode): {} rounds × {} targets; clerk-mcp-server = {}",
+        plan.mode,
+        plan.rounds,
+        targets.len(),
+        clerk.display()
+    );
+    let mock = mock::Mock::start(plan.blob_bytes);
+    let mut summary = Summary {
+        runs: Default::default(),
+        present: [true, true, remote.is_some()],
+    };
+    let started = Instant::now();
+    for round in 0..plan.rounds {
+        for target in &targets {
+            let run = run_target(target, &mock, &plan, round, &out.join("logs")).await;
+            eprintln!(
+                "  round {}/{} {:<10} {}",
+                round + 1,
+                plan.rounds,
+                target.slug(),
+                brief(&run)
+            );
+            for f in &run.failures {
+                eprintln!("    !! {f}");
+            }
+            summary.runs[target.index()].push(run);
+        }
+    }
+    let elapsed = started.elapsed();
+    let load_end = loadavg();
+    let largest_mib = plan.blob_bytes as f64 / MIB as f64;
+
+    println!();
+    print!("{}", report::table(&summary, largest_mib));
+
+    let mut broken = Vec::new();
+    for t in [DIRECT, CLERK, REMOTE] {
+        for f in summary.failures(t) {
+            broken.push((t, f));
+        }
+    }
+    if !broken.is_empty() {
+        println!();
+        println!("CORRECTNESS PROBLEMS:");
+        for (t, f) in &broken {
+            println!("  {}: {f}", TARGETS[*t]);
+        }
+    }
+
+    let meta = json!({
+        "schema": 1,
+        "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "plan": plan,
+        "wall_seconds": elapsed.as_secs_f64(),
+        "machine": {
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "loadavg_start": load_start,
+            "loadavg_end": load_end,
+            "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        },
+        "clerk_mcp_server": {
+            "path": clerk.display().to_string(),
+            "version": version_of(Command::new(&clerk).arg("--version")).await,
+            "bytes": std::fs::metadata(&clerk).map(|m| m.len()).ok(),
+        },
+        "mcp_remote": remote.as_ref().map(|(node, script)| json!({
+            "script": script.display().to_string(),
+            "version": mcp_remote_version(script),
+            "node": node.display().to_string(),
+        })),
+        "mock_blob_sha256": driver::sha256_hex(&mock.state.blob[..plan.blob_bytes]),
+    });
+    let doc = report::to_json(&summary, largest_mib, meta);
+    let json_path = out.join("latest.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&doc)? + "\n")?;
+    let subtitle = format!(
+        "{} mode, {} rounds, medians; {} CPUs, load {} → {}; clerk-mcp-server {}, mcp-remote {}",
+        plan.mode,
+        plan.rounds,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        load_start,
+        load_end,
+        env!("CARGO_PKG_VERSION"),
+        remote
+            .as_ref()
+            .and_then(|(_, s)| mcp_remote_version(s))
+            .unwrap_or_else(|| "not run".into())
+    );
+    let svg_path = out.join("ratios.svg");
+    std::fs::write(&svg_path, report::svg(&summary, largest_mib, &subtitle))?;
+    println!();
+    println!(
+        "wrote {} and {} ({:.0} s; load average {load_start} → {load_end})",
+        json_path.display(),
+        svg_path.display(),
+        elapsed.as_secs_f64()
+    );
+    let fatal = broken.iter().any(|(t, _)| *t != REMOTE);
+    if fatal {
+        println!("FAILED: direct or clerk-mcp-server broke a correctness check (see above)");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn brief(r: &Run) -> String {
+    let g = |k: &str| r.values.get(k).copied();
+    let mut parts = Vec::new();
+    if let Some(v) = g("cold_start_ms") {
+        parts.push(format!("cold {v:.1} ms"));
+    }
+    if let Some(v) = g("idle_rss_mib") {
+        parts.push(format!("rss {v:.1} MiB"));
+    }
+    if let Some(v) = g("latency_p50_us") {
+        parts.push(format!("p50 {v:.0} µs"));
+    }
+    if let Some(v) = g("latency_p99_us") {
+        parts.push(format!("p99 {v:.0} µs"));
+    }
+    if let Some(v) = g("throughput_rps") {
+        parts.push(format!("{v:.0} req/s"));
+    }
+    if let Some(v) = g("blob_json_ms") {
+        parts.push(format!("16M json {v:.1} ms"));
+    }
+    if let Some(v) = g("blob_sse_ms") {
+        parts.push(format!("16M sse {v:.1} ms"));
+    }
+    if let Some(v) = g("stream_ms") {
+        parts.push(format!("stream {v:.1} ms"));
+    }
+    if let Some(v) = g("peak_rss_mib") {
+        parts.push(format!("peak {v:.1} MiB"));
+    }
+    if let Some(v) = g("exit_ms") {
+        parts.push(format!("exit {v:.1} ms"));
+    }
+    match r.delete_sent {
+        Some(true) => parts.push("DELETE ok".into()),
+        Some(false) => parts.push("no DELETE".into()),
+        None => {}
+    }
+    parts.join(", ")
+}
+
+/// One target, one round: every metric in a fixed order.
+async fn run_target(
+    target: &Target,
+    mock: &mock::Mock,
+    plan: &Plan,
+    round: usize,
+    logs: &Path,
+) -> Run {
+    let mut run = Run::default();
+    let tag = format!("bench-{}-r{}", target.slug(), round + 1);
+    let config = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            run.fail("setup", e);
+            return run;
+        }
+    };
+    let t0 = Instant::now();
+    let (client, init) = match target {
+        Target::Direct => match Direct::connect(&mock.url, &tag).await {
+            Ok((d, init)) => (Client::Direct(Arc::new(d)), init),
+            Err(e) => {
+                run.fail("initialize", e);
+                return run;
+            }
+        },
+        Target::Clerk(bin) => {
+            let mut cmd = Command::new(bin);
+            cmd.arg(&mock.url)
+                .arg("--config-dir")
+                .arg(config.path())
+                .env("CLERK_MCP_NO_BROWSER", "true");
+            match spawn_and_init(cmd, logs, &tag).await {
+                Ok(x) => x,
+                Err(e) => {
+                    run.fail("initialize", e);
+                    return run;
+                }
+            }
+        }
+        Target::McpRemote { node, script } => {
+            let mut cmd = Command::new(node);
+            cmd.arg(script)
+                .arg(&mock.url)
+                .args(["--transport", "http-only", "--allow-http"])
+                .env("MCP_REMOTE_CONFIG_DIR", config.path());
+            match spawn_and_init(cmd, logs, &tag).await {
+                Ok(x) => x,
+                Err(e) => {
+                    run.fail("initialize", e);
+                    return run;
+                }
+            }
+        }
+    };
+    run.set("cold_start_ms", ms(init.at - t0));
+    if let Err(e) = driver::check_ok(&init) {
+        run.fail("initialize", e);
+    }
+    if let Err(e) = client.notify(driver::INITIALIZED.into()).await {
+        run.fail("initialized", e);
+    }
+    let pid = match &client {
+        Client::Stdio(s) => Some(s.pid),
+        Client::Direct(_) => None,
+    };
+    tokio::time::sleep(Duration::from_millis(plan.settle_ms)).await;
+    if let Some(pid) = pid
+        && let Some(kib) = driver::tree_kib(pid, "VmRSS")
+    {
+        run.set("idle_rss_mib", kib as f64 / 1024.0);
+    }
+
+    phases(&client, plan, mock, &mut run).await;
+
+    match &client {
+        Client::Direct(d) => {
+            match d.delete().await {
+                Ok(t) => run.set("exit_ms", ms(t)),
+                Err(e) => run.fail("DELETE", e),
+            }
+            run.delete_sent = Some(mock.state.deleted_at(&d.session).is_some());
+        }
+        Client::Stdio(s) => {
+            if let Some(kib) = driver::tree_kib(s.pid, "VmHWM") {
+                run.set("peak_rss_mib", kib as f64 / 1024.0);
+            }
+            let (eof, exit) = s.close_and_wait(EXIT_TIMEOUT).await;
+            run.exited = Some(exit.is_some());
+            match exit {
+                Some(t) => run.set("exit_ms", ms(t)),
+                None => run.fail(
+                    "exit",
+                    format!("still running {EXIT_TIMEOUT:?} after stdin EOF; killed"),
+                ),
+            }
+            // Give a DELETE sent just before exit a moment to be recorded.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let deleted = mock
+                .state
+                .session_of(&tag)
+                .and_then(|sid| mock.state.deleted_at(&sid));
+            run.delete_sent = Some(deleted.is_some());
+            run.delete_after_eof_ms = deleted.map(|d| ms(d.saturating_duration_since(eof)));
+            for a in s.anomalies() {
+                run.fail("stdout", a);
+            }
+            run.other_notifications = s.notifications();
+            if !run.failures.is_empty() {
+                run.failures.push(format!(
+                    "stderr of the process: {}",
+                    s.stderr_path.display()
+                ));
+            }
+        }
+    }
+    run
+}
+
+async fn spawn_and_init(cmd: Command, logs: &Path, tag: &str) -> Result<(Client, driver::Reply)> {
+    let stderr = logs.join(format!("{tag}.stderr"));
+    let proc = Stdio::spawn(cmd, stderr.clone())?;
+    let init = match proc.call(0, driver::initialize(tag), CALL_TIMEOUT).await {
+        Ok(r) => r,
+        Err(e) => {
+            let tail = std::fs::read_to_string(&stderr).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+            bail!(
+                "{e:#}; stderr tail:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    };
+    Ok((Client::Stdio(Box::new(proc)), init))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Everything after initialize, in order; a failing phase is recorded and the next runs.
+async fn phases(c: &Client, plan: &Plan, mock: &mock::Mock, run: &mut Run) {
+    let mut next_id = 1u64;
+    let mut id = || {
+        next_id += 1;
+        next_id
+    };
+    // Warm-up (connections, caches): not measured, still checked.
+    for _ in 0..plan.warmup {
+        let i = id();
+        if let Err(e) = echo_once(c, i).await {
+            run.fail("warm-up", e);
+            break;
+        }
+    }
+    // Sequential latency.
+    match latency(c, plan.latency_n, &mut id).await {
+        Ok(mut s) => {
+            s.sort_by(|a, b| a.total_cmp(b));
+            run.set("latency_p50_us", report::percentile(&s, 50.0));
+            run.set("latency_p90_us", report::percentile(&s, 90.0));
+            run.set("latency_p99_us", report::percentile(&s, 99.0));
+        }
+        Err(e) => run.fail("latency", e),
+    }
+    // Throughput, `window` in flight.
+    let first = id();
+    for _ in 1..plan.throughput_n {
+        id();
+    }
+    match c
+        .bulk(first, plan.throughput_n, plan.window, BULK_TIMEOUT)
+        .await
+    {
+        Ok(t) => run.set("throughput_rps", plan.throughput_n as f64 / t.as_secs_f64()),
+        Err(e) => run.fail("throughput", e),
+    }
+    // One large result, JSON.
+    match blob_once(c, id(), plan.blob_bytes, mock).await {
+        Ok(t) => run.set("blob_json_ms", ms(t)),
+        Err(e) => run.fail("16 MiB JSON", e),
+    }
+    // From here on the session answers with SSE.
+    let i = id();
+    match c.call(i, driver::sse_mode(i, true), CALL_TIMEOUT).await {
+        Ok(r) => {
+            if let Err(e) = driver::check_ok(&r) {
+                run.fail("sse_mode", e)
+            }
+        }
+        Err(e) => run.fail("sse_mode", e),
+    }
+    match latency(c, plan.sse_latency_n, &mut id).await {
+        Ok(mut s) => {
+            s.sort_by(|a, b| a.total_cmp(b));
+            run.set("sse_latency_p50_us", report::percentile(&s, 50.0));
+        }
+        Err(e) => run.fail("SSE latency", e),
+    }
+    match blob_once(c, id(), plan.blob_bytes, mock).await {
+        Ok(t) => run.set("blob_sse_ms", ms(t)),
+        Err(e) => run.fail("16 MiB SSE", e),
+    }
+    match stream_once(c, id(), plan.stream_events).await {
+        Ok(t) => run.set("stream_ms", ms(t)),
+        Err(e) => run.fail("SSE stream", e),
+    }
+}
+
+async fn echo_once(c: &Client, id: u64) -> Result<Duration> {
+    let t0 = Instant::now();
+    let r = c.call(id, driver::echo(id), CALL_TIMEOUT).await?;
+    let d = r.at.saturating_duration_since(t0);
+    driver::check_echo(&r, id)?;
+    Ok(d)
+}
+
+async fn latency(c: &Client, n: u64, id: &mut impl FnMut() -> u64) -> Result<Vec<f64>> {
+    let mut samples = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        samples.push(us(echo_once(c, id()).await?));
+    }
+    Ok(samples)
+}
+
+async fn blob_once(c: &Client, id: u64, n: usize, mock: &mock::Mock) -> Result<Duration> {
+    let t0 = Instant::now();
+    let r = c.call(id, driver::blob(id, n), CALL_TIMEOUT).await?;
+    let d = r.at.saturating_duration_since(t0);
+    let text = driver::result_text(&r)?;
+    let want = &mock.state.blob[..n];
+    if text.len() != n {
+        bail!("payload is {} bytes, expected {n}", text.len());
+    }
+    let (got_h, want_h) = (
+        driver::sha256_hex(text.as_bytes()),
+        driver::sha256_hex(want),
+    );
+    if got_h != want_h {
+        bail!("payload SHA-256 {got_h}, expected {want_h}");
+    }
+    Ok(d)
+}
+
+async fn stream_once(c: &Client, id: u64, n: usize) -> Result<Duration> {
+    let t0 = Instant::now();
+    let r = c.call(id, driver::stream(id, n), CALL_TIMEOUT).await?;
+    let d = r.at.saturating_duration_since(t0);
+    let text = driver::result_text(&r)?;
+    if text != format!("streamed {n}") {
+        bail!("unexpected stream result {text:?}");
+    }
+    if r.progress.len() != n {
+        bail!(
+            "{} of {n} progress notifications arrived before the result",
+            r.progress.len()
+        );
+    }
+    if let Some((k, v)) = r
+        .progress
+        .iter()
+        .enumerate()
+        .find(|(k, v)| **v != (*k + 1) as f64)
+    {
+        bail!("progress out of order: event {} carried {v}", k + 1);
+    }
+    Ok(d)
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding the programs.
+
+fn clerk_binary(args: &Args) -> Result<PathBuf> {
+    if let Some(p) = args
+        .bin
+        .clone()
+        .or_else(|| std::env::var_os("CLERK_BENCH_BIN").map(PathBuf::from))
+    {
+        if !p.exists() {
+            bail!("{} does not exist", p.display());
+        }
+        return Ok(p);
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir().join("target"));
+    let bin = target_dir.join("release").join("clerk-mcp-server");
+    if !bin.exists() {
+        println!("{} is missing: cargo build --release", bin.display());
+        let status = std::process::Command::new("nice")
+            .args(["cargo", "build", "--release", "--bin", "clerk-mcp-server"])
+            .current_dir(manifest_dir())
+            .status()
+            .context("running cargo build --release")?;
+        if !status.success() {
+            bail!("cargo build --release failed");
+        }
+    }
+    if let Some(newer) = newer_source(&bin) {
+        println!(
+            "warning: {} is older than {}; the numbers are for the old build (cargo build --release)",
+            bin.display(),
+            newer.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A source file newer than `bin`, if any.
+fn newer_source(bin: &Path) -> Option<PathBuf> {
+    let built = std::fs::metadata(bin).ok()?.modified().ok()?;
+    let mut stack = vec![manifest_dir().join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if e.metadata().ok()?.modified().ok()? > built {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn find_mcp_remote(args: &Args) -> Option<(PathBuf, PathBuf)> {
+    let script = args
+        .mcp_remote
+        .clone()
+        .or_else(|| std::env::var_os("MCP_REMOTE_JS").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            manifest_dir().join("interop/node/node_modules/mcp-remote/dist/proxy.js")
+        });
+    if !script.exists() {
+        println!(
+            "note: mcp-remote not found at {}; its column is skipped. Install it with \
+             (cd interop/node && npm ci), or pass --mcp-remote PATH/dist/proxy.js",
+            script.display()
+        );
+        return None;
+    }
+    let node = PathBuf::from("node");
+    match std::process::Command::new(&node).arg("--version").output() {
+        Ok(o) if o.status.success() => Some((node, script)),
+        _ => {
+            println!("note: node is not on PATH; the mcp-remote column is skipped");
+            None
+        }
+    }
+}
+
+fn mcp_remote_version(script: &Path) -> Option<String> {
+    let pkg = script.parent()?.parent()?.join("package.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(pkg).ok()?).ok()?;
+    v["version"].as_str().map(str::to_owned)
+}
+
+async fn version_of(cmd: &mut Command) -> Option<String> {
+    let o = cmd.output().await.ok()?;
+    Some(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
