@@ -232,3 +232,57 @@ async fn redirects_are_not_followed() {
         "the redirect target saw nothing"
     );
 }
+
+/// Malformed answers from the server: invalid UTF-8, an answer for an id never asked, an
+/// SSE event over the size bound. Each request gets exactly one error, nothing invalid
+/// reaches stdout, and the proxy keeps serving.
+#[tokio::test]
+async fn malformed_server_answers() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url, "--max-message-size", "65536"]);
+    p.initialize("2025-11-25").await;
+    let msg = error_of(&mut p, 1, &call(1, "bad_utf8", json!({}))).await;
+    assert!(msg.contains("UTF-8"), "{msg}");
+    p.send(&call(2, "stranger", json!({}))).await;
+    let (resp, before) = p.recv_response(2.into()).await;
+    assert!(
+        before.is_empty(),
+        "the stranger's answer was dropped: {before:?}"
+    );
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ended before the response")
+    );
+    let msg = error_of(&mut p, 3, &call(3, "huge_event", json!({"bytes": 200_000}))).await;
+    assert!(msg.contains("--max-message-size"), "{msg}");
+    p.send(&call(4, "echo", json!({}))).await;
+    assert!(p.recv_response(4.into()).await.0.get("result").is_some());
+    let (status, stderr) = p.finish().await;
+    assert!(status.success());
+    assert!(stderr.contains("answers no pending request"), "{stderr}");
+}
+
+/// An endless stream of notifications with no response: the client's cancellation ends
+/// it (L-CANCEL) and the session goes on; nothing is answered for the cancelled request.
+#[tokio::test]
+async fn endless_stream_until_cancelled() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(1, "endless", json!({}))).await;
+    for _ in 0..3 {
+        assert_eq!(p.recv().await["method"], "notifications/message");
+    }
+    p.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#)
+        .await;
+    p.send(&call(2, "echo", json!({}))).await;
+    let (resp, before) = p.recv_response(2.into()).await;
+    assert!(resp.get("result").is_some());
+    assert!(
+        before.iter().all(|m| m.get("method").is_some()),
+        "no response for id 1: {before:?}"
+    );
+    p.finish().await;
+}

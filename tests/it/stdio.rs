@@ -124,3 +124,38 @@ async fn closed_stdout_is_a_quiet_exit() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Stdin abuse: deeply nested JSON, a duplicate id while the first is in flight, a
+/// partial last line at EOF. Each gets a JSON-RPC answer and the proxy stays up.
+#[tokio::test]
+async fn stdin_abuse() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    p.send(&nested).await;
+    let e = p.recv().await;
+    assert!(
+        e["error"]["code"] == -32700 || e["error"]["code"] == -32600,
+        "{e}"
+    );
+    p.send(&call(7, "slow", json!({"ms": 1000}))).await;
+    p.send(&call(7, "echo", json!({}))).await;
+    let dup = p.recv().await;
+    assert_eq!(dup["id"], 7);
+    assert!(
+        dup["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate"),
+        "{dup}"
+    );
+    let first = p.recv().await;
+    assert_eq!(first["result"]["content"][0]["text"], "slept 1000");
+    // A last line without its newline, then EOF: still answered.
+    p.send_raw(call(8, "echo", json!({"last": true})).as_bytes())
+        .await;
+    let rest = p.rest_after_eof().await;
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert_eq!(rest[0]["id"], 8);
+}

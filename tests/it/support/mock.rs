@@ -439,6 +439,41 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
             resp
         }
         "garbage" => ([(header::CONTENT_TYPE, "application/json")], "<html>oops").into_response(),
+        "bad_utf8" => (
+            [(header::CONTENT_TYPE, "application/json")],
+            Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xff\xfe\"}"),
+        )
+            .into_response(),
+        "stranger" => {
+            // An answer for an id never asked, then nothing for ours: the first must not
+            // reach the client, ours must still get exactly one (error) response.
+            let (tx, rx) = mpsc::unbounded_channel();
+            let _ = tx.send(sse_frame(None, &result(&json!("never-asked"), text("?"))));
+            drop(tx);
+            sse_response(rx)
+        }
+        "huge_event" => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let n = args["bytes"].as_u64().unwrap_or(1 << 20) as usize;
+            let _ = tx.send(format!("data: {}\n\n", "x".repeat(n)));
+            drop(tx);
+            sse_response(rx)
+        }
+        "endless" => {
+            // Notifications forever, never a response. Each event restarts the idle
+            // timeout, so only the client's cancellation (or exit) ends it.
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                loop {
+                    let note = json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"debug","data":"tick"}});
+                    if tx.send(sse_frame(None, &note)).is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+            sse_response(rx)
+        }
         "hang" => std::future::pending().await,
         _ => json_response(
             json!({"jsonrpc":"2.0","id":id,"error":{"code":-32602,"message":"unknown tool"}}),
