@@ -30,6 +30,20 @@ pub fn call(id: i64, tool: &str, args: Value) -> String {
     serde_json::json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}}).to_string()
 }
 
+/// With CLERK_MCP_TEST_TRACE_DIR set (scripts/secrets-scan.sh), every spawned proxy also
+/// logs at trace level to its own file there, so the logs can be searched for secrets.
+fn trace_log_env() -> Vec<(&'static str, String)> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    match std::env::var("CLERK_MCP_TEST_TRACE_DIR") {
+        Ok(dir) => {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let file = format!("{dir}/proxy-{}-{n}.log", std::process::id());
+            vec![("CLERK_MCP_LOG_FILE", file), ("CLERK_MCP_LOG_LEVEL", "trace".into())]
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 /// The real binary, spawned with a clean environment and a temporary HOME.
 pub struct Proxy {
     pub child: Child,
@@ -54,6 +68,7 @@ impl Proxy {
             .env("XDG_CONFIG_HOME", home.path().join(".config"))
             .env("RUST_LOG", "debug")
             .envs(env.iter().copied())
+            .envs(trace_log_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
