@@ -104,9 +104,10 @@ async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
                     // 401 names the scope to ask for, and then it drives the sign-in.
                     if challenge.is_none()
                         && auth
-                            .request_challenged_within(std::time::Duration::from_secs(1))
+                            .startup_sign_in_unneeded(std::time::Duration::from_secs(1))
                             .await
                     {
+                        tracing::debug!("startup sign-in left to the first request");
                         return;
                     }
                     if let Err(e) = auth.sign_in_if_needed(challenge).await {

@@ -98,6 +98,8 @@ pub struct Auth {
     /// startup probe's, so the probe leaves the sign-in to it.
     challenged: std::sync::atomic::AtomicBool,
     challenged_notify: tokio::sync::Notify,
+    /// The server answered a request made without a token: it does not insist on sign-in.
+    served_anonymously: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -149,6 +151,7 @@ impl Auth {
             flight: tokio::sync::Mutex::new(()),
             challenged: std::sync::atomic::AtomicBool::new(false),
             challenged_notify: tokio::sync::Notify::new(),
+            served_anonymously: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -221,18 +224,32 @@ impl Auth {
         self.renew(generation, Some(challenge), true).await
     }
 
+    /// A request without a token succeeded (see `served_anonymously`).
+    pub fn mark_served_anonymously(&self) {
+        if !self.has_token() {
+            self.served_anonymously.store(true, Ordering::Release);
+            self.challenged_notify.notify_waiters();
+        }
+    }
+
+    /// Whether the startup probe should leave sign-in alone: a request met a challenge
+    /// (it drives the sign-in) or succeeded without a token (none is needed), within `wait`.
+    pub async fn startup_sign_in_unneeded(&self, wait: Duration) -> bool {
+        let settled = || {
+            self.challenged.load(Ordering::Acquire)
+                || self.served_anonymously.load(Ordering::Acquire)
+        };
+        let notified = self.challenged_notify.notified();
+        if settled() {
+            return true;
+        }
+        let _ = tokio::time::timeout(wait, notified).await;
+        settled()
+    }
+
     fn mark_challenged(&self) {
         self.challenged.store(true, Ordering::Release);
         self.challenged_notify.notify_waiters();
-    }
-
-    /// Whether a request meets a challenge within `wait` (see `challenged`).
-    pub async fn request_challenged_within(&self, wait: Duration) -> bool {
-        let notified = self.challenged_notify.notified();
-        if self.challenged.load(Ordering::Acquire) {
-            return true;
-        }
-        tokio::time::timeout(wait, notified).await.is_ok()
     }
 
     /// Sign in now (startup or `login`), unless a token is already there.

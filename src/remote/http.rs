@@ -319,6 +319,9 @@ impl Http {
         if !status.is_success() {
             return self.error_status(resp, sink, post.idle).await;
         }
+        if let Some(auth) = &self.auth {
+            auth.mark_served_anonymously();
+        }
         let content_type = resp
             .headers()
             .get(CONTENT_TYPE)

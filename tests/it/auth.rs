@@ -662,3 +662,25 @@ async fn crashed_lock_holder_does_not_block() {
     assert!(status.success());
     assert_eq!(as_.seen.lock().unwrap().token_requests.len(), 1);
 }
+
+/// A server that advertises PRM but answers without a token needs no sign-in: the
+/// startup probe leaves it to the first request, which succeeds, and nothing is opened.
+#[tokio::test]
+async fn optional_auth_server_opens_nothing() {
+    use crate::support::mock::{Mock, Options};
+    let mock = Mock::start(Options {
+        prm: true,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(&mock.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.wait_stderr("startup sign-in left to the first request")
+        .await;
+    p.finish().await;
+    assert!(
+        env.opened().is_empty(),
+        "no browser for a server that needs no sign-in"
+    );
+}

@@ -60,6 +60,8 @@ pub struct Options {
     pub foreign_endpoint: bool,
     /// Keep the GET stream open and send server requests on it (tool `elicit_get`).
     pub get_requests: bool,
+    /// Advertise Protected Resource Metadata while not requiring any token.
+    pub prm: bool,
     /// Speak only 2026-07-28: a legacy initialize gets 400 with -32022 (M-DETECT).
     pub modern_only: bool,
 }
@@ -104,6 +106,7 @@ impl Mock {
         let app = Router::new()
             .route("/mcp", post(mcp_post).get(mcp_get).delete(mcp_delete))
             .route("/sse", get(legacy_get).post(legacy_refuse))
+            .route("/.well-known/oauth-protected-resource/mcp", get(prm))
             .route("/messages", post(legacy_post))
             .with_state(mock.clone());
         tokio::spawn(async move {
@@ -741,4 +744,11 @@ fn watch_close(m: Mock, id: Value, tx: mpsc::UnboundedSender<String>) {
         m.inner.lock().unwrap().closed_streams.push(id);
         m.changed.notify_waiters();
     });
+}
+
+async fn prm(State(m): State<Mock>) -> Response {
+    if !m.opts.prm {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    json_response(json!({"resource": m.url, "authorization_servers": ["http://127.0.0.1:9/as"]}))
 }

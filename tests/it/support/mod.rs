@@ -38,7 +38,10 @@ fn trace_log_env() -> Vec<(&'static str, String)> {
         Ok(dir) => {
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let file = format!("{dir}/proxy-{}-{n}.log", std::process::id());
-            vec![("CLERK_MCP_LOG_FILE", file), ("CLERK_MCP_LOG_LEVEL", "trace".into())]
+            vec![
+                ("CLERK_MCP_LOG_FILE", file),
+                ("CLERK_MCP_LOG_LEVEL", "trace".into()),
+            ]
         }
         Err(_) => Vec::new(),
     }
@@ -181,6 +184,19 @@ impl Proxy {
             out.push(serde_json::from_str(&line).unwrap());
         }
         out
+    }
+
+    /// Wait until stderr shows `needle` (the log is the only sign of some decisions).
+    pub async fn wait_stderr(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.stderr().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "stderr never showed {needle:?}:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn stderr(&self) -> String {
