@@ -213,7 +213,9 @@ pub fn redact_url(url: &Url) -> String {
     u.to_string()
 }
 
-fn parse_header(
+/// One `Name: value` header (from --header or --header-file), with `${VAR}` expanded.
+/// The value is marked sensitive, so it never shows in `Debug` output.
+pub fn parse_header(
     raw: &str,
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,

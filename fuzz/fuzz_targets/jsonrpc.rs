@@ -1,0 +1,25 @@
+//! JSON-RPC classification: never panics; requests have ids; error responses built for
+//! whatever id was read are single-line valid JSON.
+#![no_main]
+use clerk_mcp_server::jsonrpc::{self, Kind, Parsed};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = jsonrpc::as_utf8(data) else { return };
+    let check = |m: &jsonrpc::Message<'_>| {
+        if m.kind == Kind::Request {
+            assert!(m.id.is_some());
+        }
+        let line = jsonrpc::error_response(m.id.as_ref(), -32000, m.method());
+        assert!(!line.contains('\n'));
+        serde_json::from_str::<serde_json::Value>(&line).unwrap();
+    };
+    match jsonrpc::parse(text) {
+        Ok(Parsed::Single(m)) => check(&m),
+        Ok(Parsed::Batch(ms)) => ms.iter().for_each(check),
+        Err(e) => {
+            let line = jsonrpc::error_response(e.id(), e.code(), &e.to_string());
+            serde_json::from_str::<serde_json::Value>(&line).unwrap();
+        }
+    }
+});
