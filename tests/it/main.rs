@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod fallback;
 mod faults;
+mod invariants;
 mod modern;
 mod stdio;
 mod streamable;
