@@ -111,7 +111,7 @@ pub struct RemoteArgs {
     pub transport: TransportArg,
 
     /// Allow plain http:// to a host that is not loopback.
-    #[arg(long, env = "CLERK_MCP_ALLOW_HTTP")]
+    #[arg(long, env = "CLERK_MCP_ALLOW_HTTP", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
     pub allow_http: bool,
 
     /// Log filter: error, warn, info, debug, trace, or a tracing directive. RUST_LOG also works.
@@ -201,11 +201,11 @@ pub struct AuthArgs {
     pub callback_port: Option<u16>,
 
     /// Print the sign-in URL instead of opening a browser.
-    #[arg(long, env = "CLERK_MCP_NO_BROWSER")]
+    #[arg(long, env = "CLERK_MCP_NO_BROWSER", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
     pub no_browser: bool,
 
     /// Sign in with a code shown on stderr (RFC 8628), for containers and SSH sessions.
-    #[arg(long, env = "CLERK_MCP_DEVICE_CODE")]
+    #[arg(long, env = "CLERK_MCP_DEVICE_CODE", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
     pub device_code: bool,
 
     /// Seconds a sign-in may take before it is abandoned.

@@ -205,3 +205,30 @@ async fn check_diagnoses_failures() {
         text(&out.stdout)
     );
 }
+
+/// Environment switches take the usual spellings (1/0, true/false, yes/no).
+#[tokio::test]
+async fn boolean_environment_switches() {
+    for value in ["1", "true", "yes"] {
+        let out = run(
+            &["http://example.test/mcp"],
+            &[
+                ("CLERK_MCP_ALLOW_HTTP", value),
+                ("CLERK_MCP_NO_BROWSER", value),
+                ("CLERK_MCP_DEVICE_CODE", value),
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "{value}: {}", text(&out.stderr));
+    }
+    let out = run(
+        &["http://example.test/mcp"],
+        &[("CLERK_MCP_ALLOW_HTTP", "0")],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "0 means off: plain http is refused again"
+    );
+}
