@@ -178,16 +178,16 @@ fn jsonrpc_probe(c: &mut Criterion) {
 
 fn one_line(c: &mut Criterion) {
     let mut g = c.benchmark_group("one_line");
-    let small = big_response(1, 200);
+    let small = bytes::Bytes::from(big_response(1, 200));
     g.throughput(Throughput::Bytes(small.len() as u64));
     g.bench_function("small_response", |b| {
-        b.iter(|| clerk_mcp_server::stdio::one_line(black_box(small.as_bytes())))
+        b.iter(|| clerk_mcp_server::stdio::one_line(black_box(small.clone())))
     });
     g.sample_size(10);
-    let big = big_response(1, 16 * MIB);
+    let big = bytes::Bytes::from(big_response(1, 16 * MIB));
     g.throughput(Throughput::Bytes(big.len() as u64));
     g.bench_function("16MiB_response", |b| {
-        b.iter(|| clerk_mcp_server::stdio::one_line(black_box(big.as_bytes())))
+        b.iter(|| clerk_mcp_server::stdio::one_line(black_box(big.clone())))
     });
     g.finish();
 }

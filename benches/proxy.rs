@@ -52,7 +52,11 @@ struct Plan {
     window: usize,
     sse_latency_n: u64,
     blob_bytes: usize,
+    /// Large results per round (the round's figure is their median).
+    blob_reps: usize,
     stream_events: usize,
+    /// Streams per round (the round's figure is their median).
+    stream_reps: usize,
     settle_ms: u64,
 }
 
@@ -67,18 +71,22 @@ impl Plan {
             window: 64,
             sse_latency_n: 500,
             blob_bytes: 16 * MIB,
+            blob_reps: 3,
             stream_events: 2000,
+            stream_reps: 5,
             settle_ms: 500,
         }
     }
     fn quick() -> Plan {
         Plan {
             mode: "quick",
-            rounds: 3,
+            rounds: 5,
             warmup: 50,
             latency_n: 500,
             throughput_n: 4000,
             sse_latency_n: 200,
+            blob_reps: 1,
+            stream_reps: 3,
             settle_ms: 300,
             ..Plan::full()
         }
@@ -93,7 +101,9 @@ impl Plan {
             window: 16,
             sse_latency_n: 10,
             blob_bytes: 256 * 1024,
+            blob_reps: 1,
             stream_events: 50,
+            stream_reps: 1,
             settle_ms: 50,
         }
     }
@@ -110,6 +120,8 @@ struct Args {
     out: Option<PathBuf>,
     rounds: Option<usize>,
     no_mcp_remote: bool,
+    /// Only these targets (slugs: direct, clerk, mcp-remote).
+    only: Option<Vec<String>>,
     bin: Option<PathBuf>,
     mcp_remote: Option<PathBuf>,
 }
@@ -124,6 +136,12 @@ fn parse_args() -> Result<Args> {
             "--out" => a.out = Some(it.next().context("--out needs a directory")?.into()),
             "--rounds" => a.rounds = Some(it.next().context("--rounds needs N")?.parse()?),
             "--no-mcp-remote" => a.no_mcp_remote = true,
+            "--only" => {
+                let list = it
+                    .next()
+                    .context("--only needs a list, e.g. direct,clerk")?;
+                a.only = Some(list.split(',').map(str::to_owned).collect());
+            }
             "--bin" => a.bin = Some(it.next().context("--bin needs a path")?.into()),
             "--mcp-remote" => {
                 a.mcp_remote = Some(it.next().context("--mcp-remote needs a path")?.into())
@@ -259,9 +277,16 @@ async fn bench(args: Args) -> Result<i32> {
         clerk.display()
     );
     let mock = mock::Mock::start(plan.blob_bytes);
+    if let Some(only) = &args.only {
+        targets.retain(|t| only.iter().any(|o| o == t.slug()));
+    }
+    let mut present = [false; 3];
+    for t in &targets {
+        present[t.index()] = true;
+    }
     let mut summary = Summary {
         runs: Default::default(),
-        present: [true, true, remote.is_some()],
+        present,
     };
     let started = Instant::now();
     for round in 0..plan.rounds {
@@ -472,6 +497,11 @@ async fn run_target(
     {
         run.set("idle_rss_mib", kib as f64 / 1024.0);
     }
+    if let Some(pid) = pid
+        && let Some(kib) = driver::tree_kib(pid, "RssAnon")
+    {
+        run.set("idle_anon_mib", kib as f64 / 1024.0);
+    }
 
     phases(&client, plan, mock, &mut run).await;
 
@@ -574,16 +604,29 @@ async fn phases(c: &Client, plan: &Plan, mock: &mock::Mock, run: &mut Run) {
     for _ in 1..plan.throughput_n {
         id();
     }
+    let cpu = || match c {
+        Client::Direct(_) => driver::own_threads_cpu("bench-driver"),
+        Client::Stdio(s) => driver::tree_cpu(s.pid),
+    };
+    let cpu0 = cpu();
     match c
         .bulk(first, plan.throughput_n, plan.window, BULK_TIMEOUT)
         .await
     {
-        Ok(t) => run.set("throughput_rps", plan.throughput_n as f64 / t.as_secs_f64()),
+        Ok(t) => {
+            run.set("throughput_rps", plan.throughput_n as f64 / t.as_secs_f64());
+            if let (Some(a), Some(b)) = (cpu0, cpu()) {
+                run.set(
+                    "cpu_us_per_req",
+                    us(b.saturating_sub(a)) / plan.throughput_n as f64,
+                );
+            }
+        }
         Err(e) => run.fail("throughput", e),
     }
     // One large result, JSON.
-    match blob_once(c, id(), plan.blob_bytes, mock).await {
-        Ok(t) => run.set("blob_json_ms", ms(t)),
+    match repeat(plan.blob_reps, || blob_once(c, id(), plan.blob_bytes, mock)).await {
+        Ok(t) => run.set("blob_json_ms", t),
         Err(e) => run.fail("16 MiB JSON", e),
     }
     // From here on the session answers with SSE.
@@ -603,14 +646,31 @@ async fn phases(c: &Client, plan: &Plan, mock: &mock::Mock, run: &mut Run) {
         }
         Err(e) => run.fail("SSE latency", e),
     }
-    match blob_once(c, id(), plan.blob_bytes, mock).await {
-        Ok(t) => run.set("blob_sse_ms", ms(t)),
+    match repeat(plan.blob_reps, || blob_once(c, id(), plan.blob_bytes, mock)).await {
+        Ok(t) => run.set("blob_sse_ms", t),
         Err(e) => run.fail("16 MiB SSE", e),
     }
-    match stream_once(c, id(), plan.stream_events).await {
-        Ok(t) => run.set("stream_ms", ms(t)),
+    match repeat(plan.stream_reps, || {
+        stream_once(c, id(), plan.stream_events)
+    })
+    .await
+    {
+        Ok(t) => run.set("stream_ms", t),
         Err(e) => run.fail("SSE stream", e),
     }
+}
+
+/// Run `f` `n` times; the median in ms.
+async fn repeat<F, Fut>(n: usize, mut f: F) -> Result<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Duration>>,
+{
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        v.push(ms(f().await?));
+    }
+    Ok(report::median(&v).expect("at least one"))
 }
 
 async fn echo_once(c: &Client, id: u64) -> Result<Duration> {

@@ -89,11 +89,14 @@ const OUT_QUEUE: usize = 256;
 
 /// Spawn the single stdout writer. The returned join handle finishes when every
 /// sender is gone (after flushing) or when stdout is closed (EPIPE: a quiet end).
-pub fn spawn_writer<W>(mut w: W) -> (Out, tokio::task::JoinHandle<std::io::Result<()>>)
+pub fn spawn_writer<W>(w: W) -> (Out, tokio::task::JoinHandle<std::io::Result<()>>)
 where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    // Buffered, so a line and its newline (and every line already queued) reach the
+    // underlying stdout in one write: tokio's stdout is a blocking-pool hop per call.
+    let mut w = tokio::io::BufWriter::with_capacity(64 * 1024, w);
     let task = tokio::spawn(async move {
         while let Some(line) = rx.recv().await {
             let mut result = write_line(&mut w, &line).await;
@@ -129,11 +132,11 @@ async fn write_line<W: AsyncWrite + Unpin>(w: &mut W, line: &[u8]) -> std::io::R
     w.write_all(b"\n").await
 }
 
-/// Make a server message safe for one stdout line (S-FRAME): validate UTF-8 and JSON,
-/// and drop raw CR/LF bytes. In valid JSON those can only be insignificant whitespace
-/// (strings must escape them), so removing them keeps the message intact without a
-/// re-serialization.
-pub fn one_line(body: &[u8]) -> Bytes {
+/// Make a validated server message safe for one stdout line (S-FRAME): drop raw CR/LF
+/// bytes. In valid JSON those can only be insignificant whitespace (strings must escape
+/// them), so removing them keeps the message intact without a re-serialization. The
+/// common case, a compact message, is passed through without a copy.
+pub fn one_line(body: Bytes) -> Bytes {
     if body.iter().any(|&b| b == b'\n' || b == b'\r') {
         Bytes::from(
             body.iter()
@@ -142,7 +145,7 @@ pub fn one_line(body: &[u8]) -> Bytes {
                 .collect::<Vec<u8>>(),
         )
     } else {
-        Bytes::copy_from_slice(body)
+        body
     }
 }
 
@@ -187,7 +190,7 @@ mod tests {
     #[test]
     fn one_line_strips_whitespace_newlines() {
         assert_eq!(
-            &one_line(b"{\n  \"a\": \"x\\ny\"\r\n}")[..],
+            &one_line(Bytes::from_static(b"{\n  \"a\": \"x\\ny\"\r\n}"))[..],
             b"{  \"a\": \"x\\ny\"}"
         );
     }

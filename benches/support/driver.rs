@@ -810,6 +810,38 @@ pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time (user + system) of a process, all its threads, dead ones included.
+fn proc_cpu(stat_path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the comm: state(3) ppid(4) … utime(14) stime(15), counted from field 3.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU time of a process tree.
+pub fn tree_cpu(pid: u32) -> Option<Duration> {
+    process_tree(pid)
+        .iter()
+        .map(|p| proc_cpu(&format!("/proc/{p}/stat")))
+        .sum()
+}
+
+/// CPU time of this process's threads whose name starts with `prefix`.
+pub fn own_threads_cpu(prefix: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let dir = e.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end().starts_with(prefix) {
+            total += proc_cpu(dir.join("stat").to_str()?)?;
+        }
+    }
+    Some(total)
+}
+
 /// The sum of `field` over the process tree, in KiB.
 pub fn tree_kib(pid: u32, field: &str) -> Option<u64> {
     let tree = process_tree(pid);

@@ -52,6 +52,13 @@ pub const METRICS: &[MetricDef] = &[
         true,
     ),
     m(
+        "idle_anon_mib",
+        "  of which anonymous (heap, stacks)",
+        "MiB",
+        false,
+        true,
+    ),
+    m(
         "latency_p50_us",
         "sequential tools/call p50",
         "µs",
@@ -77,6 +84,13 @@ pub const METRICS: &[MetricDef] = &[
         "throughput, 64 in flight",
         "req/s",
         true,
+        false,
+    ),
+    m(
+        "cpu_us_per_req",
+        "CPU per request in that run (direct: client)",
+        "µs",
+        false,
         false,
     ),
     m("blob_json_ms", "16 MiB result, JSON", "ms", false, false),
@@ -735,18 +749,20 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
                 );
             }
         }
-        let b = if d.key == "idle_rss_mib" {
-            6.0
-        } else {
-            12.0 + 2.0 * largest_mib
+        let budget = match d.key {
+            "idle_rss_mib" => Some(6.0),
+            "peak_rss_mib" => Some(12.0 + 2.0 * largest_mib),
+            _ => None,
         };
-        let bx = mx(b);
-        let _ = writeln!(
-            o,
-            r##"<line x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#16a34a" stroke-width="3"/>"##,
-            y + 2.0,
-            y + 30.0
-        );
+        if let Some(b) = budget {
+            let bx = mx(b);
+            let _ = writeln!(
+                o,
+                r##"<line x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#16a34a" stroke-width="3"/>"##,
+                y + 2.0,
+                y + 30.0
+            );
+        }
     }
     // Legend.
     let ly = h - 24.0;

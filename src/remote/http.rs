@@ -97,8 +97,8 @@ impl<'a> Sink<'a> {
     }
 
     /// Validate one server message and forward it. `Err` means stdout is gone.
-    pub async fn deliver(&mut self, host: &str, data: &[u8]) -> Result<(), ()> {
-        let text = match jsonrpc::as_utf8(data) {
+    pub async fn deliver(&mut self, host: &str, data: Bytes) -> Result<(), ()> {
+        let text = match jsonrpc::as_utf8(&data) {
             Ok(t) => t,
             Err(e) => return self.refuse(host, e.to_string()),
         };
@@ -138,14 +138,14 @@ impl<'a> Sink<'a> {
                 is_tools_list_result = true;
             }
             if self.capture.is_none() {
-                self.capture = Some(Bytes::copy_from_slice(data));
+                self.capture = Some(data.clone()); // a reference count, not a copy
             }
             if !self.forward_responses {
                 return Ok(());
             }
         }
         let line = match (is_tools_list_result, self.tools) {
-            (true, Some(tools)) => tools.filter_tools_list(data),
+            (true, Some(tools)) => tools.filter_tools_list(&data),
             _ => one_line(data),
         };
         self.out.send(line).await.map_err(|_| ())
@@ -348,7 +348,7 @@ impl Http {
             Err(e) => return Outcome::Failed(e),
         };
         if !body.iter().all(u8::is_ascii_whitespace) && !sink.done() {
-            if sink.deliver(&self.host, &body).await.is_err() {
+            if sink.deliver(&self.host, Bytes::from(body)).await.is_err() {
                 return Outcome::OutputClosed;
             }
         } else if !body.iter().all(u8::is_ascii_whitespace) {
@@ -452,7 +452,7 @@ impl Http {
             if !header_mismatch && m.id.as_ref().is_some_and(|id| sink.pending.contains(id)) {
                 // The server answered our request, with an error status: forward it.
                 if sink
-                    .deliver(&self.host, text.trim().as_bytes())
+                    .deliver(&self.host, Bytes::copy_from_slice(text.trim().as_bytes()))
                     .await
                     .is_err()
                 {
@@ -522,7 +522,11 @@ impl Http {
                             if ev.event.as_deref().is_some_and(|e| e != "message") {
                                 continue;
                             }
-                            if sink.deliver(&self.host, ev.data.as_bytes()).await.is_err() {
+                            if sink
+                                .deliver(&self.host, Bytes::from(ev.data))
+                                .await
+                                .is_err()
+                            {
                                 return Err(Outcome::OutputClosed);
                             }
                         }
@@ -669,7 +673,11 @@ impl Http {
                             if ev.event.as_deref().is_some_and(|e| e != "message") {
                                 continue;
                             }
-                            if sink.deliver(&self.host, ev.data.as_bytes()).await.is_err() {
+                            if sink
+                                .deliver(&self.host, Bytes::from(ev.data))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }

@@ -280,8 +280,8 @@ async fn read_stream(
             if ev.event.as_deref().is_some_and(|e| e != "message") {
                 continue;
             }
-            let data = ev.data.as_bytes();
-            let Ok(parsed) = jsonrpc::as_utf8(data).and_then(jsonrpc::parse) else {
+            let data = Bytes::from(ev.data);
+            let Ok(parsed) = jsonrpc::as_utf8(&data).and_then(jsonrpc::parse) else {
                 tracing::warn!(%host, "dropped a malformed message from the HTTP+SSE stream");
                 continue;
             };
@@ -300,13 +300,13 @@ async fn read_stream(
                     continue;
                 };
                 // Forward first, then release the waiter: "answered" means written.
-                if waiter.forward && out.send(one_line(data)).await.is_err() {
+                if waiter.forward && out.send(one_line(data.clone())).await.is_err() {
                     break 'stream;
                 }
                 let _ = waiter.done.send(());
                 continue;
             }
-            if out.send(one_line(data)).await.is_err() {
+            if out.send(one_line(data.clone())).await.is_err() {
                 break 'stream;
             }
         }

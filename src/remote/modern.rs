@@ -110,14 +110,14 @@ impl ToolHeaders {
     /// Returns the line to forward.
     pub fn filter_tools_list(&self, data: &[u8]) -> Bytes {
         let Ok(mut msg) = serde_json::from_slice::<Value>(data) else {
-            return one_line(data);
+            return one_line(Bytes::copy_from_slice(data));
         };
         let Some(tools) = msg
             .get_mut("result")
             .and_then(|r| r.get_mut("tools"))
             .and_then(Value::as_array_mut)
         else {
-            return one_line(data);
+            return one_line(Bytes::copy_from_slice(data));
         };
         let mut removed = false;
         let mut learned = Vec::new();
@@ -155,7 +155,7 @@ impl ToolHeaders {
         if removed {
             Bytes::from(serde_json::to_vec(&msg).unwrap_or_else(|_| data.to_vec()))
         } else {
-            one_line(data)
+            one_line(Bytes::copy_from_slice(data))
         }
     }
 }
