@@ -760,7 +760,16 @@ impl Proxy {
 }
 
 fn unit(body: &Bytes, m: &jsonrpc::Message<'_>) -> Outgoing {
-    let params = ParamsProbe::of(m.params);
+    // Most traffic is legacy: a substring test spares those messages a second parse.
+    // (A key written with JSON escapes would be missed; no client spells it that way.)
+    let maybe_modern = m
+        .params
+        .is_some_and(|p| p.get().contains(jsonrpc::META_PROTOCOL_VERSION));
+    let params = if maybe_modern {
+        ParamsProbe::of(m.params)
+    } else {
+        ParamsProbe::default()
+    };
     let era = match params.modern_version() {
         Some(v) => Era::Modern {
             version: v.to_owned(),
