@@ -12,14 +12,16 @@ fuzz_target!(|data: &[u8]| {
         }
         let line = jsonrpc::error_response(m.id.as_ref(), -32000, m.method());
         assert!(!line.contains('\n'));
-        serde_json::from_str::<serde_json::Value>(&line).unwrap();
+        // Valid JSON text. (Not `Value`: an id like 22e222222 is valid JSON that f64
+        // cannot hold, and the client chose it; it is echoed back as written.)
+        serde_json::from_str::<&serde_json::value::RawValue>(&line).unwrap();
     };
     match jsonrpc::parse(text) {
         Ok(Parsed::Single(m)) => check(&m),
         Ok(Parsed::Batch(ms)) => ms.iter().for_each(check),
         Err(e) => {
             let line = jsonrpc::error_response(e.id(), e.code(), &e.to_string());
-            serde_json::from_str::<serde_json::Value>(&line).unwrap();
+            serde_json::from_str::<&serde_json::value::RawValue>(&line).unwrap();
         }
     }
 });
