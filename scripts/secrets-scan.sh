@@ -12,6 +12,8 @@ bytes=$(cat "$dir"/proxy-*.log 2>/dev/null | wc -c)
 echo "trace logs: $files files, $bytes bytes"
 if [ "$status" -ne 0 ] || [ "$files" -lt 20 ]; then
   echo "FAIL: the test suite did not run cleanly with trace logging (see $dir/test-output.txt)"
+  # CI keeps only this output, so show which tests failed and why.
+  grep -E -A40 '^failures:$' "$dir/test-output.txt" | head -150 || tail -60 "$dir/test-output.txt"
   exit 1
 fi
 # A positive control: the logs hold what the proxy does log.

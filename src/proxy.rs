@@ -398,7 +398,7 @@ impl Proxy {
 
     async fn dispatch_new(&mut self, msg: Outgoing) {
         for id in &msg.ids {
-            if self.in_flight.contains_key(id) {
+            if self.in_flight.contains_key(id) || self.is_queued(id) {
                 tracing::warn!(%id, "stdin: duplicate request id while the first is in flight");
                 return self
                     .reply_error(
@@ -420,6 +420,17 @@ impl Proxy {
             return self.start_initialize(msg, false);
         }
         self.dispatch(msg);
+    }
+
+    /// Whether a request with this id waits in the handshake queue: it is in flight as far
+    /// as the client can tell, even though no task has it yet.
+    fn is_queued(&self, id: &IdKey) -> bool {
+        match &self.conn {
+            Conn::Initializing { queued, .. } | Conn::Starting { queued, .. } => {
+                queued.iter().any(|m| m.ids.contains(id))
+            }
+            _ => false,
+        }
     }
 
     /// L-CANCEL / M-CANCEL. Returns true when the notification must not be forwarded.

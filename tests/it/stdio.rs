@@ -1,5 +1,6 @@
 //! The stdio side (S-*): framing, bad input, shutdown.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -123,6 +124,51 @@ async fn closed_stdout_is_a_quiet_exit() {
     assert!(out.status.success(), "{:?}", out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A duplicate id is refused even while the first request still waits for the
+/// handshake (queued, not yet sent): the client sees it in flight either way.
+#[tokio::test]
+async fn duplicate_id_while_queued_behind_initialize() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mock = Mock::start(Options {
+        hold_initialize: Some(gate.clone()),
+        ..Options::default()
+    })
+    .await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.send(&crate::support::init("2025-11-25")).await;
+    mock.wait_for("the initialize", |r| {
+        r.iter().any(|r| r.rpc_method() == Some("initialize"))
+    })
+    .await;
+    p.send(&call(7, "echo", json!({"first": true}))).await;
+    p.send(&call(7, "echo", json!({"second": true}))).await;
+    // Answered at once, while the initialize is still held.
+    let dup = p.recv().await;
+    assert_eq!(dup["id"], 7);
+    assert!(
+        dup["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate"),
+        "{dup}"
+    );
+    gate.add_permits(1);
+    assert_eq!(p.recv().await["id"], 0);
+    p.send(crate::support::INITIALIZED).await;
+    let first = p.recv().await;
+    assert_eq!(first["id"], 7);
+    assert_eq!(
+        first["result"]["content"][0]["text"], r#"{"first":true}"#,
+        "{first}"
+    );
+    let calls = mock
+        .requests()
+        .iter()
+        .filter(|r| r.rpc_method() == Some("tools/call"))
+        .count();
+    assert_eq!(calls, 1, "only the first request reached the server");
 }
 
 /// Stdin abuse: deeply nested JSON, a duplicate id while the first is in flight, a

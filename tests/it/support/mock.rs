@@ -64,6 +64,8 @@ pub struct Options {
     pub prm: bool,
     /// Speak only 2026-07-28: a legacy initialize gets 400 with -32022 (M-DETECT).
     pub modern_only: bool,
+    /// Hold every initialize answer until this gate is opened (`add_permits`).
+    pub hold_initialize: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 #[derive(Default)]
@@ -252,6 +254,9 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
         );
     }
     if method == "initialize" {
+        if let Some(gate) = &m.opts.hold_initialize {
+            gate.acquire().await.unwrap().forget();
+        }
         let version = parsed["params"]["protocolVersion"]
             .as_str()
             .unwrap_or("2025-03-26")
