@@ -1,16 +1,50 @@
 //! Nothing lost, nothing hung: every failure of a request becomes exactly one JSON-RPC
 //! error with that request's id and a message naming the fault; the proxy goes on.
+//!
+//! The fault matrix of issue 6, and where each row is tested:
+//! - error statuses with JSON-RPC, HTML and garbage bodies, Retry-After:
+//!   `error_statuses_and_bad_bodies`, `error_status_bodies_table`, `session_404_with_html`
+//! - a server that never answers: `hung_server_times_out`
+//! - connection refused at startup / mid-session: `connection_refused`,
+//!   `connection_refused_mid_session`; DNS and TLS failures: `dns_failure`, `tls_failure`
+//! - connection reset before the headers, mid-JSON body, mid-SSE stream:
+//!   `connection_reset`, `sse_reset_resumes_or_fails`
+//! - slow drip, delivered or timed out: `slow_drip`
+//! - redirects, malformed answers, endless streams: `redirects_are_not_followed`,
+//!   `malformed_server_answers`, `endless_stream_until_cancelled`
+//! - stdin abuse (floods, huge lines): `stdio::notification_flood`, `stdio::huge_line`
 
 use serde_json::{Value, json};
 
 use crate::support::mock::{Mock, Options};
-use crate::support::{Proxy, call, init};
+use crate::support::raw::Raw;
+use crate::support::{MEMORY_BOUND_MIB, Proxy, call, init};
 
 async fn error_of(p: &mut Proxy, id: i64, line: &str) -> String {
     p.send(line).await;
     let (resp, _) = p.recv_response(id.into()).await;
     assert!(resp.get("result").is_none(), "expected an error: {resp}");
     resp["error"]["message"].as_str().unwrap().to_owned()
+}
+
+/// (b) of every row: after the fault, a request is still answered.
+async fn still_serving(p: &mut Proxy, id: i64) {
+    p.send(&call(id, "echo", json!({"after": "the fault"})))
+        .await;
+    let (resp, _) = p.recv_response(id.into()).await;
+    assert!(
+        resp.get("result").is_some(),
+        "the proxy goes on after the fault: {resp}"
+    );
+}
+
+/// The end of every row: (c) memory stayed bounded, then (a) nothing more comes out at
+/// EOF (each request was answered exactly once, and no answer was left behind).
+async fn end_clean(mut p: Proxy) {
+    p.assert_memory_below(MEMORY_BOUND_MIB);
+    let rest = p.rest_after_eof().await;
+    assert!(rest.is_empty(), "nothing after the last answer: {rest:?}");
+    assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
 }
 
 /// 4xx/5xx with JSON-RPC bodies (forwarded), HTML bodies (summarized), Retry-After,
@@ -100,9 +134,124 @@ async fn error_statuses_and_bad_bodies() {
 
     p.send(&call(7, "echo", json!({"still": "alive"}))).await;
     assert!(p.recv_response(7.into()).await.0.get("result").is_some());
+    p.assert_memory_below(MEMORY_BOUND_MIB);
     let (status, stderr) = p.finish().await;
     assert!(status.success());
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// More error statuses, table-driven: a 415 carrying a JSON-RPC error for the request is
+/// forwarded as is; 400, 404 and 415 with an HTML page are summarized by its title, never
+/// dumped. The server is stateless: with no session id sent, a 404 cannot mean an expired
+/// session (H-404), so it is reported like any other status (`session_404_with_html`
+/// covers the other case).
+#[tokio::test]
+async fn error_status_bodies_table() {
+    let mock = Mock::start(Options {
+        stateless: true,
+        ..Options::default()
+    })
+    .await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    let page = |title: &str| -> Value {
+        format!(
+            "<!DOCTYPE html>\n<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{}</p></body></html>",
+            "lorem ipsum ".repeat(200)
+        )
+        .into()
+    };
+    let rpc_error = json!({"jsonrpc":"2.0","id":"$ID","error":{"code":-32600,"message":"use application/json"}});
+    /// What the client sees: the server's error forwarded, or a message naming these.
+    enum Want {
+        Forwarded(Value),
+        Summary(&'static str, &'static str),
+    }
+    let rows = [
+        (
+            415,
+            "application/json",
+            rpc_error,
+            Want::Forwarded(json!({"code":-32600,"message":"use application/json"})),
+        ),
+        (
+            400,
+            "text/html",
+            page("400 Bad Request"),
+            Want::Summary("HTTP 400", "\"400 Bad Request\""),
+        ),
+        (
+            404,
+            "text/html; charset=utf-8",
+            page("Not Found"),
+            Want::Summary("HTTP 404", "\"Not Found\""),
+        ),
+        (
+            415,
+            "text/html",
+            page("415 Unsupported Media Type"),
+            Want::Summary("HTTP 415", "\"415 Unsupported Media Type\""),
+        ),
+    ];
+    let mut id = 0;
+    for (code, content_type, body, want) in rows {
+        id += 1;
+        p.send(&call(
+            id,
+            "status",
+            json!({"code": code, "content_type": content_type, "body": body}),
+        ))
+        .await;
+        let (resp, before) = p.recv_response(id.into()).await;
+        assert!(before.is_empty(), "{before:?}");
+        match want {
+            Want::Forwarded(error) => assert_eq!(resp["error"], error, "HTTP {code}: {resp}"),
+            Want::Summary(status, title) => {
+                let msg = resp["error"]["message"].as_str().unwrap();
+                for n in [status, title] {
+                    assert!(msg.contains(n), "HTTP {code}: {msg:?} lacks {n:?}");
+                }
+                assert!(
+                    msg.contains("HTML page") && !msg.contains('<') && !msg.contains("lorem"),
+                    "{msg}"
+                );
+                assert!(msg.contains(mock.addr.as_str()), "{msg}");
+            }
+        }
+        still_serving(&mut p, 100 + id).await;
+    }
+    end_clean(p).await;
+}
+
+/// H-404 with an HTML page on a session: the 404 means the session is gone, whatever
+/// the body. The proxy opens a new session and retries once; a second 404 ends the
+/// request with one error naming the repeated 404, and the renewed session serves on.
+#[tokio::test]
+async fn session_404_with_html() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    let page = "<html><head><title>404 Not Found</title></head><body>nginx</body></html>";
+    let msg = error_of(
+        &mut p,
+        1,
+        &call(
+            1,
+            "status",
+            json!({"code": 404, "content_type": "text/html", "body": page}),
+        ),
+    )
+    .await;
+    assert!(
+        msg.contains("lost the session again") && msg.contains("HTTP 404"),
+        "{msg}"
+    );
+    still_serving(&mut p, 2).await;
+    let reqs = mock.requests();
+    let count = |m: &str| reqs.iter().filter(|r| r.rpc_method() == Some(m)).count();
+    assert_eq!(count("initialize"), 2, "one renewal");
+    assert_eq!(count("tools/call"), 3, "the 404 call twice, then the echo");
+    end_clean(p).await;
 }
 
 /// A server that accepts and never answers: the request times out with a named error,
@@ -145,6 +294,151 @@ async fn connection_refused() {
     assert!(msg.contains("127.0.0.1"), "{msg}");
     let (status, _) = p.finish().await;
     assert!(status.success());
+}
+
+/// Connection refused mid-session: the server goes away after initialize (its port
+/// closes). The next request gets one error naming the refusal and is not sent again
+/// later. When a server comes back on the same port, without our session, the request
+/// after that renews the session (H-404) and is answered.
+#[tokio::test]
+async fn connection_refused_mid_session() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    still_serving(&mut p, 1).await;
+    mock.stop().await;
+    let msg = error_of(&mut p, 2, &call(2, "echo", json!({"lost": true}))).await;
+    assert!(
+        msg.contains("connection refused") && msg.contains(&mock.addr),
+        "{msg}"
+    );
+    let back = Mock::start_on(&mock.addr, Options::default()).await;
+    still_serving(&mut p, 3).await;
+    let calls: Vec<Value> = back
+        .requests()
+        .iter()
+        .filter(|r| r.rpc_method() == Some("tools/call"))
+        .map(|r| r.body["id"].clone())
+        .collect();
+    // 404 on the old session, then the retry on the new one; never the refused id 2.
+    assert_eq!(calls, vec![json!(3), json!(3)], "{:#?}", back.requests());
+    end_clean(p).await;
+}
+
+/// Connection resets (raw sockets, RST): before any byte of the answer, and in the
+/// middle of a JSON body (Content-Length 1000, 20 bytes sent); and that body cut by a
+/// plain close (FIN) instead. Each request gets one
+/// error naming the broken connection, and is sent once: the server may have run it, so
+/// it is not retried. The proxy goes on.
+#[tokio::test]
+async fn connection_reset() {
+    let raw = Raw::start().await;
+    let mut p = Proxy::spawn(&[&raw.url]);
+    p.initialize("2025-11-25").await;
+    let host = raw
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp");
+    let msg = error_of(&mut p, 1, &call(1, "reset_head", json!({}))).await;
+    assert!(msg.contains(host) && msg.contains("reset"), "{msg}");
+    still_serving(&mut p, 2).await;
+    let msg = error_of(&mut p, 3, &call(3, "reset_body", json!({}))).await;
+    assert!(msg.contains(host) && msg.contains("reset"), "{msg}");
+    still_serving(&mut p, 4).await;
+    let msg = error_of(&mut p, 5, &call(5, "close_body", json!({}))).await;
+    assert!(
+        msg.contains(host) && msg.contains("end of file before message length reached"),
+        "{msg}"
+    );
+    still_serving(&mut p, 6).await;
+    assert_eq!(raw.calls("reset_head"), 1, "not retried");
+    assert_eq!(raw.calls("reset_body"), 1, "not retried");
+    assert_eq!(raw.calls("close_body"), 1, "not retried");
+    end_clean(p).await;
+}
+
+/// A reset in the middle of an SSE stream. With event ids, the proxy resumes with GET +
+/// `Last-Event-ID` (H-RESUME, after the server's `retry:`, H-RETRY) and the request
+/// completes, the event before the reset forwarded once. Without ids, or when the server
+/// refuses the resume (GET 405), the request gets one error naming why.
+#[tokio::test]
+async fn sse_reset_resumes_or_fails() {
+    let raw = Raw::start().await;
+    let mut p = Proxy::spawn(&[&raw.url]);
+    p.initialize("2025-11-25").await;
+
+    p.send(&call(1, "reset_sse", json!({"ids": true}))).await;
+    assert_eq!(p.recv().await["method"], "notifications/message");
+    raw.cut();
+    let (resp, before) = p.recv_response(1.into()).await;
+    assert!(before.is_empty(), "the event is not repeated: {before:?}");
+    assert_eq!(resp["result"]["content"][0]["text"], "resumed", "{resp}");
+    let resumes: Vec<_> = raw
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.headers.contains_key("last-event-id"))
+        .collect();
+    assert_eq!(resumes.len(), 1, "{resumes:?}");
+    assert_eq!(resumes[0].headers["last-event-id"], "ev-1");
+    assert_eq!(resumes[0].headers["mcp-session-id"], "raw-session-1");
+
+    p.send(&call(2, "reset_sse", json!({"ids": true, "park": false})))
+        .await;
+    assert_eq!(p.recv().await["method"], "notifications/message");
+    raw.cut();
+    let (resp, _) = p.recv_response(2.into()).await;
+    let msg = resp["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("ended before the response")
+            && msg.contains("refused to resume it (HTTP 405)"),
+        "{msg}"
+    );
+
+    p.send(&call(3, "reset_sse", json!({}))).await;
+    assert_eq!(p.recv().await["method"], "notifications/message");
+    raw.cut();
+    let (resp, _) = p.recv_response(3.into()).await;
+    let msg = resp["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("ended before the response") && msg.contains("reset"),
+        "{msg}"
+    );
+    assert_eq!(raw.calls("reset_sse"), 3, "each POSTed once, never re-sent");
+    still_serving(&mut p, 4).await;
+    end_clean(p).await;
+}
+
+/// Slow drip. One byte per 100 ms (3.6 s in all) is delivered intact even with a 1 s
+/// --request-timeout: the timeout is on silence, and every byte is a sign of life. A
+/// drip that stalls longer than the timeout mid-body ends in one error naming the
+/// timeout, and the proxy goes on.
+#[tokio::test]
+async fn slow_drip() {
+    let raw = Raw::start().await;
+    let mut p = Proxy::spawn(&[&raw.url, "--request-timeout", "1"]);
+    p.initialize("2025-11-25").await;
+    let started = std::time::Instant::now();
+    p.send(&call(1, "drip", json!({"ms": 100}))).await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    assert_eq!(resp, json!({"jsonrpc":"2.0","id":1,"result":{}}));
+    assert!(started.elapsed() > std::time::Duration::from_secs(3));
+
+    let msg = error_of(
+        &mut p,
+        2,
+        &call(
+            2,
+            "drip",
+            json!({"ms": 1, "stall_at": 10, "stall_ms": 3000}),
+        ),
+    )
+    .await;
+    assert!(
+        msg.contains("did not answer within 1 s (--request-timeout)"),
+        "{msg}"
+    );
+    still_serving(&mut p, 3).await;
+    end_clean(p).await;
 }
 
 /// DNS failure is named as such.
@@ -201,6 +495,7 @@ async fn many_requests_each_answered_once() {
         answered.values().all(|&c| c == 1),
         "exactly one response per request"
     );
+    p.assert_memory_below(MEMORY_BOUND_MIB);
     assert!(
         p.rest_after_eof().await.is_empty(),
         "nothing extra after the last response"
@@ -259,6 +554,7 @@ async fn malformed_server_answers() {
     assert!(msg.contains("--max-message-size"), "{msg}");
     p.send(&call(4, "echo", json!({}))).await;
     assert!(p.recv_response(4.into()).await.0.get("result").is_some());
+    p.assert_memory_below(MEMORY_BOUND_MIB);
     let (status, stderr) = p.finish().await;
     assert!(status.success());
     assert!(stderr.contains("answers no pending request"), "{stderr}");
@@ -284,5 +580,6 @@ async fn endless_stream_until_cancelled() {
         before.iter().all(|m| m.get("method").is_some()),
         "no response for id 1: {before:?}"
     );
+    p.assert_memory_below(MEMORY_BOUND_MIB);
     p.finish().await;
 }

@@ -92,18 +92,33 @@ pub struct Mock {
     pub changed: Arc<Notify>,
     pub url: String,
     pub base: String,
+    /// `host:port` the server listens on.
+    pub addr: String,
+    /// Ends the server ([`Mock::stop`]).
+    stop: Arc<Mutex<Option<oneshot::Sender<()>>>>,
+    server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Mock {
     pub async fn start(opts: Options) -> Mock {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0", opts).await
+    }
+
+    /// Listen on `addr` (`127.0.0.1:0`, or the address of a stopped mock to play a
+    /// server that restarted on its port).
+    pub async fn start_on(addr: &str, opts: Options) -> Mock {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
         let mock = Mock {
             inner: Arc::default(),
             opts,
             changed: Arc::new(Notify::new()),
             url: format!("http://{addr}/mcp"),
             base: format!("http://{addr}"),
+            addr: addr.to_string(),
+            stop: Arc::new(Mutex::new(Some(stop))),
+            server: Arc::default(),
         };
         let app = Router::new()
             .route("/mcp", post(mcp_post).get(mcp_get).delete(mcp_delete))
@@ -111,10 +126,32 @@ impl Mock {
             .route("/.well-known/oauth-protected-resource/mcp", get(prm))
             .route("/messages", post(legacy_post))
             .with_state(mock.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
         });
+        *mock.server.lock().unwrap() = Some(server);
         mock
+    }
+
+    /// Go away like a server process that exits: stop listening (new connections are
+    /// refused) and close the idle keep-alive connections. Returns once that is done,
+    /// so call it with no request in flight.
+    pub async fn stop(&self) {
+        if let Some(stop) = self.stop.lock().unwrap().take() {
+            let _ = stop.send(());
+        }
+        let server = self.server.lock().unwrap().take();
+        if let Some(server) = server {
+            tokio::time::timeout(super::WAIT, server)
+                .await
+                .expect("the mock server stops in time")
+                .unwrap();
+        }
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

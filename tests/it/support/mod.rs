@@ -4,6 +4,7 @@
 
 pub mod mock;
 pub mod oauth;
+pub mod raw;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -45,6 +46,23 @@ fn trace_log_env() -> Vec<(&'static str, String)> {
         }
         Err(_) => Vec::new(),
     }
+}
+
+/// A generous bound on the proxy's peak resident memory (VmHWM) in the fault tests: a
+/// debug build idles around 10 MiB, so growth with the size of the abuse shows up here.
+pub const MEMORY_BOUND_MIB: u64 = 64;
+
+/// Peak (VmHWM) and current (VmRSS) resident memory of process `pid`, in KiB, read from
+/// /proc/<pid>/status. `None` where there is no /proc (not Linux) or the process is gone.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
 /// The real binary, spawned with a clean environment and a temporary HOME.
@@ -201,5 +219,23 @@ impl Proxy {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Assert the proxy's peak resident memory (VmHWM) so far is below `mib` MiB, and
+    /// return it in KiB. Call it while the process runs (before `finish`). Where /proc
+    /// is missing (not Linux) there is nothing to read and the check is skipped.
+    pub fn assert_memory_below(&self, mib: u64) -> u64 {
+        let pid = self.child.id().expect("the proxy is still running");
+        let Some((hwm, rss)) = memory_kib(pid) else {
+            if cfg!(target_os = "linux") {
+                panic!("cannot read /proc/{pid}/status");
+            }
+            return 0;
+        };
+        assert!(
+            hwm < mib * 1024,
+            "the proxy's peak memory is {hwm} KiB (now {rss} KiB), over the {mib} MiB bound"
+        );
+        hwm
     }
 }
