@@ -27,6 +27,14 @@ use crate::stdio::{Frame, LineReader, Out, spawn_writer};
 const LISTEN_READY_WAIT: Duration = Duration::from_secs(2);
 /// How long stdin EOF waits for in-flight requests before ending the session.
 const EOF_DRAIN: Duration = Duration::from_secs(3);
+/// Messages in flight (POSTs running, or waiting for the handshake) at which stdin stops
+/// being read until some end. Without it a client writing faster than the server takes
+/// (issue 6: 100,000 notifications) made the proxy hold a task, and often a connection,
+/// for every message at once: memory grew with the flood (150 MB for 100k). Now the pipe
+/// pushes back instead, as stdout does. Far above what clients keep in flight; every such
+/// message ends (answer, error or --request-timeout), so reading always resumes.
+/// `subscriptions/listen` streams never end on their own and are not counted.
+const MAX_IN_FLIGHT: usize = 256;
 /// Pages of `tools/list` fetched to refresh annotations (M-MISMATCH).
 const MAX_TOOLS_PAGES: usize = 20;
 
@@ -246,7 +254,7 @@ impl Proxy {
                     return Ok(());
                 }
                 Some(ev) = events.recv() => self.on_event(ev).await,
-                frame = lines.recv(), if drain_deadline.is_none() => match frame {
+                frame = lines.recv(), if drain_deadline.is_none() && !self.saturated() => match frame {
                     Some(Ok(Frame::Line(line))) => self.on_line(line).await,
                     Some(Ok(Frame::TooLong { len })) => {
                         tracing::warn!(len, "stdin line over --max-message-size; rejected");
@@ -278,6 +286,16 @@ impl Proxy {
                 }
             }
         }
+    }
+
+    /// Whether stdin should wait: [`MAX_IN_FLIGHT`] messages are already in flight.
+    fn saturated(&self) -> bool {
+        let queued = match &self.conn {
+            Conn::Initializing { queued, .. } | Conn::Starting { queued, .. } => queued.len(),
+            _ => 0,
+        };
+        let listens = self.in_flight.values().filter(|f| f.long_lived).count();
+        self.tasks.len() + queued >= MAX_IN_FLIGHT + listens
     }
 
     fn drained(&self) -> bool {
