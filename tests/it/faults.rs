@@ -38,6 +38,31 @@ async fn still_serving(p: &mut Proxy, id: i64) {
     );
 }
 
+/// The in-flight bound (proxy.rs MAX_IN_FLIGHT, 256) only delays reading stdin: 400
+/// concurrent slow requests are all answered, each once.
+#[tokio::test]
+async fn more_requests_than_the_in_flight_bound() {
+    let mock = Mock::start(Options::default()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    let n = 400;
+    let mut batch = String::new();
+    for i in 1..=n {
+        batch.push_str(&call(i, "slow", json!({"ms": 300})));
+        batch.push('\n');
+    }
+    p.send_raw(batch.as_bytes()).await;
+    let mut answered = std::collections::HashMap::new();
+    while answered.len() < n as usize {
+        let v = p.recv().await;
+        assert!(v.get("result").is_some(), "{v}");
+        *answered.entry(v["id"].as_i64().unwrap()).or_insert(0) += 1;
+    }
+    assert!(answered.values().all(|&c| c == 1));
+    still_serving(&mut p, n + 1).await;
+    end_clean(p).await;
+}
+
 /// The end of every row: (c) memory stayed bounded, then (a) nothing more comes out at
 /// EOF (each request was answered exactly once, and no answer was left behind).
 async fn end_clean(mut p: Proxy) {
@@ -408,14 +433,14 @@ async fn sse_reset_resumes_or_fails() {
     end_clean(p).await;
 }
 
-/// Slow drip. One byte per 100 ms (3.6 s in all) is delivered intact even with a 1 s
+/// Slow drip. One byte per 100 ms (3.6 s in all) is delivered intact even with a 0.5 s
 /// --request-timeout: the timeout is on silence, and every byte is a sign of life. A
 /// drip that stalls longer than the timeout mid-body ends in one error naming the
-/// timeout, and the proxy goes on.
+/// timeout as configured, and the proxy goes on.
 #[tokio::test]
 async fn slow_drip() {
     let raw = Raw::start().await;
-    let mut p = Proxy::spawn(&[&raw.url, "--request-timeout", "1"]);
+    let mut p = Proxy::spawn(&[&raw.url, "--request-timeout", "0.5"]);
     p.initialize("2025-11-25").await;
     let started = std::time::Instant::now();
     p.send(&call(1, "drip", json!({"ms": 100}))).await;
@@ -434,7 +459,7 @@ async fn slow_drip() {
     )
     .await;
     assert!(
-        msg.contains("did not answer within 1 s (--request-timeout)"),
+        msg.contains("did not answer within 0.5 s (--request-timeout)"),
         "{msg}"
     );
     still_serving(&mut p, 3).await;
