@@ -35,8 +35,11 @@ pub fn main() -> ExitCode {
         eprintln!("clerk-mcp-server: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a proxy's work per message is a few microseconds, and hand-offs between
+    // worker threads (a futex wake each) cost more than that. Measured in the same bench
+    // run (bench/README.md): p50 latency 1.7× direct with two workers, 1.16× with one,
+    // and the same throughput. Blocking work (file locks, DNS) goes to the blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -127,8 +130,8 @@ async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     crate::proxy::run(
         config,
         http,
-        tokio::io::stdin(),
-        tokio::io::stdout(),
+        crate::stdio::input(),
+        crate::stdio::output(),
         shutdown_signal(),
     )
     .await?;

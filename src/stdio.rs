@@ -5,7 +5,7 @@
 //! stdout pushes back on the HTTP streams instead of growing memory.
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// What the reader produced.
@@ -77,6 +77,93 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 continue; // blank lines are ignored
             }
             return Ok(Some(Frame::Line(line)));
+        }
+    }
+}
+
+/// Stdin for the proxy. When it is a pipe or a socket (how MCP clients spawn us), it is
+/// read as a non-blocking fd on tokio's reactor; otherwise (a terminal, a file) through
+/// tokio's blocking-pool `Stdin`. The pool costs a thread hand-off per read, which was the
+/// largest part of our per-message latency (bench/README.md). Like Node's libuv, this sets
+/// O_NONBLOCK on the pipe, which only the reading end's description sees.
+pub fn input() -> Box<dyn AsyncRead + Send + Unpin> {
+    #[cfg(unix)]
+    if let Some(r) = unix::reader() {
+        return r;
+    }
+    Box::new(tokio::io::stdin())
+}
+
+/// Stdout for the proxy: a non-blocking pipe or socket when possible (see [`input`]),
+/// except when stderr shares it (`2>&1`), because our logs on stderr are written with
+/// blocking writes that must not meet `EAGAIN`.
+pub fn output() -> Box<dyn AsyncWrite + Send + Unpin> {
+    #[cfg(unix)]
+    if let Some(w) = unix::writer() {
+        return w;
+    }
+    Box::new(tokio::io::stdout())
+}
+
+#[cfg(unix)]
+mod unix {
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    use tokio::io::{AsyncRead, AsyncWrite};
+
+    enum Kind {
+        Fifo,
+        Socket,
+    }
+
+    /// A duplicate of `fd` (safe: no raw fd juggling) and what it is, if it can go on the
+    /// reactor.
+    fn pollable(fd: BorrowedFd<'_>) -> Option<(std::fs::File, Kind)> {
+        let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+        let kind = file.metadata().ok()?.file_type();
+        if kind.is_fifo() {
+            Some((file, Kind::Fifo))
+        } else if kind.is_socket() {
+            Some((file, Kind::Socket))
+        } else {
+            None
+        }
+    }
+
+    fn socket(file: std::fs::File) -> Option<tokio::net::UnixStream> {
+        // Any stream socket reads and writes alike at the fd level; tokio's UnixStream is
+        // just the reactor registration for it (libuv hands children socketpairs).
+        let s = std::os::unix::net::UnixStream::from(OwnedFd::from(file));
+        s.set_nonblocking(true).ok()?;
+        tokio::net::UnixStream::from_std(s).ok()
+    }
+
+    pub(super) fn reader() -> Option<Box<dyn AsyncRead + Send + Unpin>> {
+        match pollable(std::io::stdin().as_fd())? {
+            (f, Kind::Fifo) => Some(Box::new(
+                tokio::net::unix::pipe::Receiver::from_file(f).ok()?,
+            )),
+            (f, Kind::Socket) => Some(Box::new(socket(f)?)),
+        }
+    }
+
+    pub(super) fn writer() -> Option<Box<dyn AsyncWrite + Send + Unpin>> {
+        let (file, kind) = pollable(std::io::stdout().as_fd())?;
+        let same =
+            |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+        let stderr = std::io::stderr().as_fd().try_clone_to_owned().ok();
+        if let Some(err) = stderr.map(std::fs::File::from)
+            && let (Ok(a), Ok(b)) = (file.metadata(), err.metadata())
+            && same(&a, &b)
+        {
+            return None;
+        }
+        match kind {
+            Kind::Fifo => Some(Box::new(
+                tokio::net::unix::pipe::Sender::from_file(file).ok()?,
+            )),
+            Kind::Socket => Some(Box::new(socket(file)?)),
         }
     }
 }

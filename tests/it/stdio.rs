@@ -291,3 +291,64 @@ async fn stdin_abuse() {
     assert_eq!(rest.len(), 1, "{rest:?}");
     assert_eq!(rest[0]["id"], 8);
 }
+
+/// MCP clients built on Node (libuv) hand their children socketpairs, not pipes, for
+/// stdio; the proxy reads and writes those on its reactor too (S-FRAME over a socket).
+#[cfg(unix)]
+#[tokio::test]
+async fn stdio_over_a_socketpair() {
+    use std::io::{BufRead, Write};
+    use std::os::unix::net::UnixStream;
+    let mock = Mock::start(Options::default()).await;
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .arg(&mock.url)
+        .arg("--config-dir")
+        .arg(home.path())
+        .env_clear()
+        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            theirs.try_clone().unwrap(),
+        )))
+        .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            theirs,
+        )))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut w = ours.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(ours);
+        let mut read = || {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            serde_json::from_str::<serde_json::Value>(&line).unwrap()
+        };
+        writeln!(w, "{}", crate::support::init("2025-11-25")).unwrap();
+        let init = read();
+        writeln!(w, "{}", crate::support::INITIALIZED).unwrap();
+        writeln!(w, "{}", call(1, "echo", json!({"over": "socket"}))).unwrap();
+        let echo = read();
+        // EOF on a socket is a write shutdown, not a close.
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+        (init, echo)
+    });
+    let (init, echo) = tokio::time::timeout(crate::support::WAIT, answers)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(init["id"], 0, "{init}");
+    assert_eq!(
+        echo["result"]["content"][0]["text"], r#"{"over":"socket"}"#,
+        "{echo}"
+    );
+    let status = tokio::time::timeout(
+        crate::support::WAIT,
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+}
