@@ -42,6 +42,9 @@ pub struct Parser {
     /// The data buffer of the event being built.
     data: Vec<u8>,
     has_data: bool,
+    /// The current, incomplete line is a `data:` field whose value goes straight into
+    /// `data`: a 16 MiB event is then copied once, not held twice (line, then data).
+    in_data: bool,
     event: Option<String>,
     /// A `\r` ended the previous chunk: a `\n` starting the next one belongs to it.
     skip_lf: bool,
@@ -56,6 +59,7 @@ impl Parser {
             line: Vec::new(),
             data: Vec::new(),
             has_data: false,
+            in_data: false,
             event: None,
             skip_lf: false,
             last_event_id: None,
@@ -76,7 +80,8 @@ impl Parser {
 
     /// Feed a chunk; complete events are pushed to `out` in order.
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
-        if self.skip_lf {
+        // An empty chunk settles nothing: the `\n` may still come.
+        if self.skip_lf && !chunk.is_empty() {
             if let Some(rest) = chunk.strip_prefix(b"\n") {
                 chunk = rest;
             }
@@ -86,7 +91,12 @@ impl Parser {
             match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
                 None => {
                     self.check_size(chunk.len())?;
-                    self.line.extend_from_slice(chunk);
+                    if self.in_data {
+                        self.data.extend_from_slice(chunk);
+                    } else {
+                        self.line.extend_from_slice(chunk);
+                        self.start_data_line();
+                    }
                     return Ok(());
                 }
                 Some(end) => {
@@ -100,21 +110,43 @@ impl Parser {
                             _ => {}
                         }
                     }
-                    if self.line.is_empty() {
-                        self.check_size(segment.len())?;
+                    self.check_size(segment.len())?;
+                    if self.in_data {
+                        self.data.extend_from_slice(segment);
+                        self.in_data = false;
+                    } else if self.line.is_empty() {
                         self.process_line(segment, out)?;
                     } else {
-                        self.check_size(segment.len())?;
                         let mut line = std::mem::take(&mut self.line);
                         line.extend_from_slice(segment);
                         self.process_line(&line, out)?;
-                        line.clear();
-                        self.line = line;
+                        // Keep a small buffer for the next line, not a huge one.
+                        if line.capacity() <= 64 * 1024 {
+                            line.clear();
+                            self.line = line;
+                        }
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Once a partial line is known to be `data:` plus at least one byte of its value (so
+    /// the optional leading space is settled), move it into `data` and append the rest of
+    /// the line there as it arrives.
+    fn start_data_line(&mut self) {
+        if self.line.len() > 5 && self.line.starts_with(b"data:") {
+            let value = &self.line[5..];
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            if self.has_data {
+                self.data.push(b'\n');
+            }
+            self.data.extend_from_slice(value);
+            self.has_data = true;
+            self.in_data = true;
+            self.line.clear();
+        }
     }
 
     fn check_size(&self, incoming: usize) -> Result<(), SseError> {
@@ -221,6 +253,22 @@ mod tests {
             assert_eq!(ev[1].data, "2");
             assert_eq!(p.retry_ms(), Some(250));
             assert_eq!(p.last_event_id(), Some("x"));
+        }
+    }
+
+    /// Lines that span chunks take the direct-to-data path; every way of cutting the
+    /// stream in three must give the same events.
+    #[test]
+    fn multi_line_data_cut_anywhere() {
+        let text = b"data: first\r\ndata:  two spaces\ndata\ndata:x\n\nevent: e\ndata:last\n\n";
+        let whole = parse_chunks(&[text]).0;
+        assert_eq!(whole[0].data, "first\n two spaces\n\nx");
+        assert_eq!(whole[1].data, "last");
+        for a in 0..text.len() {
+            for b in a..text.len() {
+                let (ev, _) = parse_chunks(&[&text[..a], &text[a..b], &text[b..]]);
+                assert_eq!(ev, whole, "cut at {a} and {b}");
+            }
         }
     }
 
