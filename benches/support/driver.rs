@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
@@ -679,31 +679,65 @@ impl Stdio {
     }
 }
 
+/// Lines from the bridge's stdout, read straight into one growing buffer and handed out
+/// without copying: the harness must not be what a 16 MiB line costs (a `BufReader` plus
+/// `read_until` copied every byte once more and regrew the line buffer for each line).
+struct Lines {
+    r: ChildStdout,
+    buf: BytesMut,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
+}
+
+impl Lines {
+    /// The next line with its terminator, a last line without one, or `None` at EOF.
+    async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.scanned..]) {
+                let end = self.scanned + i + 1;
+                self.scanned = 0;
+                return Ok(Some(self.buf.split_to(end).freeze()));
+            }
+            self.scanned = self.buf.len();
+            if self.buf.capacity() - self.buf.len() < 64 * 1024 {
+                self.buf.reserve(self.buf.capacity().max(1 << 20));
+            }
+            if self.r.read_buf(&mut self.buf).await? == 0 {
+                return Ok((!self.buf.is_empty()).then(|| self.buf.split().freeze()));
+            }
+        }
+    }
+}
+
 async fn read_loop(stdout: ChildStdout, shared: Arc<Shared>) {
-    let mut reader = BufReader::with_capacity(1 << 20, stdout);
-    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut lines = Lines {
+        r: stdout,
+        buf: BytesMut::with_capacity(1 << 20),
+        scanned: 0,
+    };
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) => break,
-            Ok(_) => {}
+        let line = match lines.next().await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
             Err(e) => {
                 shared.anomaly(format!("reading stdout failed: {e}"));
                 break;
             }
-        }
+        };
         let at = Instant::now();
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
+        let mut len = line.len();
+        if line.last() == Some(&b'\n') {
+            len -= 1;
         } else {
             shared.anomaly("the last stdout line had no newline".into());
         }
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
+        if len > 0 && line[len - 1] == b'\r' {
+            len -= 1;
         }
-        if buf.is_empty() {
+        if len == 0 {
             continue;
         }
+        let buf = line.slice(..len);
         match classify(&buf) {
             Err(e) => shared.anomaly(format!("stdout: {e}")),
             Ok(Kind::Progress { token, value }) => {
@@ -716,12 +750,8 @@ async fn read_loop(stdout: ChildStdout, shared: Arc<Shared>) {
                 let waiter = shared.pending.lock().unwrap().remove(&id);
                 match waiter {
                     Some(Waiter::One { tx, progress }) => {
-                        let line = Bytes::from(std::mem::replace(
-                            &mut buf,
-                            Vec::with_capacity(64 * 1024),
-                        ));
                         let _ = tx.send(Reply {
-                            line,
+                            line: buf,
                             at,
                             progress,
                             is_error,
