@@ -160,9 +160,17 @@ mod unix {
             return None;
         }
         match kind {
-            Kind::Fifo => Some(Box::new(
-                tokio::net::unix::pipe::Sender::from_file(file).ok()?,
-            )),
+            Kind::Fifo => {
+                // Best effort (the system's pipe-max-size may be lower): large messages
+                // then cross in fewer, larger writes, each a wake-up of the client.
+                #[cfg(target_os = "linux")]
+                if let Err(e) = rustix::pipe::fcntl_setpipe_size(&file, 1 << 20) {
+                    tracing::debug!("stdout pipe keeps its size: {e}");
+                }
+                Some(Box::new(
+                    tokio::net::unix::pipe::Sender::from_file(file).ok()?,
+                ))
+            }
             Kind::Socket => Some(Box::new(socket(file)?)),
         }
     }
@@ -224,7 +232,7 @@ async fn write_line<W: AsyncWrite + Unpin>(w: &mut W, line: &[u8]) -> std::io::R
 /// them), so removing them keeps the message intact without a re-serialization. The
 /// common case, a compact message, is passed through without a copy.
 pub fn one_line(body: Bytes) -> Bytes {
-    if body.iter().any(|&b| b == b'\n' || b == b'\r') {
+    if memchr::memchr2(b'\n', b'\r', &body).is_some() {
         Bytes::from(
             body.iter()
                 .copied()

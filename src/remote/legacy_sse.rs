@@ -127,9 +127,13 @@ impl LegacySse {
                         why: "the first SSE event was not `endpoint`".into(),
                     });
                 }
+                let endpoint = std::str::from_utf8(&ev.data).map_err(|_| RemoteError::NotMcp {
+                    host: host.clone(),
+                    why: "the `endpoint` event was not UTF-8".into(),
+                })?;
                 let endpoint = http
                     .url
-                    .join(ev.data.trim())
+                    .join(endpoint.trim())
                     .map_err(|e| RemoteError::NotMcp {
                         host: host.clone(),
                         why: format!("bad endpoint URI: {e}"),

@@ -7,11 +7,12 @@
 
 use std::fmt;
 
-/// One dispatched event. `data` is the joined `data:` lines.
+/// One dispatched event. `data` is the joined `data:` lines, as bytes: whoever reads
+/// them validates UTF-8 once (the JSON-RPC check does), not twice.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Event {
     pub event: Option<String>,
-    pub data: String,
+    pub data: Vec<u8>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -207,7 +208,6 @@ impl Parser {
             // A priming event (H-PRIME): only its id matters, already recorded.
             return Ok(());
         }
-        let data = String::from_utf8(data).map_err(|_| SseError::InvalidUtf8)?;
         out.push(Event { event, data });
         Ok(())
     }
@@ -249,8 +249,8 @@ mod tests {
         for split in 0..text.len() {
             let (ev, p) = parse_chunks(&[&text[..split], &text[split..]]);
             assert_eq!(ev.len(), 2, "split at {split}");
-            assert_eq!(ev[0].data, "{\"a\":1}");
-            assert_eq!(ev[1].data, "2");
+            assert_eq!(ev[0].data, b"{\"a\":1}");
+            assert_eq!(ev[1].data, b"2");
             assert_eq!(p.retry_ms(), Some(250));
             assert_eq!(p.last_event_id(), Some("x"));
         }
@@ -262,8 +262,8 @@ mod tests {
     fn multi_line_data_cut_anywhere() {
         let text = b"data: first\r\ndata:  two spaces\ndata\ndata:x\n\nevent: e\ndata:last\n\n";
         let whole = parse_chunks(&[text]).0;
-        assert_eq!(whole[0].data, "first\n two spaces\n\nx");
-        assert_eq!(whole[1].data, "last");
+        assert_eq!(whole[0].data, b"first\n two spaces\n\nx");
+        assert_eq!(whole[1].data, b"last");
         for a in 0..text.len() {
             for b in a..text.len() {
                 let (ev, _) = parse_chunks(&[&text[..a], &text[a..b], &text[b..]]);
