@@ -27,6 +27,8 @@ mod driver;
 mod mock;
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/scenarios.rs"]
+mod scenarios;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,13 +126,19 @@ struct Args {
     only: Option<Vec<String>>,
     bin: Option<PathBuf>,
     mcp_remote: Option<PathBuf>,
+    /// `--soak [N]`: only the soak (issue 6), N requests (default 1,000,000).
+    soak: Option<u64>,
 }
 
 fn parse_args() -> Result<Args> {
     let mut a = Args::default();
-    let mut it = std::env::args().skip(1);
+    let mut it = std::env::args().skip(1).peekable();
     while let Some(arg) = it.next() {
         match arg.as_str() {
+            "--soak" => {
+                let n = it.next_if(|n| n.parse::<u64>().is_ok());
+                a.soak = Some(n.map_or(Ok(1_000_000), |n| n.parse())?);
+            }
             "--bench" => a.bench = true,
             "--quick" => a.quick = true,
             "--out" => a.out = Some(it.next().context("--out needs a directory")?.into()),
@@ -196,7 +204,9 @@ fn main() {
         .build()
         .expect("runtime");
     let code = runtime.block_on(async move {
-        let r = if args.bench {
+        let r = if args.bench && args.soak.is_some() {
+            soak(args).await
+        } else if args.bench {
             bench(args).await
         } else {
             smoke().await
@@ -305,6 +315,24 @@ async fn bench(args: Args) -> Result<i32> {
             summary.runs[target.index()].push(run);
         }
     }
+    // Memory bounds with a client that stops reading (issue 5): once per bridge.
+    let mut paused = serde_json::Map::new();
+    for target in targets.iter().filter(|t| !matches!(t, Target::Direct)) {
+        let tag = format!("paused-{}", target.slug());
+        let r = match scenario_bridge(target, &mock, &out.join("logs"), &tag).await {
+            Ok((client, _config)) => {
+                let r = scenarios::paused_reader(&client, scenarios::FLOOD_EVENTS).await;
+                if let Client::Stdio(s) = &client {
+                    s.close_and_wait(EXIT_TIMEOUT).await;
+                }
+                r
+            }
+            Err(e) => Err(e),
+        };
+        let v = r.unwrap_or_else(|e| json!({"error": format!("{e:#}")}));
+        eprintln!("  paused reader {:<10} {v}", target.slug());
+        paused.insert(target.slug().into(), v);
+    }
     let elapsed = started.elapsed();
     let load_end = loadavg();
     let largest_mib = plan.blob_bytes as f64 / MIB as f64;
@@ -348,6 +376,7 @@ async fn bench(args: Args) -> Result<i32> {
             "node": node.display().to_string(),
         })),
         "mock_blob_sha256": driver::sha256_hex(&mock.state.blob[..plan.blob_bytes]),
+        "paused_reader": paused,
     });
     let doc = report::to_json(&summary, largest_mib, meta);
     let json_path = out.join("latest.json");
@@ -382,6 +411,51 @@ async fn bench(args: Args) -> Result<i32> {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// `--soak [N]` (issue 6): N requests through one clerk-mcp-server process; RSS and open
+/// fds must end where they were after the warm-up. Writes `DIR/soak.json`; exit 1 when
+/// they are not flat or a request failed.
+async fn soak(args: Args) -> Result<i32> {
+    let total = args.soak.unwrap_or(1_000_000);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| manifest_dir().join("bench").join("results"));
+    std::fs::create_dir_all(out.join("logs"))?;
+    let target = Target::Clerk(clerk_binary(&args)?);
+    let mock = mock::Mock::start(MIB);
+    let (client, _config) = scenario_bridge(&target, &mock, &out.join("logs"), "soak").await?;
+    let Client::Stdio(s) = &client else {
+        bail!("soak needs a stdio bridge")
+    };
+    let pid = s.pid;
+    let warmup = (total / 50).clamp(1000, 20_000);
+    let step = (total / 10).max(1);
+    let result = scenarios::soak(&client, pid, warmup, total, step).await?;
+    let anomalies = s.anomalies();
+    s.close_and_wait(EXIT_TIMEOUT).await;
+    let path = out.join("soak.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&result)? + "\n")?;
+    println!(
+        "soak: {total} requests in {:.1} s; RSS {:.2} → {:.2} MiB; fds {} → {}; {}",
+        result["seconds"].as_f64().unwrap_or(0.0),
+        result["rss_after_warmup_mib"].as_f64().unwrap_or(f64::NAN),
+        result["rss_end_mib"].as_f64().unwrap_or(f64::NAN),
+        result["fds_after_warmup"],
+        result["fds_end"],
+        if result["flat"] == true {
+            "flat"
+        } else {
+            "NOT FLAT"
+        }
+    );
+    println!("wrote {}", path.display());
+    if !anomalies.is_empty() {
+        println!("CORRECTNESS PROBLEMS: {anomalies:?}");
+        return Ok(1);
+    }
+    Ok(if result["flat"] == true { 0 } else { 1 })
 }
 
 fn brief(r: &Run) -> String {
@@ -451,26 +525,8 @@ async fn run_target(
                 return run;
             }
         },
-        Target::Clerk(bin) => {
-            let mut cmd = Command::new(bin);
-            cmd.arg(&mock.url)
-                .arg("--config-dir")
-                .arg(config.path())
-                .env("CLERK_MCP_NO_BROWSER", "true");
-            match spawn_and_init(cmd, logs, &tag).await {
-                Ok(x) => x,
-                Err(e) => {
-                    run.fail("initialize", e);
-                    return run;
-                }
-            }
-        }
-        Target::McpRemote { node, script } => {
-            let mut cmd = Command::new(node);
-            cmd.arg(script)
-                .arg(&mock.url)
-                .args(["--transport", "http-only", "--allow-http"])
-                .env("MCP_REMOTE_CONFIG_DIR", config.path());
+        Target::Clerk(_) | Target::McpRemote { .. } => {
+            let cmd = bridge_command(target, &mock.url, config.path());
             match spawn_and_init(cmd, logs, &tag).await {
                 Ok(x) => x,
                 Err(e) => {
@@ -547,6 +603,43 @@ async fn run_target(
         }
     }
     run
+}
+
+/// How an MCP client would spawn a bridge (not for direct).
+fn bridge_command(target: &Target, url: &str, config: &Path) -> Command {
+    match target {
+        Target::Clerk(bin) => {
+            let mut cmd = Command::new(bin);
+            cmd.arg(url)
+                .arg("--config-dir")
+                .arg(config)
+                .env("CLERK_MCP_NO_BROWSER", "true");
+            cmd
+        }
+        Target::McpRemote { node, script } => {
+            let mut cmd = Command::new(node);
+            cmd.arg(script)
+                .arg(url)
+                .args(["--transport", "http-only", "--allow-http"])
+                .env("MCP_REMOTE_CONFIG_DIR", config);
+            cmd
+        }
+        Target::Direct => unreachable!("direct is not a process"),
+    }
+}
+
+/// A bridge spawned and initialized for one of the scenarios (`scenarios.rs`).
+async fn scenario_bridge(
+    target: &Target,
+    mock: &mock::Mock,
+    logs: &Path,
+    tag: &str,
+) -> Result<(Client, tempfile::TempDir)> {
+    let config = tempfile::tempdir()?;
+    let (client, _) =
+        spawn_and_init(bridge_command(target, &mock.url, config.path()), logs, tag).await?;
+    client.notify(driver::INITIALIZED.into()).await?;
+    Ok((client, config))
 }
 
 async fn spawn_and_init(cmd: Command, logs: &Path, tag: &str) -> Result<(Client, driver::Reply)> {

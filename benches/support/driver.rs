@@ -509,6 +509,9 @@ struct Shared {
     anomalies: Mutex<Vec<String>>,
     closed: AtomicBool,
     notifications: AtomicU64,
+    /// The reader stops reading the bridge's stdout while set (a stuck client).
+    paused: AtomicBool,
+    resume: Notify,
 }
 
 enum Waiter {
@@ -674,6 +677,16 @@ impl Stdio {
         out
     }
 
+    /// Stop reading stdout (after the chunk being read), as a client that hangs would.
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::Release);
+    }
+
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::Release);
+        self.shared.resume.notify_one();
+    }
+
     pub fn notifications(&self) -> u64 {
         self.shared.notifications.load(Ordering::Relaxed)
     }
@@ -716,6 +729,9 @@ async fn read_loop(stdout: ChildStdout, shared: Arc<Shared>) {
         scanned: 0,
     };
     loop {
+        if shared.paused.load(Ordering::Acquire) {
+            shared.resume.notified().await;
+        }
         let line = match lines.next().await {
             Ok(Some(line)) => line,
             Ok(None) => break,
