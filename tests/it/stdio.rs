@@ -231,15 +231,7 @@ async fn duplicate_id_while_queued_behind_initialize() {
     p.send(&call(7, "echo", json!({"first": true}))).await;
     p.send(&call(7, "echo", json!({"second": true}))).await;
     // Answered at once, while the initialize is still held.
-    let dup = p.recv().await;
-    assert_eq!(dup["id"], 7);
-    assert!(
-        dup["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("duplicate"),
-        "{dup}"
-    );
+    expect_duplicate_refused(&mut p, 7).await;
     gate.add_permits(1);
     assert_eq!(p.recv().await["id"], 0);
     p.send(crate::support::INITIALIZED).await;
@@ -255,6 +247,14 @@ async fn duplicate_id_while_queued_behind_initialize() {
         .filter(|r| r.rpc_method() == Some("tools/call"))
         .count();
     assert_eq!(calls, 1, "only the first request reached the server");
+}
+
+/// The next message is the refusal of a second request with `id`.
+async fn expect_duplicate_refused(p: &mut Proxy, id: i64) {
+    let dup = p.recv().await;
+    assert_eq!(dup["id"], id, "{dup}");
+    let message = dup["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("duplicate"), "{dup}");
 }
 
 /// Stdin abuse: deeply nested JSON, a duplicate id while the first is in flight, a
@@ -273,15 +273,7 @@ async fn stdin_abuse() {
     );
     p.send(&call(7, "slow", json!({"ms": 1000}))).await;
     p.send(&call(7, "echo", json!({}))).await;
-    let dup = p.recv().await;
-    assert_eq!(dup["id"], 7);
-    assert!(
-        dup["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("duplicate"),
-        "{dup}"
-    );
+    expect_duplicate_refused(&mut p, 7).await;
     let first = p.recv().await;
     assert_eq!(first["result"]["content"][0]["text"], "slept 1000");
     // A last line without its newline, then EOF: still answered.
