@@ -230,7 +230,7 @@ async fn smoke() -> Result<i32> {
     let logs = tempfile::tempdir()?;
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_clerk-mcp-server"));
     let mut failed = Vec::new();
-    for target in [Target::Direct, Target::Clerk(bin)] {
+    for target in [Target::Direct, Target::Clerk(bin.clone())] {
         let run = run_target(&target, &mock, &plan, 0, logs.path()).await;
         for f in &run.failures {
             failed.push(format!("{}: {f}", target.slug()));
@@ -238,6 +238,19 @@ async fn smoke() -> Result<i32> {
         if matches!(target, Target::Clerk(_)) && run.delete_sent != Some(true) {
             failed.push("clerk: the session was not DELETEd on stdin EOF".into());
         }
+    }
+    // The paused-reader scenario, small: its checks (every notification, in order).
+    let paused = async {
+        let (client, _config) =
+            scenario_bridge(&Target::Clerk(bin.clone()), &mock, logs.path(), "paused").await?;
+        let r = scenarios::paused_reader(&client, 2000, Duration::from_millis(200)).await;
+        if let Client::Stdio(s) = &client {
+            s.close_and_wait(EXIT_TIMEOUT).await;
+        }
+        r
+    };
+    if let Err(e) = paused.await {
+        failed.push(format!("clerk: paused reader: {e:#}"));
     }
     if failed.is_empty() {
         println!("proxy bench smoke test (direct + clerk-mcp-server, correctness only): ok");
@@ -321,7 +334,9 @@ async fn bench(args: Args) -> Result<i32> {
         let tag = format!("paused-{}", target.slug());
         let r = match scenario_bridge(target, &mock, &out.join("logs"), &tag).await {
             Ok((client, _config)) => {
-                let r = scenarios::paused_reader(&client, scenarios::FLOOD_EVENTS).await;
+                let r =
+                    scenarios::paused_reader(&client, scenarios::FLOOD_EVENTS, scenarios::PAUSE)
+                        .await;
                 if let Client::Stdio(s) = &client {
                     s.close_and_wait(EXIT_TIMEOUT).await;
                 }

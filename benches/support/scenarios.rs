@@ -24,7 +24,7 @@ fn mib(kib: Option<u64>) -> Option<f64> {
 }
 
 /// The paused-reader case on an initialized stdio bridge.
-pub async fn paused_reader(client: &Client, events: usize) -> Result<Value> {
+pub async fn paused_reader(client: &Client, events: usize, pause: Duration) -> Result<Value> {
     let Client::Stdio(s) = client else {
         bail!("the paused-reader case needs a stdio bridge");
     };
@@ -35,7 +35,7 @@ pub async fn paused_reader(client: &Client, events: usize) -> Result<Value> {
     let (reply, during) = tokio::join!(
         s.call(id, driver::stream(id, events), Duration::from_secs(300)),
         async {
-            tokio::time::sleep(PAUSE).await;
+            tokio::time::sleep(pause).await;
             let during = (
                 driver::tree_kib(s.pid, "VmRSS"),
                 driver::tree_kib(s.pid, "VmHWM"),
@@ -58,7 +58,7 @@ pub async fn paused_reader(client: &Client, events: usize) -> Result<Value> {
     let hwm_end = driver::tree_kib(s.pid, "VmHWM");
     Ok(json!({
         "events": events,
-        "pause_s": PAUSE.as_secs_f64(),
+        "pause_s": pause.as_secs_f64(),
         "total_s": total.as_secs_f64(),
         "peak_rss_before_mib": mib(hwm_before),
         "rss_while_paused_mib": mib(during.0),
