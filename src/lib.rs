@@ -6,7 +6,8 @@
 //! - `error`    — typed errors and the single mapping to hints and exit codes.
 //! - `jsonrpc`  — probing a line's kind/id/method without a full parse; error responses.
 //! - `stdio`    — newline framing with a bound, and the one task that writes stdout.
-//! - `proxy`    — the loop that owns the connection state and spawns request tasks.
+//! - `proxy`    — the loop that owns the connection state and spawns request tasks;
+//!   `proxy::exchange` is one request's work (POST, sign-in rounds, the handshake).
 //! - `remote`   — the HTTP side: Streamable HTTP exchanges (`http`), the SSE parser
 //!   (`sse`), the 2024-11-05 HTTP+SSE transport (`legacy_sse`), modern headers (`modern`).
 //! - `auth`     — sign-in: discovery, registration, browser/device flows, token files.

@@ -1,0 +1,420 @@
+//! One exchange with the server: POSTing a message and reading what answers it
+//! ([`forward`]), the sign-in rounds a request may need ([`AuthBudget`]), the handshake
+//! ([`initialize`], with the HTTP+SSE fallback), and the `tools/list` refresh of the
+//! 2026-07-28 revision. Everything here runs inside request tasks; the loop in
+//! `proxy.rs` owns the state and hears back over its event channel.
+
+use super::*;
+
+pub(super) fn unit(body: &Bytes, m: &jsonrpc::Message<'_>) -> Outgoing {
+    // Most traffic is legacy: a substring test spares those messages a second parse.
+    // (A key written with JSON escapes would be missed; no client spells it that way.)
+    let maybe_modern = m
+        .params
+        .is_some_and(|p| p.get().contains(jsonrpc::META_PROTOCOL_VERSION));
+    let params = if maybe_modern {
+        ParamsProbe::of(m.params)
+    } else {
+        ParamsProbe::default()
+    };
+    let era = match params.modern_version() {
+        Some(v) => Era::Modern {
+            version: v.to_owned(),
+        },
+        None => Era::Legacy,
+    };
+    Outgoing {
+        body: body.clone(),
+        ids: if m.kind == Kind::Request {
+            m.id.clone().into_iter().collect()
+        } else {
+            Vec::new()
+        },
+        method: m.method().to_owned(),
+        era,
+        retried: false,
+    }
+}
+
+/// POST one message on Streamable HTTP and report how it ended.
+pub(super) async fn forward(
+    ctx: &Ctx,
+    mut msg: Outgoing,
+    session: Option<(SessionHeaders, u64)>,
+    idle: Option<Duration>,
+    task: u64,
+) -> Event {
+    let mut budget = AuthBudget::default();
+    loop {
+        let headers = match &msg.era {
+            Era::Modern { version } => ctx.tools.headers_for(version, &msg.body),
+            Era::Legacy => {
+                let mut h = HeaderMap::new();
+                if let Some((s, _)) = &session {
+                    s.apply(&mut h);
+                }
+                h
+            }
+        };
+        let modern = matches!(msg.era, Era::Modern { .. });
+        let mut sink = Sink::new(&ctx.out, msg.ids.clone());
+        if modern && msg.method == "tools/list" {
+            sink.tools = Some(&ctx.tools);
+        }
+        let post = Post {
+            body: msg.body.clone(),
+            headers,
+            session: session.as_ref().map(|(s, _)| s),
+            idle,
+            resumable: !modern,
+        };
+        let outcome = ctx.http.exchange(post, &mut sink).await;
+        let error = match outcome {
+            Outcome::Done { .. } => None,
+            Outcome::OutputClosed => None,
+            o @ (Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. }) => {
+                match budget.handle(&ctx.http, o).await {
+                    Ok(()) => continue,
+                    Err(e) => Some(e),
+                }
+            }
+            Outcome::SessionGone => {
+                let generation = session.as_ref().map(|(_, g)| *g).unwrap_or(0);
+                return Event::SessionGone {
+                    task,
+                    generation,
+                    msg,
+                };
+            }
+            Outcome::Status {
+                header_mismatch: true,
+                ..
+            } if modern && !msg.retried => {
+                // M-MISMATCH: learn the tools again, then retry once.
+                tracing::info!(
+                    "server reported a header mismatch; refreshing tools/list and retrying"
+                );
+                refresh_tools(ctx, &msg, idle).await;
+                msg.retried = true;
+                continue;
+            }
+            Outcome::Status { error, .. } | Outcome::Failed(error) => Some(error),
+        };
+        if error.is_none() && msg.ids.is_empty() {
+            return Event::Finished {
+                task,
+                unanswered: Vec::new(),
+                error: None,
+            };
+        }
+        if let Some(e) = &error
+            && msg.ids.is_empty()
+        {
+            tracing::warn!(method = %msg.method, "a notification or response was not delivered: {e}");
+        }
+        return Event::Finished {
+            task,
+            unanswered: sink.pending,
+            error,
+        };
+    }
+}
+
+/// Sign-in retries for one request: each 401 (refresh or sign in) or 403
+/// `insufficient_scope` (step up) is one round, and three rounds at most (A-STEPUP), so
+/// a server that never accepts cannot loop the user through sign-ins.
+#[derive(Default)]
+struct AuthBudget {
+    rounds: u8,
+    step_ups: u8,
+}
+
+const MAX_AUTH_ROUNDS: u8 = 3;
+
+impl AuthBudget {
+    /// Ok: retry the request. Err: give up with this error for the client.
+    async fn handle(&mut self, http: &Http, outcome: Outcome) -> Result<(), RemoteError> {
+        let Some(auth) = &http.auth else {
+            return Err(RemoteError::Other("authorization required".into()));
+        };
+        let host = &http.host;
+        self.rounds += 1;
+        let exhausted = self.rounds > MAX_AUTH_ROUNDS;
+        let result = match outcome {
+            Outcome::Unauthorized { .. } if exhausted => {
+                return Err(RemoteError::Auth(
+                    crate::auth::AuthError::StillRefused("HTTP 401".into()).to_string(),
+                ));
+            }
+            Outcome::InsufficientScope { .. } if exhausted => {
+                return Err(RemoteError::Auth(
+                    crate::auth::AuthError::StillRefused(format!(
+                        "HTTP 403 insufficient_scope after {} step-ups",
+                        self.step_ups
+                    ))
+                    .to_string(),
+                ));
+            }
+            Outcome::Unauthorized {
+                challenge,
+                generation,
+            } => auth.unauthorized(generation, challenge).await,
+            Outcome::InsufficientScope {
+                challenge,
+                generation,
+            } => {
+                self.step_ups += 1;
+                auth.step_up(generation, challenge).await
+            }
+            _ => return Ok(()),
+        };
+        result.map_err(|e| {
+            tracing::warn!("sign-in failed: {e}");
+            RemoteError::Auth(format!(
+                "{host} requires sign-in (HTTP {}), and signing in failed: {e}. If the server uses \
+                 API keys instead, pass one with --header \"Authorization: Bearer ...\"",
+                if self.step_ups > 0 { 403 } else { 401 }
+            ))
+        })
+    }
+}
+
+/// Fetch `tools/list` (every page, bounded) with the failing request's `_meta`, so the
+/// annotations are current (M-MISMATCH).
+async fn refresh_tools(ctx: &Ctx, msg: &Outgoing, idle: Option<Duration>) {
+    let Era::Modern { version } = &msg.era else {
+        return;
+    };
+    let meta = serde_json::from_slice::<serde_json::Value>(&msg.body)
+        .ok()
+        .and_then(|v| v.get("params").and_then(|p| p.get("_meta")).cloned())
+        .unwrap_or_else(|| serde_json::json!({ jsonrpc::META_PROTOCOL_VERSION: version }));
+    let (sink_out, mut discard) = mpsc::channel::<Bytes>(16);
+    let drain = tokio::spawn(async move { while discard.recv().await.is_some() {} });
+    let mut cursor: Option<String> = None;
+    for page in 0..MAX_TOOLS_PAGES {
+        let id = format!("\"clerk-mcp-server/tools-refresh/{page}\"");
+        let mut params = serde_json::json!({ "_meta": meta });
+        if let Some(c) = &cursor {
+            params["cursor"] = serde_json::Value::String(c.clone());
+        }
+        let body = serde_json::json!({"jsonrpc":"2.0","id":serde_json::from_str::<serde_json::Value>(&id).unwrap_or_default(),"method":"tools/list","params":params});
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let raw = serde_json::value::RawValue::from_string(id).expect("valid id");
+        let mut sink = Sink::new(&sink_out, vec![IdKey::from_raw(&raw)]);
+        sink.tools = Some(&ctx.tools);
+        let post = Post {
+            headers: ctx.tools.headers_for(version, &body),
+            body,
+            session: None,
+            idle,
+            resumable: false,
+        };
+        if !matches!(
+            ctx.http.exchange(post, &mut sink).await,
+            Outcome::Done { .. }
+        ) {
+            break;
+        }
+        cursor = sink
+            .capture
+            .as_ref()
+            .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok())
+            .and_then(|v| v["result"]["nextCursor"].as_str().map(str::to_owned));
+        if cursor.is_none() {
+            break;
+        }
+    }
+    drop(sink_out);
+    let _ = drain.await;
+}
+
+/// The initialize exchange (L-INIT), with the transport detection of B-DETECT.
+pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitResult {
+    let body = if reinit {
+        renumber(&msg.body)
+    } else {
+        msg.body.clone()
+    };
+    let ids = if reinit {
+        vec![renumbered_id()]
+    } else {
+        msg.ids.clone()
+    };
+    let requested = requested_version(&msg.body);
+    if ctx.transport == TransportMode::Sse {
+        return init_over_sse(ctx, msg, None, reinit).await;
+    }
+    ctx.http.set_transport("Streamable HTTP");
+    let mut sink = Sink::new(&ctx.out, ids.clone());
+    sink.forward_responses = !reinit;
+    let mut budget = AuthBudget::default();
+    let outcome = loop {
+        let post = Post {
+            body: body.clone(),
+            headers: HeaderMap::new(),
+            session: None,
+            idle: Some(ctx.http.request_timeout),
+            resumable: false,
+        };
+        match ctx.http.exchange(post, &mut sink).await {
+            o @ (Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. }) => {
+                if let Err(e) = budget.handle(&ctx.http, o).await {
+                    break Outcome::Failed(e);
+                }
+            }
+            o => break o,
+        }
+    };
+    let (status, error) = match outcome {
+        Outcome::Done { session_id } => {
+            let version = sink.capture.as_deref().and_then(negotiated_version);
+            let Some(version) = version else {
+                // The server answered initialize with an error: no session.
+                return InitResult::Failed;
+            };
+            tracing::info!(host = %ctx.http.host, %version, "session initialized (Streamable HTTP)");
+            let headers = SessionHeaders {
+                session_id,
+                protocol_version: Some(version),
+            };
+            if reinit {
+                // Replay `initialized` on the new session before the retried message.
+                let note = Bytes::from_static(INITIALIZED);
+                let mut h = HeaderMap::new();
+                headers.apply(&mut h);
+                let mut sink = Sink::new(&ctx.out, Vec::new());
+                let post = Post {
+                    body: note,
+                    headers: h,
+                    session: Some(&headers),
+                    idle: Some(ctx.http.request_timeout),
+                    resumable: false,
+                };
+                let _ = ctx.http.exchange(post, &mut sink).await;
+            }
+            return InitResult::Streamable { headers };
+        }
+        Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. } => {
+            unreachable!("handled by the sign-in loop above")
+        }
+        Outcome::OutputClosed => return InitResult::Failed,
+        Outcome::SessionGone => (None, RemoteError::Other("unexpected 404".into())),
+        Outcome::Status {
+            status,
+            modern,
+            error,
+            ..
+        } => (Some((status, modern)), error),
+        Outcome::Failed(e) => (None, e),
+    };
+    // B-DETECT: 400/404/405 (and, before 2025-11-25, other 4xx) that is not a modern
+    // error means an HTTP+SSE server. 401 starts sign-in instead; never a fallback.
+    if let Some((status, modern)) = status
+        && ctx.transport == TransportMode::Auto
+        && !modern
+        && fallback_status(status, requested.as_deref())
+    {
+        tracing::info!(host = %ctx.http.host, %status, "Streamable HTTP refused; trying HTTP+SSE");
+        return init_over_sse(ctx, msg, Some(error), reinit).await;
+    }
+    if !reinit {
+        report_failure(ctx, &sink.pending, &error).await;
+    }
+    InitResult::Failed
+}
+
+fn fallback_status(status: StatusCode, requested: Option<&str>) -> bool {
+    match status.as_u16() {
+        400 | 404 | 405 => true,
+        401 | 403 | 406 | 415 | 429 => false,
+        s if (400..500).contains(&s) => requested.is_some_and(|v| v < "2025-11-25"),
+        _ => false,
+    }
+}
+
+async fn init_over_sse(
+    ctx: &Ctx,
+    msg: Outgoing,
+    first: Option<RemoteError>,
+    reinit: bool,
+) -> InitResult {
+    let sse = match LegacySse::connect(ctx.http.clone(), ctx.out.clone()).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            let e = match first {
+                Some(f) => RemoteError::Other(format!("{f}; HTTP+SSE fallback also failed: {e}")),
+                None => e,
+            };
+            report_failure(ctx, &msg.ids, &e).await;
+            return InitResult::Failed;
+        }
+    };
+    ctx.http.set_transport("HTTP+SSE (2024-11-05)");
+    let (body, ids) = if reinit {
+        (renumber(&msg.body), vec![renumbered_id()])
+    } else {
+        (msg.body, msg.ids)
+    };
+    let pending = sse.enqueue_with(body, ids, !reinit);
+    match sse.wait(pending, Some(ctx.http.request_timeout)).await {
+        Ok(()) => {
+            if reinit {
+                // Replay `initialized`; its POST is ordered before anything queued.
+                let note = Bytes::from_static(INITIALIZED);
+                drop(sse.enqueue(note, Vec::new()));
+            }
+            InitResult::Sse(sse)
+        }
+        Err((ids, e)) => {
+            report_failure(ctx, &ids, &e).await;
+            InitResult::Failed
+        }
+    }
+}
+
+async fn report_failure(ctx: &Ctx, ids: &[IdKey], error: &RemoteError) {
+    for id in ids {
+        tracing::warn!(%id, "initialize failed: {error}");
+        let line =
+            jsonrpc::error_response(Some(id), jsonrpc::code::TRANSPORT_ERROR, &error.to_string());
+        let _ = ctx.out.send(Bytes::from(line)).await;
+    }
+}
+
+fn requested_version(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let jsonrpc::Parsed::Single(m) = jsonrpc::parse(text).ok()? else {
+        return None;
+    };
+    ParamsProbe::of(m.params)
+        .protocol_version
+        .map(|v| v.into_owned())
+}
+
+fn negotiated_version(response: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(response).ok()?;
+    v.get("result")?
+        .get("protocolVersion")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+const REINIT_ID: &str = "\"clerk-mcp-server/reinitialize\"";
+
+fn renumbered_id() -> IdKey {
+    let raw = serde_json::value::RawValue::from_string(REINIT_ID.to_owned()).expect("valid id");
+    IdKey::from_raw(&raw)
+}
+
+/// The kept initialize with our own id, so its response is never mistaken for the client's.
+fn renumber(body: &[u8]) -> Bytes {
+    let mut v: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => return Bytes::copy_from_slice(body),
+    };
+    v["id"] = serde_json::from_str(REINIT_ID).unwrap_or_default();
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
