@@ -61,7 +61,7 @@ async fn frame_all(input: &[u8], max: usize) -> usize {
     while let Some(f) = r.next().await.expect("in-memory read") {
         match f {
             Frame::Line(l) => n += l.len(),
-            Frame::TooLong { len } => n += len,
+            Frame::TooLong { len, .. } => n += len,
         }
     }
     n

@@ -263,9 +263,123 @@ pub fn error_code(error: &RawValue) -> Option<i64> {
     serde_json::from_str::<E>(error.get()).ok().map(|e| e.code)
 }
 
+/// The id of a message from only its first bytes: for a line too long to read whole
+/// (over `--max-message-size`), so its request still gets its error under its own id
+/// instead of `id: null`, which would leave the client waiting. Finds a top-level `"id"`
+/// whose value (a number or string) ends within `head`; `None` otherwise.
+pub fn id_from_prefix(head: &[u8]) -> Option<IdKey> {
+    let mut s = Scan { b: head, i: 0 };
+    s.ws();
+    s.eat(b'{')?;
+    loop {
+        s.ws();
+        let key = s.string()?;
+        s.ws();
+        s.eat(b':')?;
+        s.ws();
+        let start = s.i;
+        s.value()?;
+        if key == b"\"id\"" {
+            let raw = std::str::from_utf8(&head[start..s.i]).ok()?;
+            let raw: Box<RawValue> = serde_json::from_str(raw).ok()?;
+            let first = raw.get().as_bytes()[0];
+            return (first == b'"' || first == b'-' || first.is_ascii_digit())
+                .then(|| IdKey::from_raw(&raw));
+        }
+        s.ws();
+        // Anything but `,` is `}` (no id here) or the end of what we have.
+        s.eat(b',')?;
+    }
+}
+
+/// A forward-only scanner over possibly truncated JSON: every step fails (`None`) when
+/// the input ends first.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn ws(&mut self) {
+        while self.b.get(self.i).is_some_and(u8::is_ascii_whitespace) {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (*self.b.get(self.i)? == c).then(|| self.i += 1)
+    }
+    /// A string, quotes included.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        self.eat(b'"')?;
+        loop {
+            match *self.b.get(self.i)? {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return Some(&self.b[start..self.i]);
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+    /// Skip one value of any kind.
+    fn value(&mut self) -> Option<()> {
+        match *self.b.get(self.i)? {
+            b'"' => self.string().map(drop),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match *self.b.get(self.i)? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => depth -= 1,
+                        _ => {}
+                    }
+                    self.i += 1;
+                    if depth == 0 {
+                        return Some(());
+                    }
+                }
+            }
+            _ => {
+                // A scalar ends at a delimiter, which must be there to know it is whole.
+                let start = self.i;
+                while !matches!(*self.b.get(self.i)?, b',' | b'}' | b']')
+                    && !self.b[self.i].is_ascii_whitespace()
+                {
+                    self.i += 1;
+                }
+                (self.i > start).then_some(())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_from_the_first_bytes_of_a_long_line() {
+        let id = |s: &str| id_from_prefix(s.as_bytes()).map(|k| k.as_json().to_owned());
+        let full = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"x":"#;
+        assert_eq!(id(full).as_deref(), Some("42"));
+        // The id after a nested value, and string ids with escapes.
+        let late = r#"{ "params": {"a":[1,{"id":7}],"s":"}\""}, "id" : "a\"b", "m":1"#;
+        assert_eq!(id(late).as_deref(), Some(r#""a\"b""#));
+        // Cut inside the id, or before it: not known.
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":12"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","params":{"id":3,"#), None);
+        // null, objects and non-objects are no id.
+        assert_eq!(id(r#"{"id":null,"#), None);
+        assert_eq!(id(r#"{"id":{"x":1},"#), None);
+        assert_eq!(id(r#"[{"id":1},"#), None);
+        assert_eq!(id(""), None);
+    }
 
     fn single(text: &str) -> Message<'_> {
         match parse(text).unwrap() {

@@ -259,13 +259,15 @@ impl Proxy {
                 Some(ev) = events.recv() => self.on_event(ev).await,
                 frame = lines.recv(), if drain_deadline.is_none() && !self.saturated() => match frame {
                     Some(Ok(Frame::Line(line))) => self.on_line(line).await,
-                    Some(Ok(Frame::TooLong { len })) => {
+                    Some(Ok(Frame::TooLong { len, head })) => {
                         tracing::warn!(len, "stdin line over --max-message-size; rejected");
                         let msg = format!(
                             "message of {len} bytes exceeds the {}-byte limit (--max-message-size)",
                             self.config.max_message_size
                         );
-                        self.reply_error(None, jsonrpc::code::INVALID_REQUEST, &msg).await;
+                        // Its own id when the line starts with it, so the request is answered.
+                        let id = jsonrpc::id_from_prefix(&head);
+                        self.reply_error(id.as_ref(), jsonrpc::code::INVALID_REQUEST, &msg).await;
                     }
                     Some(Err(e)) => {
                         tracing::warn!("reading stdin failed: {e}");

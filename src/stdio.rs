@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 pub enum Frame {
     /// One line without its terminator (`\n` or `\r\n`). Never empty.
     Line(Vec<u8>),
-    /// A line longer than the bound; it was skipped without being buffered whole.
-    TooLong { len: usize },
+    /// A line longer than the bound; it was skipped without being buffered whole. `head`
+    /// keeps its first bytes, where the request id usually is ([`crate::jsonrpc::id_from_prefix`]).
+    TooLong { len: usize, head: Vec<u8> },
 }
 
 /// Reads newline-delimited frames with a length bound (S-FRAME).
@@ -34,6 +35,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         loop {
             let mut line = Vec::new();
             let mut skipped = 0usize;
+            let mut head = Vec::new();
             let mut eof = false;
             loop {
                 let buf = self.inner.fill_buf().await?;
@@ -48,8 +50,15 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 // +2: the bound is on the message, not its `\r\n`.
                 if skipped > 0 || line.len() + take > self.max + 2 {
                     // Over the bound: count, but stop buffering (issue 6: a 100 MB line).
-                    skipped += line.len() + take;
-                    line = Vec::new();
+                    // Its first bytes are kept (for the id); the rest is only counted.
+                    let seen = line.len() + take;
+                    if skipped == 0 {
+                        line.truncate(HEAD);
+                        head = std::mem::take(&mut line);
+                    }
+                    let more = HEAD.saturating_sub(head.len()).min(take);
+                    head.extend_from_slice(&buf[..more]);
+                    skipped += seen;
                 } else {
                     line.extend_from_slice(&buf[..take]);
                 }
@@ -59,7 +68,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 }
             }
             if skipped > 0 {
-                return Ok(Some(Frame::TooLong { len: skipped }));
+                return Ok(Some(Frame::TooLong { len: skipped, head }));
             }
             if line.last() == Some(&b'\n') {
                 line.pop();
@@ -68,7 +77,9 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 line.pop();
             }
             if line.len() > self.max {
-                return Ok(Some(Frame::TooLong { len: line.len() }));
+                let len = line.len();
+                line.truncate(HEAD);
+                return Ok(Some(Frame::TooLong { len, head: line }));
             }
             if line.iter().all(u8::is_ascii_whitespace) {
                 if eof {
@@ -176,6 +187,9 @@ mod unix {
     }
 }
 
+/// How much of an over-long line is kept to find its id.
+const HEAD: usize = 4096;
+
 /// The handle other tasks use to write a message line to stdout.
 pub type Out = mpsc::Sender<Bytes>;
 
@@ -275,7 +289,17 @@ mod tests {
         let mut input = vec![b'x'; 1000];
         input.extend_from_slice(b"\nok\n");
         let got = frames(&input, 10).await;
-        assert_eq!(got[0], Frame::TooLong { len: 1001 });
+        assert_eq!(
+            got[0],
+            Frame::TooLong {
+                len: 1001,
+                head: vec![b'x'; 1000]
+                    .into_iter()
+                    .chain([b'\n'])
+                    .take(HEAD)
+                    .collect()
+            }
+        );
         assert_eq!(got[1], Frame::Line(b"ok".to_vec()));
         // Exactly at the bound is fine, with or without \r\n.
         let got = frames(b"0123456789\r\n", 10).await;

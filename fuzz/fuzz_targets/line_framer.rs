@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(l.len() <= max);
                     assert!(!l.iter().all(u8::is_ascii_whitespace));
                 }
-                Frame::TooLong { len } => assert!(len > max),
+                Frame::TooLong { len, head } => assert!(len > max && head.len() <= len),
             }
         }
     });

@@ -118,7 +118,7 @@ async fn notification_flood() {
 }
 
 /// A 100 MB line, written in 1 MiB chunks: rejected at the line bound with one JSON-RPC
-/// error (S-FRAME), never buffered whole (the proxy's peak memory stays far below the
+/// error under its own id (S-FRAME), never buffered whole (the proxy's peak memory stays far below the
 /// line), and the next request works.
 #[tokio::test]
 async fn huge_line_is_not_buffered() {
@@ -134,11 +134,22 @@ async fn huge_line_is_not_buffered() {
     p.send_raw(b"\"}}\n").await;
     let e = p.recv().await;
     assert_eq!(e["error"]["code"], -32600, "{e}");
+    // Answered under its own id (read from the line's start), so the client is not left
+    // waiting for request 1.
+    assert_eq!(e["id"], 1, "{e}");
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(
         msg.contains("1048576-byte limit (--max-message-size)"),
         "{msg}"
     );
+    // A long line whose id is not near its start still gets its error, with id null.
+    p.send_raw(br#"{"jsonrpc":"2.0","method":"tools/call","params":{"pad":""#)
+        .await;
+    p.send_raw(&chunk).await;
+    p.send_raw(b"\"},\"id\":9}\n").await;
+    let e = p.recv().await;
+    assert_eq!(e["error"]["code"], -32600, "{e}");
+    assert!(e["id"].is_null(), "{e}");
     p.send(&call(2, "echo", json!({}))).await;
     assert!(p.recv_response(2.into()).await.0.get("result").is_some());
     let hwm = p.assert_memory_below(crate::support::MEMORY_BOUND_MIB);
