@@ -6,7 +6,9 @@
 //!   `error_statuses_and_bad_bodies`, `error_status_bodies_table`, `session_404_with_html`
 //! - a server that never answers: `hung_server_times_out`
 //! - connection refused at startup / mid-session: `connection_refused`,
-//!   `connection_refused_mid_session`; DNS and TLS failures: `dns_failure`, `tls_failure`
+//!   `connection_refused_mid_session`; DNS and TLS failures: `dns_failure`, `tls_failure`,
+//!   `tls::self_signed_needs_ca_file`, `tls::expired_or_wrong_host_certificate`;
+//!   a refusing HTTP proxy: `tls::refusing_http_proxy`
 //! - connection reset before the headers, mid-JSON body, mid-SSE stream:
 //!   `connection_reset`, `sse_reset_resumes_or_fails`
 //! - slow drip, delivered or timed out: `slow_drip`
@@ -124,6 +126,17 @@ async fn error_statuses_and_bad_bodies() {
     .await;
     assert!(
         msg.contains("HTTP 429") && msg.contains("slow down"),
+        "{msg}"
+    );
+
+    let msg = error_of(
+        &mut p,
+        9,
+        &call(9, "status", json!({"code": 500, "body": "internal error"})),
+    )
+    .await;
+    assert!(
+        msg.contains("HTTP 500") && msg.contains("internal error"),
         "{msg}"
     );
 
@@ -293,6 +306,7 @@ async fn hung_server_times_out() {
     let (resp, _) = p.recv_response(1.into()).await;
     let msg = resp["error"]["message"].as_str().unwrap();
     assert!(msg.contains("did not answer within 1 s"), "{msg}");
+    p.assert_memory_below(MEMORY_BOUND_MIB);
     p.finish().await;
 }
 
@@ -317,6 +331,7 @@ async fn connection_refused() {
     )
     .await;
     assert!(msg.contains("127.0.0.1"), "{msg}");
+    p.assert_memory_below(MEMORY_BOUND_MIB);
     let (status, _) = p.finish().await;
     assert!(status.success());
 }
@@ -482,6 +497,12 @@ async fn dns_failure() {
         msg.contains("DNS") && msg.contains("nonexistent.invalid"),
         "{msg}"
     );
+    let msg = error_of(&mut p, 1, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await;
+    assert!(
+        msg.contains("DNS"),
+        "the next request is answered too: {msg}"
+    );
+    p.assert_memory_below(MEMORY_BOUND_MIB);
     p.finish().await;
 }
 
@@ -493,6 +514,12 @@ async fn tls_failure() {
     let mut p = Proxy::spawn(&[&url]);
     let msg = error_of(&mut p, 0, &init("2025-11-25")).await;
     assert!(msg.contains("TLS") && msg.contains("--ca-file"), "{msg}");
+    let msg = error_of(&mut p, 1, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await;
+    assert!(
+        msg.contains("TLS"),
+        "the next request is answered too: {msg}"
+    );
+    p.assert_memory_below(MEMORY_BOUND_MIB);
     p.finish().await;
 }
 

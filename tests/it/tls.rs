@@ -1,5 +1,6 @@
-//! TLS: a self-signed server is refused with a hint, and trusted with --ca-file; an
-//! HTTP proxy from the environment is used, and its refusal is reported.
+//! TLS: a self-signed server is refused with a hint, and trusted with --ca-file; expired
+//! and wrong-host certificates are named; an HTTP proxy from the environment is used, and
+//! its refusal is reported.
 
 use std::sync::Arc;
 
@@ -15,13 +16,41 @@ async fn tls_front(mock: &Mock) -> (String, String) {
     let cert =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let pem = cert.cert.pem();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let url = serve_tls(mock, cert.cert.der().clone(), cert.signing_key).await;
+    (url, pem)
+}
+
+/// A TLS front whose certificate is issued by a fresh CA (whose PEM is returned, for
+/// `--ca-file`) for `names`, valid in `years`: the trust is fine, only the name or the
+/// dates can be wrong.
+async fn tls_front_issued(mock: &Mock, names: &[&str], years: (i32, i32)) -> (String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    leaf.not_before = rcgen::date_time_ymd(years.0, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(years.1, 1, 1);
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let url = serve_tls(mock, cert.der().clone(), key).await;
+    (url, ca.pem())
+}
+
+async fn serve_tls(
+    mock: &Mock,
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rcgen::KeyPair,
+) -> String {
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .with_single_cert(vec![cert], key)
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,7 +74,7 @@ async fn tls_front(mock: &Mock) -> (String, String) {
             });
         }
     });
-    (format!("https://{addr}/mcp"), pem)
+    format!("https://{addr}/mcp")
 }
 
 #[tokio::test]
@@ -67,6 +96,43 @@ async fn self_signed_needs_ca_file() {
     let (resp, _) = p.recv_response(1.into()).await;
     assert_eq!(resp["result"]["content"][0]["text"], r#"{"over":"tls"}"#);
     p.finish().await;
+}
+
+/// An expired certificate, and one for another host, both from a trusted CA: each
+/// initialize gets one error naming the TLS failure and its cause, and the proxy goes on
+/// answering (here: the next request fails the same way, it does not hang).
+#[tokio::test]
+async fn expired_or_wrong_host_certificate() {
+    let mock = Mock::start(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "expired",
+            ["127.0.0.1"],
+            (2020, 2021),
+            "certificate expired",
+        ),
+        (
+            "wrong host",
+            ["other.example"],
+            (2020, 2090),
+            "not valid for name",
+        ),
+    ];
+    for (what, names, years, cause) in cases {
+        let (url, ca_pem) = tls_front_issued(&mock, &names, years).await;
+        let ca = dir.path().join(format!("{what}.pem"));
+        std::fs::write(&ca, ca_pem).unwrap();
+        let mut p = Proxy::spawn(&[&url, "--ca-file", ca.to_str().unwrap()]);
+        let msg = p.initialize_error("2025-11-25").await;
+        assert!(msg.contains("TLS") && msg.contains(cause), "{what}: {msg}");
+        p.send(r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#).await;
+        let (resp, _) = p.recv_response(5.into()).await;
+        let msg = resp["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(cause), "{what}, the next request: {resp}");
+        p.assert_memory_below(crate::support::MEMORY_BOUND_MIB);
+        p.finish().await;
+    }
 }
 
 /// HTTP_PROXY is honoured: the request goes to the proxy in absolute form, and a
