@@ -299,8 +299,11 @@ impl Proxy {
             Conn::Initializing { queued, .. } | Conn::Starting { queued, .. } => queued.len(),
             _ => 0,
         };
-        let listens = self.in_flight.values().filter(|f| f.long_lived).count();
-        self.tasks.len() + queued >= MAX_IN_FLIGHT + listens
+        let busy = self.tasks.len() + queued;
+        // Checked before every stdin read: scan for the long-lived streams only when the
+        // count is near the bound, not on every message.
+        busy >= MAX_IN_FLIGHT
+            && busy >= MAX_IN_FLIGHT + self.in_flight.values().filter(|f| f.long_lived).count()
     }
 
     fn drained(&self) -> bool {
