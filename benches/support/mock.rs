@@ -302,21 +302,22 @@ async fn on_delete(State(st): State<Arc<MockState>>, headers: HeaderMap) -> Stat
 const TOOLS: &str = r#"{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"blob","inputSchema":{"type":"object","properties":{"n":{"type":"integer"}}}},{"name":"stream","inputSchema":{"type":"object","properties":{"n":{"type":"integer"}}}},{"name":"sse_mode","inputSchema":{"type":"object","properties":{"on":{"type":"boolean"}}}}]}"#;
 
 fn respond(id: &str, result: &str, sse: bool) -> Response {
-    let json = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-    if sse {
-        with_body(
-            vec![Bytes::from(format!("event: message\ndata: {json}\n\n"))],
-            true,
-        )
-    } else {
-        with_body(vec![Bytes::from(json)], false)
-    }
+    one_message(
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
+        sse,
+    )
 }
 
 fn error(id: &str, code: i64, message: &str, sse: bool) -> Response {
     let message = serde_json::to_string(message).expect("string");
-    let json =
-        format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#);
+    one_message(
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#),
+        sse,
+    )
+}
+
+/// One JSON-RPC message as the whole answer: a JSON body, or one SSE event.
+fn one_message(json: String, sse: bool) -> Response {
     if sse {
         with_body(
             vec![Bytes::from(format!("event: message\ndata: {json}\n\n"))],

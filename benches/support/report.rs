@@ -576,6 +576,31 @@ fn esc(s: &str) -> String {
 
 /// A hand-written SVG: time metrics as cost relative to direct (log scale, lower is
 /// better), and memory in MiB against its budget.
+/// A row's label, right-aligned at `x`.
+fn row_label(o: &mut String, x: f64, y: f64, label: &str) {
+    let _ = writeln!(
+        o,
+        r#"<text x="{x:.1}" y="{y:.1}" text-anchor="end">{}</text>"#,
+        esc(label)
+    );
+}
+
+/// One bar from `x0` to `x1` at height `by`, with its value written after it.
+fn bar(o: &mut String, x0: f64, x1: f64, by: f64, color: &str, text: &str) {
+    let _ = writeln!(
+        o,
+        r#"<rect x="{x0:.1}" y="{by:.1}" width="{:.1}" height="11" fill="{color}"/>"#,
+        (x1 - x0).max(1.0)
+    );
+    let _ = writeln!(
+        o,
+        r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#222">{}</text>"##,
+        x1 + 4.0,
+        by + 9.5,
+        esc(text)
+    );
+}
+
 pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
     let rows: Vec<&MetricDef> = METRICS.iter().filter(|m| !m.process_only).collect();
     let mem: Vec<&MetricDef> = METRICS.iter().filter(|m| m.process_only).collect();
@@ -661,33 +686,11 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
     };
     for (i, d) in rows.iter().enumerate() {
         let y = top + i as f64 * row_h;
-        let _ = writeln!(
-            o,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            left - 10.0,
-            y + row_h / 2.0 + 4.0,
-            esc(d.label)
-        );
+        row_label(&mut o, left - 10.0, y + row_h / 2.0 + 4.0, d.label);
         for (j, t) in [CLERK, REMOTE].into_iter().enumerate() {
             let by = y + 5.0 + j as f64 * 12.0;
             match cost(t, d) {
-                Some(c) => {
-                    let x0 = x(0.5);
-                    let x1 = x(c);
-                    let _ = writeln!(
-                        o,
-                        r#"<rect x="{x0:.1}" y="{by:.1}" width="{:.1}" height="11" fill="{}"/>"#,
-                        (x1 - x0).max(1.0),
-                        colors[t]
-                    );
-                    let _ = writeln!(
-                        o,
-                        r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#222">{}</text>"##,
-                        x1 + 4.0,
-                        by + 9.5,
-                        fmt_ratio(Some(c))
-                    );
-                }
+                Some(c) => bar(&mut o, x(0.5), x(c), by, colors[t], &fmt_ratio(Some(c))),
                 None if s.present[t] => {
                     let _ = writeln!(
                         o,
@@ -724,29 +727,11 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
     );
     for (i, d) in mem.iter().enumerate() {
         let y = mem_top + i as f64 * row_h;
-        let _ = writeln!(
-            o,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            left - 10.0,
-            y + row_h / 2.0 + 4.0,
-            esc(d.label)
-        );
+        row_label(&mut o, left - 10.0, y + row_h / 2.0 + 4.0, d.label);
         for (j, t) in [CLERK, REMOTE].into_iter().enumerate() {
             if let Some(v) = s.med(t, d.key) {
                 let by = y + 5.0 + j as f64 * 12.0;
-                let _ = writeln!(
-                    o,
-                    r#"<rect x="{left:.1}" y="{by:.1}" width="{:.1}" height="11" fill="{}"/>"#,
-                    (mx(v) - left).max(1.0),
-                    colors[t]
-                );
-                let _ = writeln!(
-                    o,
-                    r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#222">{:.1} MiB</text>"##,
-                    mx(v) + 4.0,
-                    by + 9.5,
-                    v
-                );
+                bar(&mut o, left, mx(v), by, colors[t], &format!("{v:.1} MiB"));
             }
         }
         let budget = match d.key {
