@@ -162,18 +162,22 @@ impl Auth {
             .is_some()
     }
 
-    /// The bearer header to send now, and the generation it belongs to.
-    pub fn bearer(&self) -> (Option<HeaderValue>, u64) {
-        let generation = self.generation.load(Ordering::Acquire);
+    /// The bearer header to send now.
+    pub fn bearer(&self) -> Option<HeaderValue> {
         let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
-        let header = guard.as_ref().and_then(|r| {
+        guard.as_ref().and_then(|r| {
             let mut v =
                 HeaderValue::from_str(&format!("Bearer {}", r.tokens.access_token.expose()))
                     .ok()?;
             v.set_sensitive(true);
             Some(v)
-        });
-        (header, generation)
+        })
+    }
+
+    /// Which token is current: taken before a request, so a 401 can be matched to the
+    /// token it was sent with (an older one is simply retried with the newer).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Refresh ahead of expiry (A-REFRESH). Best effort: a failure here is retried on 401.

@@ -236,7 +236,7 @@ impl Http {
         // H-BEARER: the token goes on every request of the session, in the header only.
         if let Some(auth) = &self.auth
             && !headers.contains_key(reqwest::header::AUTHORIZATION)
-            && let (Some(bearer), _) = auth.bearer()
+            && let Some(bearer) = auth.bearer()
         {
             headers.insert(reqwest::header::AUTHORIZATION, bearer);
         }
@@ -268,7 +268,7 @@ impl Http {
         let generation = match &self.auth {
             Some(auth) => {
                 auth.ensure_fresh().await;
-                auth.bearer().1
+                auth.generation()
             }
             None => 0,
         };
