@@ -28,6 +28,7 @@ pub fn main() -> ExitCode {
     let (args, quiet) = match &cli.command {
         Some(Command::Check(args) | Command::Login(args)) => (args, true),
         Some(Command::Logout(a)) => (&a.remote, true),
+        Some(Command::Tools(a)) => (&a.remote, true),
         Some(Command::Status(_) | Command::SelfUpdate(_)) => (&cli.remote, true),
         None => (&cli.remote, false),
     };
@@ -55,6 +56,7 @@ pub fn main() -> ExitCode {
             Some(Command::Check(args)) => crate::check::run(args).await,
             Some(Command::Login(args)) => crate::accounts::login(args).await,
             Some(Command::Logout(a)) => crate::accounts::logout(a),
+            Some(Command::Tools(a)) => crate::tools::run(a).await,
             Some(Command::Status(a)) => crate::accounts::status(a),
             Some(Command::SelfUpdate(_)) => unreachable!("handled before the runtime starts"),
         }

@@ -43,6 +43,9 @@ pub enum Command {
     Check(RemoteArgs),
     /// Sign in to a server ahead of time.
     Login(RemoteArgs),
+    /// Show the server's tools against their pinned definitions (--pin-tools), with what
+    /// changed; --accept takes the changes.
+    Tools(ToolsArgs),
     /// Forget the tokens of a server (or of every server with --all).
     Logout(LogoutArgs),
     /// List the servers that have tokens and when they expire (never the tokens).
@@ -67,6 +70,16 @@ pub struct SelfUpdateArgs {
         hide = true
     )]
     pub api_url: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ToolsArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Accept the server's current definitions: of TOOL, or of every tool when no name
+    /// is given.
+    #[arg(long, value_name = "TOOL", num_args = 0..=1, default_missing_value = "*")]
+    pub accept: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -151,7 +164,47 @@ pub struct RemoteArgs {
     pub max_message_size: usize,
 
     #[command(flatten)]
+    pub tools: ToolArgs,
+
+    #[command(flatten)]
     pub auth: AuthArgs,
+}
+
+/// Which of the server's tools the client sees.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Tools")]
+pub struct ToolArgs {
+    /// Offer only tools whose name matches GLOB (repeatable). Whole name, case-insensitive,
+    /// `*` is the only wildcard.
+    #[arg(
+        long = "allow-tool",
+        value_name = "GLOB",
+        env = "CLERK_MCP_ALLOW_TOOLS",
+        value_delimiter = ','
+    )]
+    pub allow: Vec<String>,
+
+    /// Hide tools whose name matches GLOB (repeatable); wins over --allow-tool. Calls to a
+    /// hidden tool are refused without reaching the server. mcp-remote's --ignore-tool is
+    /// the same flag.
+    #[arg(
+        long = "deny-tool",
+        alias = "ignore-tool",
+        value_name = "GLOB",
+        env = "CLERK_MCP_DENY_TOOLS",
+        value_delimiter = ','
+    )]
+    pub deny: Vec<String>,
+
+    /// Offer only tools the server annotates `readOnlyHint: true`. The annotation is the
+    /// server's own claim: a convenience, not a security boundary.
+    #[arg(long, env = "CLERK_MCP_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub read_only: bool,
+
+    /// Pin each tool's definition on first sight; hide a tool whose definition later
+    /// changes until it is accepted with `clerk-mcp-server tools URL --accept`.
+    #[arg(long, env = "CLERK_MCP_PIN_TOOLS", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub pin_tools: bool,
 }
 
 /// Sign-in (OAuth) options.

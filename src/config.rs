@@ -32,6 +32,10 @@ pub struct Config {
     /// How long shutdown may spend ending the session (H-DELETE).
     pub shutdown_grace: Duration,
     pub auth: crate::auth::AuthConfig,
+    /// `--allow-tool`, `--deny-tool`, `--read-only`.
+    pub(crate) tools: crate::layer::policy::ToolPolicy,
+    /// `--pin-tools`.
+    pub(crate) pin_tools: bool,
 }
 
 impl Config {
@@ -82,8 +86,27 @@ impl Config {
             max_message_size: args.max_message_size.max(1024),
             shutdown_grace: Duration::from_secs(2),
             auth: auth_config(&args.auth, env)?,
+            tools: tool_policy(&args.tools)?,
+            pin_tools: args.tools.pin_tools,
         })
     }
+}
+
+fn tool_policy(
+    args: &crate::cli::ToolArgs,
+) -> Result<crate::layer::policy::ToolPolicy, ConfigError> {
+    use crate::layer::policy::Glob;
+    let globs = |flag: &'static str, patterns: &[String]| {
+        patterns
+            .iter()
+            .map(|p| Glob::new(p).map_err(|why| ConfigError::Invalid { flag, why }))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(crate::layer::policy::ToolPolicy {
+        allow: globs("--allow-tool", &args.allow)?,
+        deny: globs("--deny-tool", &args.deny)?,
+        read_only: args.read_only,
+    })
 }
 
 fn auth_config(

@@ -3,7 +3,7 @@
 //! forwards the answer, and every request gets exactly one response: the server's, or a
 //! JSON-RPC error that says what failed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +18,10 @@ use tokio::task::AbortHandle;
 use crate::config::{Config, TransportMode};
 use crate::error::RemoteError;
 use crate::jsonrpc::{self, IdKey, Kind, ParamsProbe};
-use crate::remote::http::{Http, Outcome, Post, SessionHeaders, Sink};
-use crate::remote::legacy_sse::LegacySse;
+use crate::layer::inbound::{Downstream, Inbound, SseSession};
+use crate::layer::table::{Cancelled, Table, UnitId};
+use crate::layer::{Chain, Era, Expect, Request};
+use crate::remote::http::{Http, Outcome, Post, SessionHeaders};
 use crate::remote::modern::ToolHeaders;
 use crate::stdio::{Frame, LineReader, Out, spawn_writer};
 
@@ -32,39 +34,36 @@ const LISTEN_READY_WAIT: Duration = Duration::from_secs(2);
 const EOF_DRAIN: Duration = Duration::from_secs(3);
 /// Messages in flight (POSTs running, or waiting for the handshake) at which stdin stops
 /// being read until some end. Without it a client writing faster than the server takes
-/// (issue 6: 100,000 notifications) made the proxy hold a task, and often a connection,
-/// for every message at once: memory grew with the flood (150 MB for 100k). Now the pipe
-/// pushes back instead, as stdout does. Far above what clients keep in flight; every such
-/// message ends (answer, error or --request-timeout), so reading always resumes.
-/// `subscriptions/listen` streams never end on their own and are not counted.
+/// (100,000 notifications) made the proxy hold a task, and often a connection, for every
+/// message at once: memory grew with the flood. Now the pipe pushes back instead, as
+/// stdout does. Far above what clients keep in flight; every such message ends (answer,
+/// error or --request-timeout), so reading always resumes. `subscriptions/listen`
+/// streams never end on their own and are not counted.
 const MAX_IN_FLIGHT: usize = 256;
 /// Pages of `tools/list` fetched to refresh annotations (M-MISMATCH).
 const MAX_TOOLS_PAGES: usize = 20;
 
-/// The era a message belongs to (M-ERA).
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Era {
-    /// Initialize-based revisions, 2025-11-25 and earlier.
-    Legacy,
-    /// Per-request metadata (2026-07-28): the version comes from `_meta`.
-    Modern { version: String },
-}
-
-/// One unit of client traffic: a message, or a 2025-03-26 batch.
+/// One unit of client traffic: a message, or a 2025-03-26 batch sent whole.
 #[derive(Clone, Debug)]
 struct Outgoing {
     body: Bytes,
     /// Requests in it that wait for a response.
-    ids: Vec<IdKey>,
+    expects: Vec<Expect>,
     method: String,
     era: Era,
     /// Already retried after a lost session or a header mismatch.
     retried: bool,
+    /// Its record in the request table.
+    unit: UnitId,
 }
 
 impl Outgoing {
     fn long_lived(&self) -> bool {
         self.method == "subscriptions/listen"
+    }
+
+    fn ids(&self) -> Vec<IdKey> {
+        self.expects.iter().map(|e| e.id.clone()).collect()
     }
 }
 
@@ -83,7 +82,7 @@ enum Conn {
     Fresh,
     /// An initialize is in flight; later legacy messages wait, in order (L-INIT).
     Initializing {
-        task: u64,
+        unit: UnitId,
         queued: VecDeque<Outgoing>,
         reinit: bool,
     },
@@ -97,7 +96,7 @@ enum Conn {
     /// A Streamable HTTP session is up.
     Ready(Session),
     /// The server speaks the 2024-11-05 HTTP+SSE transport (B-SSE).
-    Sse(Arc<LegacySse>),
+    Sse(Arc<SseSession>),
 }
 
 /// Why a new session still holds messages back.
@@ -105,55 +104,48 @@ enum Conn {
 enum Stage {
     /// The client's `notifications/initialized` is being POSTed: the server must see it
     /// before anything else (L-INIT).
-    Confirming { task: u64 },
+    Confirming { unit: UnitId },
     /// The GET stream is being opened, so server requests sent while the next messages
     /// run (elicitation, sampling) have a stream to arrive on (H-GET).
     Listening,
 }
 
-/// What tasks report to the loop.
+/// What attempt tasks report to the loop.
 enum Event {
-    /// A task finished; `unanswered` requests get `error`.
+    /// A unit's attempt finished; `unanswered` requests get `error`.
     Finished {
-        task: u64,
+        unit: UnitId,
         unanswered: Vec<IdKey>,
         error: Option<RemoteError>,
     },
     /// A message hit 404 on its session (H-404); re-initialize and retry it once.
     SessionGone {
-        task: u64,
+        unit: UnitId,
         generation: u64,
         msg: Outgoing,
     },
     /// The GET stream of session `generation` got its answer (or the wait was bounded).
     ListenerReady { generation: u64 },
     /// The initialize exchange ended.
-    Initialized { task: u64, result: InitResult },
+    Initialized { unit: UnitId, result: InitResult },
 }
 
 enum InitResult {
     /// Streamable HTTP session (possibly without a session id).
     Streamable { headers: SessionHeaders },
     /// Fell back to HTTP+SSE; the initialize was sent there.
-    Sse(Arc<LegacySse>),
+    Sse(Arc<SseSession>),
     /// The initialize failed; its error was already reported.
     Failed,
 }
 
-struct InFlight {
-    task: u64,
-    abort: AbortHandle,
-    modern: bool,
-    cancelled: bool,
-    long_lived: bool,
-}
-
-/// Shared, read-only context for request tasks.
+/// Shared, read-only context for attempt tasks.
 struct Ctx {
     http: Arc<Http>,
-    out: Out,
+    /// The message layer's way to stdout.
+    down: Arc<Downstream>,
     events: mpsc::UnboundedSender<Event>,
-    tools: ToolHeaders,
+    tools: Arc<ToolHeaders>,
     transport: TransportMode,
 }
 
@@ -192,20 +184,25 @@ where
             }
         }
     });
+    let tools = Arc::new(ToolHeaders::default());
+    let down = Arc::new(Downstream {
+        out: out.clone(),
+        chain: Arc::new(Chain::new(&config, tools.clone())),
+        host: http.host.clone(),
+    });
     let ctx = Arc::new(Ctx {
         http,
-        out: out.clone(),
+        down,
         events: events_tx,
-        tools: ToolHeaders::default(),
+        tools,
         transport: config.transport,
     });
     let mut proxy = Proxy {
         ctx,
+        out: out.clone(),
         conn: Conn::Fresh,
         init_body: None,
-        in_flight: HashMap::new(),
-        tasks: HashMap::new(),
-        next_task: 0,
+        table: Table::default(),
         generation: 0,
         config,
     };
@@ -221,12 +218,12 @@ where
 
 struct Proxy {
     ctx: Arc<Ctx>,
+    out: Out,
     conn: Conn,
     /// The client's initialize, kept to open a new session later (H-404).
     init_body: Option<Bytes>,
-    in_flight: HashMap<IdKey, InFlight>,
-    tasks: HashMap<u64, AbortHandle>,
-    next_task: u64,
+    /// Every unit of client traffic in flight, queued or running.
+    table: Table,
     generation: u64,
     config: Arc<Config>,
 }
@@ -275,17 +272,12 @@ impl Proxy {
                     }
                     None => {
                         tracing::debug!("stdin closed");
-                        // Long-lived streams never finish on their own.
-                        let listens: Vec<IdKey> = self.in_flight.iter()
-                            .filter(|(_, f)| f.long_lived).map(|(k, _)| k.clone()).collect();
-                        for id in listens {
-                            if let Some(f) = self.in_flight.remove(&id) { f.abort.abort(); }
-                        }
+                        self.table.abort_long_lived();
                         drain_deadline = Some(tokio::time::Instant::now() + EOF_DRAIN);
                     }
                 },
                 _ = deadline => return Ok(()),
-                _ = self.ctx.out.closed() => {
+                _ = self.out.closed() => {
                     tracing::debug!("stdout closed; exiting");
                     return Ok(());
                 }
@@ -295,26 +287,18 @@ impl Proxy {
 
     /// Whether stdin should wait: [`MAX_IN_FLIGHT`] messages are already in flight.
     fn saturated(&self) -> bool {
-        let queued = match &self.conn {
-            Conn::Initializing { queued, .. } | Conn::Starting { queued, .. } => queued.len(),
-            _ => 0,
-        };
-        let busy = self.tasks.len() + queued;
-        // Checked before every stdin read: scan for the long-lived streams only when the
-        // count is near the bound, not on every message.
-        busy >= MAX_IN_FLIGHT
-            && busy >= MAX_IN_FLIGHT + self.in_flight.values().filter(|f| f.long_lived).count()
+        self.table.busy() >= MAX_IN_FLIGHT
     }
 
     fn drained(&self) -> bool {
-        self.tasks.is_empty()
+        self.table.is_empty()
             && !matches!(self.conn, Conn::Initializing { .. } | Conn::Starting { .. })
     }
 
-    /// The `initialized` POST (task) ended: open the GET stream next (H-GET).
-    fn confirmed(&mut self, task: u64) {
+    /// The `initialized` POST (unit) ended: open the GET stream next (H-GET).
+    fn confirmed(&mut self, unit: UnitId) {
         if let Conn::Starting { session, stage, .. } = &mut self.conn
-            && *stage == (Stage::Confirming { task })
+            && *stage == (Stage::Confirming { unit })
         {
             *stage = Stage::Listening;
             let (headers, generation) = (session.headers.clone(), session.generation);
@@ -345,9 +329,7 @@ impl Proxy {
     }
 
     async fn shutdown(&mut self) {
-        for (_, t) in self.tasks.drain() {
-            t.abort();
-        }
+        self.table.abort_all();
         let conn = std::mem::replace(&mut self.conn, Conn::Fresh);
         if let Conn::Ready(session) | Conn::Starting { session, .. } = conn {
             if let Some(l) = &session.listener {
@@ -365,7 +347,7 @@ impl Proxy {
 
     async fn reply_error(&self, id: Option<&IdKey>, code: i64, message: &str) {
         let line = jsonrpc::error_response(id, code, message);
-        let _ = self.ctx.out.send(Bytes::from(line)).await;
+        let _ = self.out.send(Bytes::from(line)).await;
     }
 
     async fn on_line(&mut self, line: Vec<u8>) {
@@ -384,60 +366,116 @@ impl Proxy {
                 return self.reply_error(e.id(), e.code(), &e.to_string()).await;
             }
         };
-        let units: Vec<Outgoing> = match parsed {
-            jsonrpc::Parsed::Single(m) => vec![unit(&body, &m)],
-            jsonrpc::Parsed::Batch(ms) => {
-                let batch_version = match &self.conn {
-                    Conn::Ready(session) | Conn::Starting { session, .. } => {
-                        session.headers.protocol_version.as_deref()
-                    }
-                    _ => None,
-                };
-                if batch_version == Some("2025-03-26") || matches!(self.conn, Conn::Sse(_)) {
-                    // S-BATCH-03: forwarded whole.
-                    vec![Outgoing {
-                        body: body.clone(),
-                        ids: ms
-                            .iter()
-                            .filter(|m| m.kind == Kind::Request)
-                            .filter_map(|m| m.id.clone())
-                            .collect(),
-                        method: String::new(),
-                        era: Era::Legacy,
-                        retried: false,
-                    }]
-                } else {
-                    // Later revisions have no batches (H-BODY): send each message alone.
-                    ms.iter()
-                        .map(|m| {
-                            let raw = Bytes::copy_from_slice(m.raw.as_bytes());
-                            unit(&raw, m)
-                        })
-                        .collect()
+        match parsed {
+            jsonrpc::Parsed::Single(m) => {
+                if self.admit(&m, &mut HashSet::new()).await {
+                    let u = unit(&body, &m, &self.ctx.down.chain);
+                    self.dispatch_new(u);
                 }
             }
-        };
-        for u in units {
-            self.dispatch_new(u).await;
+            jsonrpc::Parsed::Batch(ms) if self.batches_whole() => {
+                // S-BATCH-03: forwarded whole, less the requests answered here.
+                let mut kept = Vec::with_capacity(ms.len());
+                let mut seen = HashSet::new();
+                for m in &ms {
+                    if self.admit(m, &mut seen).await {
+                        kept.push(m);
+                    }
+                }
+                if kept.is_empty() {
+                    return;
+                }
+                let body = if kept.len() == ms.len() {
+                    body.clone()
+                } else {
+                    rebatch(&kept)
+                };
+                let chain = &self.ctx.down.chain;
+                let expects = kept
+                    .iter()
+                    .filter(|m| m.kind == Kind::Request)
+                    .filter_map(|m| {
+                        let id = m.id.clone()?;
+                        Some(Expect::new(chain, id, m.method(), false))
+                    })
+                    .collect();
+                self.dispatch_new(Outgoing {
+                    body,
+                    expects,
+                    method: String::new(),
+                    era: Era::Legacy,
+                    retried: false,
+                    unit: 0,
+                });
+            }
+            jsonrpc::Parsed::Batch(ms) => {
+                // Later revisions have no batches (H-BODY): send each message alone.
+                for m in &ms {
+                    if self.admit(m, &mut HashSet::new()).await {
+                        let raw = Bytes::copy_from_slice(m.raw.as_bytes());
+                        let u = unit(&raw, m, &self.ctx.down.chain);
+                        self.dispatch_new(u);
+                    }
+                }
+            }
         }
     }
 
-    async fn dispatch_new(&mut self, msg: Outgoing) {
-        for id in &msg.ids {
-            if self.in_flight.contains_key(id) || self.is_queued(id) {
-                tracing::warn!(%id, "stdin: duplicate request id while the first is in flight");
-                return self
-                    .reply_error(
-                        Some(id),
-                        jsonrpc::code::INVALID_REQUEST,
-                        "duplicate request id: a request with this id is still in flight",
-                    )
-                    .await;
+    /// Whether a client batch goes to the server as one body: on a 2025-03-26 session,
+    /// and over HTTP+SSE.
+    fn batches_whole(&self) -> bool {
+        match &self.conn {
+            Conn::Ready(session) | Conn::Starting { session, .. } => {
+                session.headers.protocol_version.as_deref() == Some("2025-03-26")
             }
+            Conn::Sse(_) => true,
+            _ => false,
         }
+    }
+
+    /// Whether a client message goes on to the server. A request that reuses the id of
+    /// one still in flight (or of an earlier element of the same batch, `seen`) is
+    /// refused, and so is one a stage answers; each gets its error here, and only that
+    /// message is held back (P-BATCH-DUP).
+    async fn admit(&mut self, m: &jsonrpc::Message<'_>, seen: &mut HashSet<IdKey>) -> bool {
+        if m.kind != Kind::Request {
+            return true;
+        }
+        let Some(id) = &m.id else {
+            return true;
+        };
+        if self.table.contains(id) || !seen.insert(id.clone()) {
+            tracing::warn!(%id, "stdin: duplicate request id while the first is in flight");
+            self.reply_error(
+                Some(id),
+                jsonrpc::code::INVALID_REQUEST,
+                "duplicate request id: a request with this id is still in flight",
+            )
+            .await;
+            return false;
+        }
+        let request = Request {
+            method: m.method(),
+            params: m.params,
+        };
+        if let Err(refusal) = self.ctx.down.chain.on_request(&request) {
+            tracing::info!(%id, method = m.method(), "answered here: {}", refusal.message);
+            self.reply_error(Some(id), refusal.code, &refusal.message)
+                .await;
+            return false;
+        }
+        true
+    }
+
+    /// Record a new unit in the table and send it on its way.
+    fn dispatch_new(&mut self, mut msg: Outgoing) {
         if msg.method == "notifications/cancelled" && self.cancel(&msg) {
             return;
         }
+        let ids = msg.ids();
+        msg.unit = self
+            .table
+            .insert(&ids, msg.era.is_modern(), msg.long_lived());
         // A second initialize while one is in flight waits its turn in the queue.
         if msg.method == "initialize"
             && msg.era == Era::Legacy
@@ -446,17 +484,6 @@ impl Proxy {
             return self.start_initialize(msg, false);
         }
         self.dispatch(msg);
-    }
-
-    /// Whether a request with this id waits in the handshake queue: it is in flight as far
-    /// as the client can tell, even though no task has it yet.
-    fn is_queued(&self, id: &IdKey) -> bool {
-        match &self.conn {
-            Conn::Initializing { queued, .. } | Conn::Starting { queued, .. } => {
-                queued.iter().any(|m| m.ids.contains(id))
-            }
-            _ => false,
-        }
     }
 
     /// L-CANCEL / M-CANCEL. Returns true when the notification must not be forwarded.
@@ -470,19 +497,8 @@ impl Proxy {
         let Some(target) = ParamsProbe::of(m.params).request_id.map(IdKey::from_raw) else {
             return false;
         };
-        let Some(f) = self.in_flight.get_mut(&target) else {
-            return false;
-        };
-        f.cancelled = true;
-        if f.modern {
-            // On modern HTTP, closing the response stream is the cancellation.
-            f.abort.abort();
-            let task = f.task;
-            self.in_flight.remove(&target);
-            self.tasks.remove(&task);
-            return true;
-        }
-        false
+        // On modern HTTP, closing the response stream is the cancellation.
+        self.table.cancel(&target) == Cancelled::Aborted
     }
 
     fn start_initialize(&mut self, msg: Outgoing, reinit: bool) {
@@ -494,21 +510,20 @@ impl Proxy {
         {
             l.abort();
         }
-        let task = self.next_task();
+        let unit = msg.unit;
         self.conn = Conn::Initializing {
-            task,
+            unit,
             queued: VecDeque::new(),
             reinit,
         };
         let ctx = self.ctx.clone();
-        let ids = if reinit { Vec::new() } else { msg.ids.clone() };
-        let abort = self.spawn_guarded(task, ids.clone(), async move {
+        let ids = if reinit { Vec::new() } else { msg.ids() };
+        self.spawn_attempt(unit, ids, async move {
             Event::Initialized {
-                task,
+                unit,
                 result: initialize(&ctx, msg, reinit).await,
             }
         });
-        self.track(task, abort, &ids, false, false);
     }
 
     /// Open a new session with the kept initialize (H-404, B-SSE reconnect). False when
@@ -519,46 +534,19 @@ impl Proxy {
         };
         let init = Outgoing {
             body,
-            ids: Vec::new(),
+            expects: Vec::new(),
             method: "initialize".into(),
             era: Era::Legacy,
             retried: false,
+            unit: self.table.insert(&[], false, false),
         };
         self.start_initialize(init, true);
         true
     }
 
-    fn next_task(&mut self) -> u64 {
-        self.next_task += 1;
-        self.next_task
-    }
-
-    fn track(
-        &mut self,
-        task: u64,
-        abort: AbortHandle,
-        ids: &[IdKey],
-        modern: bool,
-        long_lived: bool,
-    ) {
-        for id in ids {
-            self.in_flight.insert(
-                id.clone(),
-                InFlight {
-                    task,
-                    abort: abort.clone(),
-                    modern,
-                    cancelled: false,
-                    long_lived,
-                },
-            );
-        }
-        self.tasks.insert(task, abort);
-    }
-
     /// Send a message according to the current state.
     fn dispatch(&mut self, msg: Outgoing) {
-        if let Era::Modern { .. } = msg.era {
+        if msg.era.is_modern() {
             // Modern messages are stateless (M-STATELESS): no session, no queue.
             self.spawn_streamable(msg, None);
             return;
@@ -567,19 +555,18 @@ impl Proxy {
             Conn::Initializing { queued, .. } | Conn::Starting { queued, .. } => {
                 queued.push_back(msg)
             }
-            Conn::Fresh => {
-                self.spawn_streamable(msg, None);
-            }
+            Conn::Fresh => self.spawn_streamable(msg, None),
             Conn::Ready(s) => {
                 let session = Some((s.headers.clone(), s.generation));
                 let confirm = msg.method == "notifications/initialized" && s.listener.is_none();
-                let task = self.spawn_streamable(msg, session);
+                let unit = msg.unit;
+                self.spawn_streamable(msg, session);
                 if confirm
                     && let Conn::Ready(session) = std::mem::replace(&mut self.conn, Conn::Fresh)
                 {
                     self.conn = Conn::Starting {
                         session,
-                        stage: Stage::Confirming { task },
+                        stage: Stage::Confirming { unit },
                         queued: VecDeque::new(),
                     };
                 }
@@ -594,23 +581,22 @@ impl Proxy {
                 self.dispatch(msg);
             }
             Conn::Sse(sse) => {
-                let sse = sse.clone();
-                let task = self.next_task();
-                let ids = msg.ids.clone();
                 let idle = (!msg.long_lived()).then_some(self.config.request_timeout);
-                let pending = sse.enqueue(msg.body, msg.ids);
-                let abort = self.spawn_guarded(task, ids.clone(), async move {
-                    let (unanswered, error) = match sse.wait(pending, idle).await {
+                let unit = msg.unit;
+                let ids = msg.ids();
+                // Queued now, so the POSTs keep the client's order.
+                let answered = sse.send(msg.body, msg.expects, true, idle);
+                self.spawn_attempt(unit, ids, async move {
+                    let (unanswered, error) = match answered.await {
                         Ok(()) => (Vec::new(), None),
                         Err((ids, e)) => (ids, Some(e)),
                     };
                     Event::Finished {
-                        task,
+                        unit,
                         unanswered,
                         error,
                     }
                 });
-                self.track(task, abort, &ids, false, false);
             }
         }
     }
@@ -619,38 +605,41 @@ impl Proxy {
     /// `LISTEN_READY_WAIT` at most (a slow optional stream must not stall the session).
     fn start_listener(&self, headers: SessionHeaders, generation: u64) -> AbortHandle {
         let http = self.ctx.http.clone();
-        let out = self.ctx.out.clone();
+        let down = self.ctx.down.clone();
         let events = self.ctx.events.clone();
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(LISTEN_READY_WAIT, ready).await;
             let _ = events.send(Event::ListenerReady { generation });
         });
-        tokio::spawn(async move { http.listen(headers, out, Some(ready_tx)).await }).abort_handle()
+        tokio::spawn(async move {
+            let inbound = Inbound::new(&down, Vec::new());
+            http.listen(headers, inbound, Some(ready_tx)).await
+        })
+        .abort_handle()
     }
 
-    fn spawn_streamable(&mut self, msg: Outgoing, session: Option<(SessionHeaders, u64)>) -> u64 {
-        let task = self.next_task();
+    fn spawn_streamable(&mut self, msg: Outgoing, session: Option<(SessionHeaders, u64)>) {
         let ctx = self.ctx.clone();
-        let ids = msg.ids.clone();
-        let modern = matches!(msg.era, Era::Modern { .. });
-        let long_lived = msg.long_lived();
-        let idle = (!long_lived).then_some(self.config.request_timeout);
-        let abort = self.spawn_guarded(task, ids.clone(), async move {
-            forward(&ctx, msg, session, idle, task).await
-        });
-        self.track(task, abort, &ids, modern, long_lived);
-        task
+        let unit = msg.unit;
+        let ids = msg.ids();
+        let idle = (!msg.long_lived()).then_some(self.config.request_timeout);
+        self.spawn_attempt(
+            unit,
+            ids,
+            async move { forward(&ctx, msg, session, idle).await },
+        );
     }
 
-    /// Spawn a request task. Should it panic (a bug), its requests are still answered
-    /// with an error, and an initialize in progress is released: nothing is lost.
-    fn spawn_guarded<F>(&self, task: u64, ids: Vec<IdKey>, work: F) -> AbortHandle
+    /// Spawn a unit's attempt and record it. Should it panic (a bug), its requests are
+    /// still answered with an error, and an initialize in progress is released: nothing
+    /// is lost.
+    fn spawn_attempt<F>(&mut self, unit: UnitId, ids: Vec<IdKey>, work: F)
     where
         F: Future<Output = Event> + Send + 'static,
     {
         let events = self.ctx.events.clone();
-        tokio::spawn(async move {
+        let attempt = tokio::spawn(async move {
             use futures_util::FutureExt;
             match std::panic::AssertUnwindSafe(work).catch_unwind().await {
                 Ok(event) => {
@@ -663,135 +652,135 @@ impl Proxy {
                             .into(),
                     );
                     let _ = events.send(Event::Finished {
-                        task,
+                        unit,
                         unanswered: ids,
                         error: Some(error),
                     });
                     let _ = events.send(Event::Initialized {
-                        task,
+                        unit,
                         result: InitResult::Failed,
                     });
                 }
             }
         })
-        .abort_handle()
+        .abort_handle();
+        self.table.running(unit, attempt);
     }
 
     async fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Finished {
-                task,
+                unit,
                 unanswered,
                 error,
-            } => {
-                self.tasks.remove(&task);
-                let error = error.map(|e| e.to_string());
-                for id in unanswered {
-                    let Some(f) = self.in_flight.remove(&id) else {
-                        continue;
-                    };
-                    if f.cancelled {
-                        continue;
-                    }
-                    let msg = error.as_deref().unwrap_or("the server sent no response");
-                    tracing::warn!(%id, "request failed: {msg}");
-                    self.reply_error(Some(&id), jsonrpc::code::TRANSPORT_ERROR, msg)
-                        .await;
-                }
-                self.in_flight.retain(|_, f| f.task != task);
-                self.confirmed(task);
-            }
+            } => self.finished(unit, unanswered, error).await,
             Event::SessionGone {
-                task,
+                unit,
                 generation,
-                mut msg,
-            } => {
-                self.tasks.remove(&task);
-                self.confirmed(task);
-                for id in &msg.ids {
-                    self.in_flight.remove(id);
-                }
-                if msg.retried {
-                    let ids = std::mem::take(&mut msg.ids);
-                    for id in ids {
-                        self.reply_error(
-                            Some(&id),
-                            jsonrpc::code::TRANSPORT_ERROR,
-                            &format!(
-                                "{} lost the session again right after it was renewed (HTTP 404)",
-                                self.ctx.http.host
-                            ),
-                        )
-                        .await;
-                    }
-                    return;
-                }
-                msg.retried = true;
-                let current = matches!(&self.conn, Conn::Ready(s) if s.generation == generation);
-                if current {
-                    tracing::info!("session expired (HTTP 404); opening a new one");
-                    self.renew_session();
-                }
-                // Either queued behind the new initialize, or sent on the newer session.
-                self.dispatch(msg);
-            }
+                msg,
+            } => self.session_gone(unit, generation, msg).await,
             Event::ListenerReady { generation } => self.listening(generation),
-            Event::Initialized { task, result } => {
-                self.tasks.remove(&task);
-                self.in_flight.retain(|_, f| f.task != task);
-                // Only the initialize the state is waiting for may change it.
-                if !matches!(&self.conn, Conn::Initializing { task: t, .. } if *t == task) {
-                    return;
-                }
-                let Conn::Initializing { queued, reinit, .. } =
-                    std::mem::replace(&mut self.conn, Conn::Fresh)
-                else {
-                    unreachable!("checked above");
-                };
-                if reinit && let InitResult::Failed = result {
-                    // The renewed session failed: queued requests fail now.
-                    for m in &queued {
-                        for id in &m.ids {
-                            self.reply_error(
-                                Some(id),
-                                jsonrpc::code::TRANSPORT_ERROR,
-                                "the session expired and a new one could not be opened",
-                            )
-                            .await;
-                        }
-                    }
-                    return;
-                }
-                match result {
-                    InitResult::Streamable { headers } => {
-                        self.generation += 1;
-                        let mut session = Session {
-                            headers,
-                            generation: self.generation,
-                            listener: None,
-                        };
-                        if reinit {
-                            // The replayed `initialized` was sent by the init task: open
-                            // the GET stream before the retried messages go out.
-                            session.listener = Some(
-                                self.start_listener(session.headers.clone(), session.generation),
-                            );
-                            self.conn = Conn::Starting {
-                                session,
-                                stage: Stage::Listening,
-                                queued,
-                            };
-                            return;
-                        }
-                        self.conn = Conn::Ready(session);
-                    }
-                    InitResult::Sse(sse) => self.conn = Conn::Sse(sse),
-                    InitResult::Failed => self.conn = Conn::Fresh,
-                }
-                for m in queued {
-                    self.dispatch(m);
-                }
-            }
+            Event::Initialized { unit, result } => self.initialized(unit, result).await,
         }
     }
+
+    async fn finished(&mut self, unit: UnitId, unanswered: Vec<IdKey>, error: Option<RemoteError>) {
+        let report = self.table.finish(unit, unanswered);
+        if !report.is_empty() {
+            let error = error.map(|e| e.to_string());
+            let msg = error.as_deref().unwrap_or("the server sent no response");
+            for id in report {
+                tracing::warn!(%id, "request failed: {msg}");
+                self.reply_error(Some(&id), jsonrpc::code::TRANSPORT_ERROR, msg)
+                    .await;
+            }
+        }
+        self.confirmed(unit);
+    }
+
+    async fn session_gone(&mut self, unit: UnitId, generation: u64, mut msg: Outgoing) {
+        self.confirmed(unit);
+        if msg.retried {
+            let error = RemoteError::Other(format!(
+                "{} lost the session again right after it was renewed (HTTP 404)",
+                self.ctx.http.host
+            ));
+            return self.finished(unit, msg.ids(), Some(error)).await;
+        }
+        msg.retried = true;
+        let current = matches!(&self.conn, Conn::Ready(s) if s.generation == generation);
+        if current {
+            tracing::info!("session expired (HTTP 404); opening a new one");
+            self.renew_session();
+        }
+        // Either queued behind the new initialize, or sent on the newer session. The
+        // unit keeps its record: its requests are still in flight.
+        self.dispatch(msg);
+    }
+
+    async fn initialized(&mut self, unit: UnitId, result: InitResult) {
+        // Its failures were reported by the attempt itself.
+        self.table.finish(unit, Vec::new());
+        // Only the initialize the state is waiting for may change it.
+        if !matches!(&self.conn, Conn::Initializing { unit: u, .. } if *u == unit) {
+            return;
+        }
+        let Conn::Initializing { queued, reinit, .. } =
+            std::mem::replace(&mut self.conn, Conn::Fresh)
+        else {
+            unreachable!("checked above");
+        };
+        if reinit && let InitResult::Failed = result {
+            // The renewed session failed: queued requests fail now.
+            for m in queued {
+                let error = RemoteError::Other(
+                    "the session expired and a new one could not be opened".into(),
+                );
+                self.finished(m.unit, m.ids(), Some(error)).await;
+            }
+            return;
+        }
+        match result {
+            InitResult::Streamable { headers } => {
+                self.generation += 1;
+                let mut session = Session {
+                    headers,
+                    generation: self.generation,
+                    listener: None,
+                };
+                if reinit {
+                    // The replayed `initialized` was sent by the init attempt: open the
+                    // GET stream before the retried messages go out.
+                    session.listener =
+                        Some(self.start_listener(session.headers.clone(), session.generation));
+                    self.conn = Conn::Starting {
+                        session,
+                        stage: Stage::Listening,
+                        queued,
+                    };
+                    return;
+                }
+                self.conn = Conn::Ready(session);
+            }
+            InitResult::Sse(sse) => self.conn = Conn::Sse(sse),
+            InitResult::Failed => self.conn = Conn::Fresh,
+        }
+        for m in queued {
+            self.dispatch(m);
+        }
+    }
+}
+
+/// A batch of the kept elements, in their order.
+fn rebatch(kept: &[&jsonrpc::Message<'_>]) -> Bytes {
+    let mut body = Vec::with_capacity(kept.iter().map(|m| m.raw.len() + 1).sum::<usize>() + 1);
+    body.push(b'[');
+    for (i, m) in kept.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(m.raw.as_bytes());
+    }
+    body.push(b']');
+    Bytes::from(body)
 }

@@ -222,7 +222,7 @@ fn ensure_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Write atomically: a 0600 temp file in the same directory, then rename over.
-fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let dir = path.parent().expect("has a parent");
     ensure_dir(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;

@@ -6,7 +6,8 @@
 
 use super::*;
 
-pub(super) fn unit(body: &Bytes, m: &jsonrpc::Message<'_>) -> Outgoing {
+/// A single client message as a unit of traffic (its table record is made on dispatch).
+pub(super) fn unit(body: &Bytes, m: &jsonrpc::Message<'_>, chain: &Chain) -> Outgoing {
     // Most traffic is legacy: a substring test spares those messages a second parse.
     // (A key written with JSON escapes would be missed; no client spells it that way.)
     let maybe_modern = m
@@ -23,16 +24,17 @@ pub(super) fn unit(body: &Bytes, m: &jsonrpc::Message<'_>) -> Outgoing {
         },
         None => Era::Legacy,
     };
+    let modern = era.is_modern();
     Outgoing {
         body: body.clone(),
-        ids: if m.kind == Kind::Request {
-            m.id.clone().into_iter().collect()
-        } else {
-            Vec::new()
+        expects: match (&m.id, m.kind) {
+            (Some(id), Kind::Request) => vec![Expect::new(chain, id.clone(), m.method(), modern)],
+            _ => Vec::new(),
         },
         method: m.method().to_owned(),
         era,
         retried: false,
+        unit: 0,
     }
 }
 
@@ -42,8 +44,8 @@ pub(super) async fn forward(
     mut msg: Outgoing,
     session: Option<(SessionHeaders, u64)>,
     idle: Option<Duration>,
-    task: u64,
 ) -> Event {
+    let unit = msg.unit;
     let mut budget = AuthBudget::default();
     loop {
         let headers = match &msg.era {
@@ -56,11 +58,8 @@ pub(super) async fn forward(
                 h
             }
         };
-        let modern = matches!(msg.era, Era::Modern { .. });
-        let mut sink = Sink::new(&ctx.out, msg.ids.clone());
-        if modern && msg.method == "tools/list" {
-            sink.tools = Some(&ctx.tools);
-        }
+        let modern = msg.era.is_modern();
+        let mut sink = Inbound::new(&ctx.down, msg.expects.clone());
         let post = Post {
             body: msg.body.clone(),
             headers,
@@ -81,7 +80,7 @@ pub(super) async fn forward(
             Outcome::SessionGone => {
                 let generation = session.as_ref().map(|(_, g)| *g).unwrap_or(0);
                 return Event::SessionGone {
-                    task,
+                    unit,
                     generation,
                     msg,
                 };
@@ -100,21 +99,14 @@ pub(super) async fn forward(
             }
             Outcome::Status { error, .. } | Outcome::Failed(error) => Some(error),
         };
-        if error.is_none() && msg.ids.is_empty() {
-            return Event::Finished {
-                task,
-                unanswered: Vec::new(),
-                error: None,
-            };
-        }
         if let Some(e) = &error
-            && msg.ids.is_empty()
+            && msg.expects.is_empty()
         {
             tracing::warn!(method = %msg.method, "a notification or response was not delivered: {e}");
         }
         return Event::Finished {
-            task,
-            unanswered: sink.pending,
+            unit,
+            unanswered: sink.unanswered(),
             error,
         };
     }
@@ -189,8 +181,15 @@ async fn refresh_tools(ctx: &Ctx, msg: &Outgoing, idle: Option<Duration>) {
         .ok()
         .and_then(|v| v.get("params").and_then(|p| p.get("_meta")).cloned())
         .unwrap_or_else(|| serde_json::json!({ jsonrpc::META_PROTOCOL_VERSION: version }));
+    // The refreshed pages pass the chain (the annotations are learned there), but they
+    // and whatever else the server sends meanwhile are the proxy's, not the client's.
     let (sink_out, mut discard) = mpsc::channel::<Bytes>(16);
     let drain = tokio::spawn(async move { while discard.recv().await.is_some() {} });
+    let down = Downstream {
+        out: sink_out,
+        chain: ctx.down.chain.clone(),
+        host: ctx.down.host.clone(),
+    };
     let mut cursor: Option<String> = None;
     for page in 0..MAX_TOOLS_PAGES {
         let id = format!("\"clerk-mcp-server/tools-refresh/{page}\"");
@@ -201,8 +200,8 @@ async fn refresh_tools(ctx: &Ctx, msg: &Outgoing, idle: Option<Duration>) {
         let body = serde_json::json!({"jsonrpc":"2.0","id":serde_json::from_str::<serde_json::Value>(&id).unwrap_or_default(),"method":"tools/list","params":params});
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         let raw = serde_json::value::RawValue::from_string(id).expect("valid id");
-        let mut sink = Sink::new(&sink_out, vec![IdKey::from_raw(&raw)]);
-        sink.tools = Some(&ctx.tools);
+        let expect = Expect::new(&down.chain, IdKey::from_raw(&raw), "tools/list", true);
+        let mut sink = Inbound::new(&down, vec![expect]);
         let post = Post {
             headers: ctx.tools.headers_for(version, &body),
             body,
@@ -225,7 +224,7 @@ async fn refresh_tools(ctx: &Ctx, msg: &Outgoing, idle: Option<Duration>) {
             break;
         }
     }
-    drop(sink_out);
+    drop(down);
     let _ = drain.await;
 }
 
@@ -236,18 +235,20 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
     } else {
         msg.body.clone()
     };
-    let ids = if reinit {
-        vec![renumbered_id()]
+    let expects = if reinit {
+        vec![Expect::plain(renumbered_id())]
     } else {
-        msg.ids.clone()
+        msg.expects.clone()
     };
     let requested = requested_version(&msg.body);
     if ctx.transport == TransportMode::Sse {
         return init_over_sse(ctx, msg, None, reinit).await;
     }
     ctx.http.set_transport("Streamable HTTP");
-    let mut sink = Sink::new(&ctx.out, ids.clone());
-    sink.forward_responses = !reinit;
+    let mut sink = Inbound::new(&ctx.down, expects);
+    if reinit {
+        sink = sink.quiet();
+    }
     let mut budget = AuthBudget::default();
     let outcome = loop {
         let post = Post {
@@ -283,7 +284,7 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
                 let note = Bytes::from_static(INITIALIZED);
                 let mut h = HeaderMap::new();
                 headers.apply(&mut h);
-                let mut sink = Sink::new(&ctx.out, Vec::new());
+                let mut sink = Inbound::new(&ctx.down, Vec::new());
                 let post = Post {
                     body: note,
                     headers: h,
@@ -319,7 +320,7 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
         return init_over_sse(ctx, msg, Some(error), reinit).await;
     }
     if !reinit {
-        report_failure(ctx, &sink.pending, &error).await;
+        report_failure(ctx, &sink.unanswered(), &error).await;
     }
     InitResult::Failed
 }
@@ -339,30 +340,31 @@ async fn init_over_sse(
     first: Option<RemoteError>,
     reinit: bool,
 ) -> InitResult {
-    let sse = match LegacySse::connect(ctx.http.clone(), ctx.out.clone()).await {
+    let sse = match SseSession::connect(ctx.http.clone(), ctx.down.clone()).await {
         Ok(s) => Arc::new(s),
         Err(e) => {
             let e = match first {
                 Some(f) => RemoteError::Other(format!("{f}; HTTP+SSE fallback also failed: {e}")),
                 None => e,
             };
-            report_failure(ctx, &msg.ids, &e).await;
+            report_failure(ctx, &msg.ids(), &e).await;
             return InitResult::Failed;
         }
     };
     ctx.http.set_transport("HTTP+SSE (2024-11-05)");
-    let (body, ids) = if reinit {
-        (renumber(&msg.body), vec![renumbered_id()])
+    let (body, expects) = if reinit {
+        (renumber(&msg.body), vec![Expect::plain(renumbered_id())])
     } else {
-        (msg.body, msg.ids)
+        (msg.body, msg.expects)
     };
-    let pending = sse.enqueue_with(body, ids, !reinit);
-    match sse.wait(pending, Some(ctx.http.request_timeout)).await {
+    let answered = sse.send(body, expects, !reinit, Some(ctx.http.request_timeout));
+    match answered.await {
         Ok(()) => {
             if reinit {
-                // Replay `initialized`; its POST is ordered before anything queued.
+                // Replay `initialized`; its POST is queued before anything else, and
+                // nothing waits for an answer to it.
                 let note = Bytes::from_static(INITIALIZED);
-                drop(sse.enqueue(note, Vec::new()));
+                drop(sse.send(note, Vec::new(), true, None));
             }
             InitResult::Sse(sse)
         }
@@ -378,7 +380,7 @@ async fn report_failure(ctx: &Ctx, ids: &[IdKey], error: &RemoteError) {
         tracing::warn!(%id, "initialize failed: {error}");
         let line =
             jsonrpc::error_response(Some(id), jsonrpc::code::TRANSPORT_ERROR, &error.to_string());
-        let _ = ctx.out.send(Bytes::from(line)).await;
+        let _ = ctx.down.out.send(Bytes::from(line)).await;
     }
 }
 

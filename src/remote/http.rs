@@ -11,10 +11,8 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::RemoteError;
-use crate::jsonrpc::{self, IdKey, Kind};
-use crate::remote::modern::ToolHeaders;
-use crate::remote::sse;
-use crate::stdio::{Out, one_line};
+use crate::jsonrpc::{self, Kind};
+use crate::remote::{Deliver, sse};
 
 pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -65,100 +63,6 @@ impl SessionHeaders {
         {
             headers.insert(PROTOCOL_VERSION, v);
         }
-    }
-}
-
-/// Where the server's messages for one exchange go, and which responses it waits for.
-pub struct Sink<'a> {
-    pub out: &'a Out,
-    /// Request ids still waiting for their response.
-    pub pending: Vec<IdKey>,
-    /// Forward responses to stdout (false while re-initializing a session behind the
-    /// client's back: that initialize response is ours, not the client's).
-    pub forward_responses: bool,
-    /// Keep a copy of responses (the initialize result is read for its version).
-    pub capture: Option<Bytes>,
-    /// Filter and learn `tools/list` results (M-PARAM-INVALID).
-    pub tools: Option<&'a ToolHeaders>,
-    /// Why the last message that could not be forwarded was refused.
-    pub malformed: Option<String>,
-}
-
-impl<'a> Sink<'a> {
-    pub fn new(out: &'a Out, pending: Vec<IdKey>) -> Self {
-        Sink {
-            out,
-            pending,
-            forward_responses: true,
-            capture: None,
-            tools: None,
-            malformed: None,
-        }
-    }
-
-    /// Validate one server message and forward it. `Err` means stdout is gone.
-    pub async fn deliver(&mut self, host: &str, data: Bytes) -> Result<(), ()> {
-        let text = match jsonrpc::as_utf8(&data) {
-            Ok(t) => t,
-            Err(e) => return self.refuse(host, e.to_string()),
-        };
-        let parsed = match jsonrpc::parse(text) {
-            Ok(p) => p,
-            Err(e) => return self.refuse(host, e.to_string()),
-        };
-        let mut answers = false;
-        let mut is_tools_list_result = false;
-        let mut check = |m: &jsonrpc::Message<'_>| {
-            if m.kind == Kind::Response
-                && let Some(id) = &m.id
-                && let Some(i) = self.pending.iter().position(|p| p == id)
-            {
-                self.pending.swap_remove(i);
-                answers = true;
-                return true;
-            }
-            false
-        };
-        let unsolicited_response = match &parsed {
-            jsonrpc::Parsed::Single(m) => !check(m) && m.kind == Kind::Response,
-            jsonrpc::Parsed::Batch(ms) => {
-                let mut any = false;
-                for m in ms {
-                    any |= check(m);
-                }
-                !any && ms.iter().all(|m| m.kind == Kind::Response)
-            }
-        };
-        if unsolicited_response {
-            tracing::warn!(%host, "dropped a response from the server that answers no pending request");
-            return Ok(());
-        }
-        if answers {
-            if self.tools.is_some() {
-                is_tools_list_result = true;
-            }
-            if self.capture.is_none() {
-                self.capture = Some(data.clone()); // a reference count, not a copy
-            }
-            if !self.forward_responses {
-                return Ok(());
-            }
-        }
-        let line = match (is_tools_list_result, self.tools) {
-            (true, Some(tools)) => tools.filter_tools_list(&data),
-            _ => one_line(data),
-        };
-        self.out.send(line).await.map_err(|_| ())
-    }
-
-    fn refuse(&mut self, host: &str, why: String) -> Result<(), ()> {
-        tracing::warn!(%host, "dropped a malformed message from the server: {why}");
-        self.malformed = Some(why);
-        Ok(())
-    }
-
-    pub fn done(&self) -> bool {
-        self.pending.is_empty()
     }
 }
 
@@ -263,7 +167,7 @@ impl Http {
     }
 
     /// POST one message and forward everything that answers it into `sink`.
-    pub async fn exchange(&self, post: Post<'_>, sink: &mut Sink<'_>) -> Outcome {
+    pub(crate) async fn exchange<D: Deliver>(&self, post: Post<'_>, sink: &mut D) -> Outcome {
         let sent_session = post.session.is_some_and(|s| s.session_id.is_some());
         let generation = match &self.auth {
             Some(auth) => {
@@ -347,16 +251,16 @@ impl Http {
             Ok(b) => b,
             Err(e) => return Outcome::Failed(e),
         };
-        if !body.iter().all(u8::is_ascii_whitespace) && !sink.done() {
-            if sink.deliver(&self.host, Bytes::from(body)).await.is_err() {
+        if !body.iter().all(u8::is_ascii_whitespace) && !sink.complete() {
+            if sink.deliver(Bytes::from(body)).await.is_err() {
                 return Outcome::OutputClosed;
             }
         } else if !body.iter().all(u8::is_ascii_whitespace) {
             tracing::debug!(host = %self.host, %status, "ignored the body of an accepted notification or response");
         }
-        if sink.done() {
+        if sink.complete() {
             Outcome::Done { session_id }
-        } else if let Some(why) = sink.malformed.take() {
+        } else if let Some(why) = sink.take_malformed() {
             Outcome::Failed(RemoteError::Malformed {
                 host: self.host.clone(),
                 why,
@@ -409,10 +313,10 @@ impl Http {
 
     /// A non-2xx answer. A JSON-RPC error for our request is forwarded as the response
     /// (M-VERSION); anything else is summarized.
-    async fn error_status(
+    async fn error_status<D: Deliver>(
         &self,
         resp: reqwest::Response,
-        sink: &mut Sink<'_>,
+        sink: &mut D,
         idle: Option<Duration>,
     ) -> Outcome {
         let status = resp.status();
@@ -454,16 +358,17 @@ impl Http {
                     | (404, Some(jsonrpc::code::METHOD_NOT_FOUND))
             );
             header_mismatch = code == Some(jsonrpc::code::HEADER_MISMATCH);
-            if !header_mismatch && m.id.as_ref().is_some_and(|id| sink.pending.contains(id)) {
-                // The server answered our request, with an error status: forward it.
+            if !header_mismatch && m.id.is_some() && !sink.complete() {
+                // The server may have answered our request with an error status: the
+                // receiver forwards it if it does.
                 if sink
-                    .deliver(&self.host, Bytes::copy_from_slice(text.trim().as_bytes()))
+                    .deliver(Bytes::copy_from_slice(text.trim().as_bytes()))
                     .await
                     .is_err()
                 {
                     return Outcome::OutputClosed;
                 }
-                if sink.done() {
+                if sink.complete() {
                     return Outcome::Done { session_id: None };
                 }
             }
@@ -499,10 +404,10 @@ impl Http {
 
     /// Read an SSE response, resuming it with GET + Last-Event-ID when it breaks before
     /// every pending response arrived (H-POLL, H-RESUME).
-    async fn stream(
+    async fn stream<D: Deliver>(
         &self,
         mut resp: reqwest::Response,
-        sink: &mut Sink<'_>,
+        sink: &mut D,
         idle: Option<Duration>,
         resume: Option<&SessionHeaders>,
     ) -> Result<(), Outcome> {
@@ -527,26 +432,22 @@ impl Http {
                             if ev.event.as_deref().is_some_and(|e| e != "message") {
                                 continue;
                             }
-                            if sink
-                                .deliver(&self.host, Bytes::from(ev.data))
-                                .await
-                                .is_err()
-                            {
+                            if sink.deliver(Bytes::from(ev.data)).await.is_err() {
                                 return Err(Outcome::OutputClosed);
                             }
                         }
-                        if sink.done() {
+                        if sink.complete() {
                             // The final response normally ends the stream; stop reading.
                             return Ok(());
                         }
                     }
                 }
             };
-            if sink.done() {
+            if sink.complete() {
                 return Ok(());
             }
             let (Some(session), Some(last_id)) = (resume, parser.last_event_id()) else {
-                let why = match sink.malformed.take() {
+                let why = match sink.take_malformed() {
                     Some(m) => format!(" (a malformed message was dropped: {m})"),
                     None => ended,
                 };
@@ -627,10 +528,10 @@ impl Http {
 
     /// The optional standalone GET stream for server-initiated messages (H-GET). Runs
     /// until aborted; reconnects with backoff and Last-Event-ID; 405 means "none".
-    pub async fn listen(
+    pub(crate) async fn listen<D: Deliver>(
         &self,
         session: SessionHeaders,
-        out: Out,
+        mut sink: D,
         mut ready: Option<tokio::sync::oneshot::Sender<()>>,
     ) {
         let mut last_id: Option<String> = None;
@@ -665,7 +566,6 @@ impl Http {
                 Ok(r) if r.status().is_success() => {
                     let mut parser = sse::Parser::new(self.max_message);
                     let mut events = Vec::new();
-                    let mut sink = Sink::new(&out, Vec::new());
                     let mut resp = r;
                     while let Ok(Some(chunk)) = resp.chunk().await {
                         if let Err(e) = parser.feed(&chunk, &mut events) {
@@ -678,11 +578,7 @@ impl Http {
                             if ev.event.as_deref().is_some_and(|e| e != "message") {
                                 continue;
                             }
-                            if sink
-                                .deliver(&self.host, Bytes::from(ev.data))
-                                .await
-                                .is_err()
-                            {
+                            if sink.deliver(Bytes::from(ev.data)).await.is_err() {
                                 return;
                             }
                         }

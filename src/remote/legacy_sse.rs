@@ -2,9 +2,7 @@
 //! event names the POST endpoint; every server message, responses included, arrives on
 //! that stream as a `message` event.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use reqwest::Method;
@@ -13,38 +11,21 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use crate::error::RemoteError;
-use crate::jsonrpc::{self, IdKey, Kind};
 use crate::remote::http::{Http, with_idle};
-use crate::remote::sse;
-use crate::stdio::{Out, one_line};
+use crate::remote::{Deliver, sse};
 
-/// Pending responses by id, with whether each goes to the client (a renewed session's
-/// initialize is the proxy's own). `None` once the stream has ended.
-type Waiters = Arc<Mutex<Option<HashMap<IdKey, Waiter>>>>;
-
-struct Waiter {
-    done: oneshot::Sender<()>,
-    forward: bool,
-}
-
-/// A message waiting for its POST and its responses (see [`LegacySse::enqueue`]).
-pub struct Pending {
-    ids: Vec<IdKey>,
-    receivers: Vec<(IdKey, oneshot::Receiver<()>)>,
-    /// The POST's outcome: `None` when the server accepted it.
-    posted: oneshot::Receiver<Option<RemoteError>>,
-}
+/// A POST's outcome: `None` when the server accepted the message. The sender is dropped
+/// unanswered once the connection is gone.
+pub(crate) type Posted = oneshot::Receiver<Option<RemoteError>>;
 
 struct PostJob {
     body: Bytes,
     done: oneshot::Sender<Option<RemoteError>>,
 }
 
-pub struct LegacySse {
-    http: Arc<Http>,
+/// One HTTP+SSE connection: the stream's reader and the ordered POST sender.
+pub(crate) struct LegacySse {
     posts: mpsc::UnboundedSender<PostJob>,
-    /// `None` once the stream has ended: nothing more can be answered.
-    waiters: Waiters,
     reader: tokio::task::JoinHandle<()>,
     sender: tokio::task::JoinHandle<()>,
 }
@@ -56,9 +37,19 @@ impl Drop for LegacySse {
     }
 }
 
+/// What the stream reader tells its receiver besides messages.
+pub(crate) trait StreamEnd {
+    /// The stream ended: nothing more will arrive on this connection.
+    fn ended(&mut self);
+}
+
 impl LegacySse {
-    /// Open the SSE stream and wait for its `endpoint` event.
-    pub async fn connect(http: Arc<Http>, out: Out) -> Result<LegacySse, RemoteError> {
+    /// Open the SSE stream and wait for its `endpoint` event. Every later event goes to
+    /// `sink`, in order, until the stream ends.
+    pub(crate) async fn connect<D>(http: Arc<Http>, sink: D) -> Result<LegacySse, RemoteError>
+    where
+        D: Deliver + StreamEnd + 'static,
+    {
         let req = http.request(
             Method::GET,
             &http.url,
@@ -151,132 +142,32 @@ impl LegacySse {
             }
         };
         tracing::info!(host = %host, "using the HTTP+SSE transport (2024-11-05)");
-        let waiters: Waiters = Arc::new(Mutex::new(Some(HashMap::new())));
-        let reader = tokio::spawn(read_stream(
-            resp,
-            parser,
-            events,
-            waiters.clone(),
-            out,
-            host,
-        ));
+        let reader = tokio::spawn(read_stream(resp, parser, events, sink, host));
         let (posts, jobs) = mpsc::unbounded_channel();
-        let sender = tokio::spawn(post_in_order(http.clone(), endpoint, jobs));
+        let sender = tokio::spawn(post_in_order(http, endpoint, jobs));
         Ok(LegacySse {
-            http,
             posts,
-            waiters,
             reader,
             sender,
         })
     }
 
-    /// Register the responses `ids` awaits and queue the POST. Called in the client's
-    /// order: one sender task POSTs them one after another, so the server sees them in
-    /// that order (`initialized` before the requests that follow it).
-    pub fn enqueue(&self, body: Bytes, ids: Vec<IdKey>) -> Pending {
-        self.enqueue_with(body, ids, true)
-    }
-
-    /// Like [`enqueue`](Self::enqueue); `forward: false` keeps the responses from the client.
-    pub fn enqueue_with(&self, body: Bytes, ids: Vec<IdKey>, forward: bool) -> Pending {
-        let mut receivers = Vec::with_capacity(ids.len());
-        let (posted_tx, posted) = oneshot::channel();
-        {
-            let mut guard = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(map) = guard.as_mut() {
-                for id in &ids {
-                    let (done, rx) = oneshot::channel();
-                    map.insert(id.clone(), Waiter { done, forward });
-                    receivers.push((id.clone(), rx));
-                }
-                let _ = self.posts.send(PostJob {
-                    body,
-                    done: posted_tx,
-                });
-            }
-            // Stream closed: `posted_tx` is dropped here and `wait` reports it.
-        }
-        Pending {
-            ids,
-            receivers,
-            posted,
-        }
-    }
-
-    /// Wait for the POST and then for every response. Returns the ids left
-    /// unanswered with the reason.
-    pub async fn wait(
-        &self,
-        pending: Pending,
-        idle: Option<Duration>,
-    ) -> Result<(), (Vec<IdKey>, RemoteError)> {
-        let host = self.http.host.clone();
-        let closed = || RemoteError::StreamEnded {
-            host: host.clone(),
-            why: " (the HTTP+SSE stream is closed)".into(),
-        };
-        let failure = match pending.posted.await {
-            Ok(result) => result,
-            Err(_) => Some(closed()),
-        };
-        if let Some(err) = failure {
-            self.forget(&pending.ids);
-            return Err((pending.ids, err));
-        }
-        let mut unanswered = Vec::new();
-        let mut reason = None;
-        for (id, rx) in pending.receivers {
-            match with_idle(idle, rx).await {
-                Some(Ok(())) => {}
-                Some(Err(_)) => {
-                    unanswered.push(id);
-                    reason = Some(closed());
-                }
-                None => {
-                    unanswered.push(id);
-                    reason = Some(RemoteError::Timeout {
-                        host: host.clone(),
-                        secs: self.http.request_timeout.as_secs_f64(),
-                    });
-                }
-            }
-        }
-        self.forget(&unanswered);
-        match reason {
-            None => Ok(()),
-            Some(r) => Err((unanswered, r)),
-        }
-    }
-
-    /// The stream has ended: nothing more can be answered on this connection.
-    pub fn is_closed(&self) -> bool {
-        self.waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
-    }
-
-    fn forget(&self, ids: &[IdKey]) {
-        if let Some(map) = self
-            .waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            for id in ids {
-                map.remove(id);
-            }
-        }
+    /// Queue a POST. Called in the client's order: one sender task POSTs them one after
+    /// another, so the server sees them in that order (`initialized` before the requests
+    /// that follow it).
+    pub(crate) fn post(&self, body: Bytes) -> Posted {
+        let (done, posted) = oneshot::channel();
+        // A closed sender drops `done`: the caller sees the connection is gone.
+        let _ = self.posts.send(PostJob { body, done });
+        posted
     }
 }
 
-async fn read_stream(
+async fn read_stream<D: Deliver + StreamEnd>(
     mut resp: reqwest::Response,
     mut parser: sse::Parser,
     mut events: Vec<sse::Event>,
-    waiters: Waiters,
-    out: Out,
+    mut sink: D,
     host: String,
 ) {
     'stream: loop {
@@ -284,33 +175,7 @@ async fn read_stream(
             if ev.event.as_deref().is_some_and(|e| e != "message") {
                 continue;
             }
-            let data = Bytes::from(ev.data);
-            let Ok(parsed) = jsonrpc::as_utf8(&data).and_then(jsonrpc::parse) else {
-                tracing::warn!(%host, "dropped a malformed message from the HTTP+SSE stream");
-                continue;
-            };
-            if let jsonrpc::Parsed::Single(m) = &parsed
-                && m.kind == Kind::Response
-            {
-                let waiter = m.id.as_ref().and_then(|id| {
-                    waiters
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .as_mut()
-                        .and_then(|map| map.remove(id))
-                });
-                let Some(waiter) = waiter else {
-                    tracing::warn!(%host, "dropped a response that answers no pending request");
-                    continue;
-                };
-                // Forward first, then release the waiter: "answered" means written.
-                if waiter.forward && out.send(one_line(data.clone())).await.is_err() {
-                    break 'stream;
-                }
-                let _ = waiter.done.send(());
-                continue;
-            }
-            if out.send(one_line(data.clone())).await.is_err() {
+            if sink.deliver(Bytes::from(ev.data)).await.is_err() {
                 break 'stream;
             }
         }
@@ -329,8 +194,7 @@ async fn read_stream(
         }
     }
     tracing::warn!(%host, "the HTTP+SSE stream ended; pending requests fail");
-    // Dropping every waiter wakes each pending request with an error.
-    waiters.lock().unwrap_or_else(|p| p.into_inner()).take();
+    sink.ended();
 }
 
 /// POST queued messages one at a time, in the order the client sent them.

@@ -1,19 +1,25 @@
-//! The HTTP side: the Streamable HTTP client (`http`), the SSE parser (`sse`), the
+//! The transport: the Streamable HTTP client (`http`), the SSE parser (`sse`), the
 //! 2024-11-05 HTTP+SSE transport (`legacy_sse`) and the modern request headers (`modern`).
+//!
+//! It takes an outgoing message and hands each framed server message to a [`Deliver`],
+//! with typed errors. It knows nothing of stdout, of the client's ids, or of tools: what
+//! a message means is the message layer's business (`crate::layer`).
 
-pub mod http;
-pub mod legacy_sse;
-pub mod modern;
+pub(crate) mod http;
+pub(crate) mod legacy_sse;
+pub(crate) mod modern;
 pub mod sse;
 
-use std::sync::Arc;
+use std::future::Future;
+
+use bytes::Bytes;
 
 use crate::config::{Config, read_ca_file};
 use crate::error::ConfigError;
 
 /// Build the one pooled HTTP client: rustls with ring, webpki roots compiled in (so the
 /// binary works in an empty container) plus `--ca-file`, proxies from the environment.
-pub fn build_client(config: &Config) -> Result<reqwest::Client, ConfigError> {
+pub(crate) fn build_client(config: &Config) -> Result<reqwest::Client, ConfigError> {
     // One crypto provider for the whole process. Installing twice (tests) is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots: Vec<reqwest::Certificate> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -35,5 +41,21 @@ pub fn build_client(config: &Config) -> Result<reqwest::Client, ConfigError> {
         .map_err(|e| ConfigError::Client(e.to_string()))
 }
 
-/// Shared handle to the HTTP side, cheap to clone into request tasks.
-pub type Shared<T> = Arc<T>;
+/// Where the transport hands the server's messages, one framed message at a time.
+pub(crate) trait Deliver: Send {
+    /// One server message. `Err` when nothing more can be delivered (stdout is gone):
+    /// the transport stops reading.
+    fn deliver(&mut self, data: Bytes) -> impl Future<Output = Result<(), Closed>> + Send;
+    /// Whether everything the exchange waits for has arrived, so the stream may stop.
+    fn complete(&self) -> bool {
+        false
+    }
+    /// Why the last message was refused, when one was (it goes into the error).
+    fn take_malformed(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// The receiving side is gone: stop reading.
+#[derive(Debug)]
+pub(crate) struct Closed;

@@ -7,13 +7,11 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use base64::Engine;
-use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::remote::http::PROTOCOL_VERSION;
-use crate::stdio::one_line;
 
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
@@ -21,7 +19,7 @@ const ANNOTATION: &str = "x-mcp-header";
 
 /// Encode a value for a header: as-is when it is plain visible ASCII (inner spaces and
 /// tabs allowed) without edge whitespace and not sentinel-shaped, else the sentinel form.
-pub fn encode_value(value: &str) -> HeaderValue {
+pub(crate) fn encode_value(value: &str) -> HeaderValue {
     let visible = value
         .bytes()
         .all(|b| (0x21..=0x7e).contains(&b) || b == b' ' || b == b'\t');
@@ -48,13 +46,13 @@ struct ParamHeader {
 
 /// What the proxy has learned about tools' `x-mcp-header` annotations.
 #[derive(Default)]
-pub struct ToolHeaders {
+pub(crate) struct ToolHeaders {
     tools: RwLock<HashMap<String, Vec<ParamHeader>>>,
 }
 
 impl ToolHeaders {
     /// Headers for one modern request: protocol version, method, name, params.
-    pub fn headers_for(&self, version: &str, body: &[u8]) -> HeaderMap {
+    pub(crate) fn headers_for(&self, version: &str, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(PROTOCOL_VERSION, encode_value(version));
         #[derive(serde::Deserialize)]
@@ -106,19 +104,9 @@ impl ToolHeaders {
         headers
     }
 
-    /// Learn annotations from a `tools/list` response and remove invalid tools from it.
-    /// Returns the line to forward.
-    pub fn filter_tools_list(&self, data: &[u8]) -> Bytes {
-        let Ok(mut msg) = serde_json::from_slice::<Value>(data) else {
-            return one_line(Bytes::copy_from_slice(data));
-        };
-        let Some(tools) = msg
-            .get_mut("result")
-            .and_then(|r| r.get_mut("tools"))
-            .and_then(Value::as_array_mut)
-        else {
-            return one_line(Bytes::copy_from_slice(data));
-        };
+    /// Learn the annotations of one `tools/list` page and remove the tools whose
+    /// annotations are invalid (M-PARAM-INVALID). Returns whether any was removed.
+    pub(crate) fn learn(&self, tools: &mut Vec<Value>) -> bool {
         let mut removed = false;
         let mut learned = Vec::new();
         tools.retain(|tool| {
@@ -142,21 +130,15 @@ impl ToolHeaders {
                 }
             }
         });
-        {
-            let mut map = self.tools.write().unwrap_or_else(|p| p.into_inner());
-            for (name, headers) in learned {
-                if headers.is_empty() {
-                    map.remove(&name);
-                } else {
-                    map.insert(name, headers);
-                }
+        let mut map = self.tools.write().unwrap_or_else(|p| p.into_inner());
+        for (name, headers) in learned {
+            if headers.is_empty() {
+                map.remove(&name);
+            } else {
+                map.insert(name, headers);
             }
         }
-        if removed {
-            Bytes::from(serde_json::to_vec(&msg).unwrap_or_else(|_| data.to_vec()))
-        } else {
-            one_line(Bytes::copy_from_slice(data))
-        }
+        removed
     }
 }
 
@@ -282,18 +264,16 @@ mod tests {
         );
     }
 
-    fn tools_list(tools: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"jsonrpc":"2.0","id":1,"result":{"tools": tools}})).unwrap()
+    fn learn(th: &ToolHeaders, tools: Value) -> Vec<Value> {
+        let mut tools = tools.as_array().unwrap().clone();
+        th.learn(&mut tools);
+        tools
     }
 
     #[test]
     fn invalid_annotations_remove_the_tool() {
         let th = ToolHeaders::default();
-        let bad = |schema: Value| {
-            let out = th.filter_tools_list(&tools_list(json!([{"name":"t","inputSchema":schema}])));
-            let v: Value = serde_json::from_slice(&out).unwrap();
-            v["result"]["tools"].as_array().unwrap().is_empty()
-        };
+        let bad = |schema: Value| learn(&th, json!([{"name":"t","inputSchema":schema}])).is_empty();
         let prop = |p: Value| json!({"type":"object","properties":{"a":p}});
         assert!(bad(prop(json!({"type":"string","x-mcp-header":""}))));
         assert!(bad(prop(json!({"type":"string","x-mcp-header":"a b"}))));
@@ -316,10 +296,13 @@ mod tests {
     #[test]
     fn param_headers_follow_the_learned_paths() {
         let th = ToolHeaders::default();
-        th.filter_tools_list(&tools_list(json!([{"name":"q","inputSchema":{"type":"object","properties":{
+        learn(
+            &th,
+            json!([{"name":"q","inputSchema":{"type":"object","properties":{
             "region":{"type":"string","x-mcp-header":"Region"},
             "o":{"type":"object","properties":{"n":{"type":"integer","x-mcp-header":"N"},"f":{"type":"boolean","x-mcp-header":"F"}}},
-            "gone":{"type":"string","x-mcp-header":"Gone"}}}}])));
+            "gone":{"type":"string","x-mcp-header":"Gone"}}}}]),
+        );
         let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q",
             "arguments":{"region":"Hello, 世界","o":{"n":-7,"f":true},"gone":null},
             "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}});
