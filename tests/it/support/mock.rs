@@ -83,6 +83,9 @@ pub struct Inner {
     pub closed_streams: Vec<Value>,
     /// The open GET stream, when `get_requests` is on.
     get_tx: Option<mpsc::UnboundedSender<String>>,
+    /// When set, `tools/list` (every transport and era) serves these pages, cursor
+    /// "page-N"; tests change them to play a server that changes its tools.
+    pub tool_pages: Option<Vec<Vec<Value>>>,
 }
 
 #[derive(Clone)]
@@ -229,6 +232,21 @@ impl<S: futures_util::Stream<Item = String>> MapOk for S {
     }
 }
 
+/// The `tools/list` result for `req` when the test set [`Inner::tool_pages`].
+fn paged_tools(m: &Mock, req: &Value) -> Option<Value> {
+    let pages = m.inner.lock().unwrap().tool_pages.clone()?;
+    let page: usize = req["params"]["cursor"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("page-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut list = json!({"tools": pages.get(page).cloned().unwrap_or_default()});
+    if page + 1 < pages.len() {
+        list["nextCursor"] = json!(format!("page-{}", page + 1));
+    }
+    Some(list)
+}
+
 fn result(id: &Value, content: Value) -> Value {
     json!({"jsonrpc":"2.0","id":id,"result":content})
 }
@@ -345,7 +363,7 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
         "ping" => json_response(result(&id, json!({}))),
         "tools/list" => json_response(result(
             &id,
-            json!({"tools": [{"name":"echo","inputSchema":{"type":"object"}}, {"name":"slow","inputSchema":{"type":"object"}}]}),
+            paged_tools(&m, &parsed).unwrap_or_else(|| json!({"tools": [{"name":"echo","inputSchema":{"type":"object"}}, {"name":"slow","inputSchema":{"type":"object"}}]})),
         )),
         "tools/call" => tool_call(m, id, &parsed).await,
         _ => json_response(
@@ -615,10 +633,24 @@ async fn legacy_post(
         m.inner.lock().unwrap().legacy.remove(&sid);
         return StatusCode::ACCEPTED.into_response();
     }
-    if let (Some(id), Some(method)) = (
-        parsed.get("id"),
-        parsed.get("method").and_then(Value::as_str),
-    ) {
+    if let Some(batch) = parsed.as_array() {
+        // A batch is answered as one JSON array event, as 2024-11-05 servers may.
+        let answers: Vec<Value> = batch.iter().filter_map(|r| legacy_answer(&m, r)).collect();
+        if !answers.is_empty() {
+            let _ = tx.send(("message".into(), Value::Array(answers).to_string()));
+        }
+        return StatusCode::ACCEPTED.into_response();
+    }
+    if let Some(answer) = legacy_answer(&m, &parsed) {
+        let _ = tx.send(("message".into(), answer.to_string()));
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// The answer of the HTTP+SSE mock to one request (`None` for anything else).
+fn legacy_answer(m: &Mock, parsed: &Value) -> Option<Value> {
+    {
+        let (id, method) = (parsed.get("id")?, parsed.get("method")?.as_str()?);
         let answer = match method {
             "initialize" => result(
                 id,
@@ -627,16 +659,18 @@ async fn legacy_post(
             ),
             "tools/list" => result(
                 id,
-                json!({"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}),
+                paged_tools(m, parsed).unwrap_or_else(
+                    || json!({"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}),
+                ),
             ),
             "tools/call" => result(id, text(parsed["params"]["arguments"].to_string())),
+            "ping" => result(id, json!({})),
             _ => {
                 json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"Method not found"}})
             }
         };
-        let _ = tx.send(("message".into(), answer.to_string()));
+        Some(answer)
     }
-    StatusCode::ACCEPTED.into_response()
 }
 
 fn modern_error(status: StatusCode, id: &Value, code: i64, message: &str, data: Value) -> Response {
@@ -716,6 +750,11 @@ async fn modern(m: Mock, headers: &HeaderMap, req: &Value, version: String) -> R
             &format!("Header mismatch: {}", mismatch.join(", ")),
             Value::Null,
         );
+    }
+    if method == "tools/list"
+        && let Some(list) = paged_tools(&m, req)
+    {
+        return json_response(result(&id, list));
     }
     match method {
         "server/discover" => json_response(result(

@@ -239,3 +239,18 @@ impl Proxy {
         hwm
     }
 }
+
+/// Run the binary to completion (a subcommand), with a clean environment whose HOME is
+/// `home`, and no stdin.
+pub async fn run_in(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(Stdio::null());
+    tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .expect("the command ended in time")
+        .unwrap()
+}
