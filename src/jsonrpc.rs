@@ -99,7 +99,7 @@ impl Message<'_> {
 }
 
 /// Why a line is not a JSON-RPC message. Carries the id when it could be read, so the
-/// error response can name the request (S-FRAME, issue 2 §3).
+/// error response can name the request (S-FRAME).
 #[derive(Debug)]
 pub enum Invalid {
     /// Not UTF-8 or not JSON: -32700 with `id: null`.

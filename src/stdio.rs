@@ -49,7 +49,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 };
                 // +2: the bound is on the message, not its `\r\n`.
                 if skipped > 0 || line.len() + take > self.max + 2 {
-                    // Over the bound: count, but stop buffering (issue 6: a 100 MB line).
+                    // Over the bound: count, but stop buffering (a 100 MB line must not be held).
                     // Its first bytes are kept (for the id); the rest is only counted.
                     let seen = line.len() + take;
                     if skipped == 0 {

@@ -1,4 +1,4 @@
-//! Sign-in (issue 3; A-*, SEC-URL) against the mock authorization server.
+//! Sign-in (A-*, SEC-URL) against the mock authorization server.
 
 use serde_json::json;
 

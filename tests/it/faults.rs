@@ -1,7 +1,7 @@
 //! Nothing lost, nothing hung: every failure of a request becomes exactly one JSON-RPC
 //! error with that request's id and a message naming the fault; the proxy goes on.
 //!
-//! The fault matrix of issue 6, and where each row is tested:
+//! The fault matrix, and where each row is tested:
 //! - error statuses with JSON-RPC, HTML and garbage bodies, Retry-After:
 //!   `error_statuses_and_bad_bodies`, `error_status_bodies_table`, `session_404_with_html`
 //! - a server that never answers: `hung_server_times_out`

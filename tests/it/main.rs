@@ -1,5 +1,5 @@
 //! Integration tests: the real binary against in-process mock servers on 127.0.0.1:0.
-//! Each test names the checklist ids (../shared/mcp-client-requirements.md) it covers.
+//! Each test names the requirement ids (docs/requirements.md) it covers.
 
 mod support;
 

@@ -61,7 +61,7 @@ async fn oversized_line_is_rejected() {
     p.finish().await;
 }
 
-/// Stdin abuse (issue 6): 100,000 notifications written as fast as the pipe takes them.
+/// Stdin abuse: 100,000 notifications written as fast as the pipe takes them.
 /// Each is its own POST (H-POST). The proxy stays up, every one reaches the server, its
 /// peak memory stays bounded (stdin is pushed back while 256 are in flight; before that
 /// bound the proxy peaked at 84 to 155 MB here), and a request written after them is
