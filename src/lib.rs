@@ -1,22 +1,34 @@
 //! clerk-mcp-server: use a remote MCP server from any stdio MCP client.
 //!
+//! A client message travels stdin → `stdio` → `proxy` → `layer` (its stages) →
+//! `remote`; the server's messages come back remote → `layer::inbound` (the stages in
+//! reverse) → the one stdout writer.
+//!
 //! Where things live:
 //! - `cli`      — the clap description of flags and subcommands.
 //! - `config`   — flags + environment resolved into an immutable `Config`.
-//! - `error`    — typed errors and the single mapping to hints and exit codes.
+//! - `error`    — typed errors and the mapping to hints and exit codes.
 //! - `jsonrpc`  — probing a line's kind/id/method without a full parse; error responses.
 //! - `stdio`    — newline framing with a bound, and the one task that writes stdout.
-//! - `proxy`    — the loop that owns the connection state and spawns request tasks;
-//!   `proxy::exchange` is one request's work (POST, sign-in rounds, the handshake).
-//! - `remote`   — the HTTP side: Streamable HTTP exchanges (`http`), the SSE parser
-//!   (`sse`), the 2024-11-05 HTTP+SSE transport (`legacy_sse`), modern headers (`modern`).
+//! - `proxy`    — the loop that owns the connection state and the request table, and
+//!   spawns one attempt task per unit of traffic; `proxy::exchange` is one attempt's
+//!   work (POST, sign-in rounds, the handshake).
+//! - `layer`    — the message layer: the request table (`table`), the receiving end of
+//!   the transport (`inbound`), and the stage chain, in order: `policy` (allow/deny/
+//!   read-only tools), `pinning` (pinned tool definitions), `modern_tools` (2026-07-28
+//!   header annotations).
+//! - `remote`   — the transport only: Streamable HTTP exchanges (`http`), the SSE parser
+//!   (`sse`), the 2024-11-05 HTTP+SSE transport (`legacy_sse`), modern headers
+//!   (`modern`). It hands framed messages to a `Deliver` and knows no ids or stdout.
 //! - `auth`     — sign-in: discovery, registration, browser/device flows, token files.
 //! - `check`    — `clerk-mcp-server check`: a one-shot diagnosis of a setup.
+//! - `tools`    — `clerk-mcp-server tools`: tools against their pins, and `--accept`.
+//! - `inproc`   — a client conversation with the proxy in process, for subcommands.
 //! - `accounts` — `login`, `logout` and `status`.
 //! - `update`   — `self-update` from GitHub releases built by cargo-dist.
 //! - `app`      — wiring for `main`: logging, signals, subcommand dispatch.
 //!
-//! Checklist ids such as H-404 refer to `../shared/mcp-client-requirements.md`.
+//! Requirement ids such as H-404 or P-PIN are defined in `docs/requirements.md`.
 
 pub mod accounts;
 pub mod app;
