@@ -1,4 +1,4 @@
-//! Micro-benchmarks of the per-message hot paths (issue 5):
+//! Micro-benchmarks of the per-message hot paths:
 //!
 //! - stdin line framing: `stdio::LineReader` over an in-memory reader;
 //! - SSE parsing: `remote::sse::Parser::feed`, including one 16 MiB event fed in 16 KiB

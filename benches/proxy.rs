@@ -1,8 +1,10 @@
-//! End-to-end benchmark (issue 5): the same MCP message pattern sent
+//! End-to-end benchmark: the same MCP message pattern sent
 //!
 //! - **direct**: straight over HTTP keep-alive from this process (reqwest), the physical
 //!   limit of the pattern;
-//! - through **clerk-mcp-server** (`target/release/clerk-mcp-server`);
+//! - through **clerk-mcp-server** (`target/release/clerk-mcp-server`, or the binary given
+//!   with `--bin`; given twice, `--bin old=PATH --bin new=PATH`, both binaries side by side:
+//!   an A/B run);
 //! - through **mcp-remote** (from `interop/node/node_modules`), when it is installed;
 //!
 //! all against one in-process mock Streamable HTTP server, in interleaved rounds
@@ -10,7 +12,8 @@
 //!
 //! ```sh
 //! cargo bench --bench proxy -- [--quick] [--out DIR] [--rounds N] [--no-mcp-remote]
-//!                              [--bin PATH] [--mcp-remote PATH/proxy.js]
+//!                              [--bin [LABEL=]PATH [--bin [LABEL=]PATH]]
+//!                              [--mcp-remote PATH/proxy.js]
 //! ```
 //!
 //! Results: a table on stdout, `DIR/latest.json`, `DIR/ratios.svg` (default DIR:
@@ -39,7 +42,7 @@ use serde_json::json;
 use tokio::process::Command;
 
 use driver::{Client, Direct, Stdio};
-use report::{CLERK, DIRECT, REMOTE, Run, Summary, TARGETS};
+use report::{CLERK, CLERK_B, DIRECT, ORDER, REMOTE, Run, SLOTS, Summary};
 
 const MIB: usize = 1 << 20;
 
@@ -84,7 +87,8 @@ impl Plan {
             mode: "quick",
             rounds: 5,
             warmup: 50,
-            latency_n: 500,
+            // 1,000 × 5 rounds: enough requests for the sequential CPU figure (10 ms ticks).
+            latency_n: 1000,
             throughput_n: 4000,
             sse_latency_n: 200,
             blob_reps: 1,
@@ -122,11 +126,12 @@ struct Args {
     out: Option<PathBuf>,
     rounds: Option<usize>,
     no_mcp_remote: bool,
-    /// Only these targets (slugs: direct, clerk, mcp-remote).
+    /// Only these targets (slugs: direct, clerk, mcp-remote; an A/B run's labels).
     only: Option<Vec<String>>,
-    bin: Option<PathBuf>,
+    /// `--bin [LABEL=]PATH`, at most twice (twice: an A/B run).
+    bins: Vec<(Option<String>, PathBuf)>,
     mcp_remote: Option<PathBuf>,
-    /// `--soak [N]`: only the soak (issue 6), N requests (default 1,000,000).
+    /// `--soak [N]`: only the soak, N requests (default 1,000,000).
     soak: Option<u64>,
 }
 
@@ -150,7 +155,13 @@ fn parse_args() -> Result<Args> {
                     .context("--only needs a list, e.g. direct,clerk")?;
                 a.only = Some(list.split(',').map(str::to_owned).collect());
             }
-            "--bin" => a.bin = Some(it.next().context("--bin needs a path")?.into()),
+            "--bin" => {
+                let v = it.next().context("--bin needs [LABEL=]PATH")?;
+                a.bins.push(match v.split_once('=') {
+                    Some((label, path)) if is_label(label) => (Some(label.into()), path.into()),
+                    _ => (None, v.into()),
+                });
+            }
             "--mcp-remote" => {
                 a.mcp_remote = Some(it.next().context("--mcp-remote needs a path")?.into())
             }
@@ -161,27 +172,98 @@ fn parse_args() -> Result<Args> {
     Ok(a)
 }
 
+/// An A/B label: a name for the table, the JSON and log files.
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 24
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 enum Target {
     Direct,
-    Clerk(PathBuf),
-    McpRemote { node: PathBuf, script: PathBuf },
+    Clerk {
+        bin: PathBuf,
+        /// `CLERK`, or `CLERK_B` for the second binary of an A/B run.
+        slot: usize,
+        /// "clerk"; in an A/B run the binary's label.
+        slug: String,
+    },
+    McpRemote {
+        node: PathBuf,
+        script: PathBuf,
+    },
 }
 
 impl Target {
-    fn slug(&self) -> &'static str {
+    fn clerk(bin: PathBuf) -> Target {
+        Target::Clerk {
+            bin,
+            slot: CLERK,
+            slug: "clerk".into(),
+        }
+    }
+    fn slug(&self) -> &str {
         match self {
             Target::Direct => "direct",
-            Target::Clerk(_) => "clerk",
+            Target::Clerk { slug, .. } => slug,
             Target::McpRemote { .. } => "mcp-remote",
         }
     }
     fn index(&self) -> usize {
         match self {
             Target::Direct => DIRECT,
-            Target::Clerk(_) => CLERK,
+            Target::Clerk { slot, .. } => *slot,
             Target::McpRemote { .. } => REMOTE,
         }
     }
+}
+
+/// The clerk-mcp-server binaries to measure: (label, path). One, or two for an A/B run.
+struct Binaries {
+    list: Vec<(Option<String>, PathBuf)>,
+}
+
+impl Binaries {
+    fn ab(&self) -> bool {
+        self.list.len() == 2
+    }
+    /// The name of binary `i` in the table and the JSON: "clerk-mcp-server" alone; in an
+    /// A/B run its label ("a", "b" when none was given).
+    fn name(&self, i: usize) -> String {
+        if !self.ab() {
+            return report_name(CLERK);
+        }
+        self.list[i]
+            .0
+            .clone()
+            .unwrap_or_else(|| ["a", "b"][i].into())
+    }
+    fn targets(&self) -> Vec<Target> {
+        self.list
+            .iter()
+            .enumerate()
+            .map(|(i, (_, bin))| Target::Clerk {
+                bin: bin.clone(),
+                slot: [CLERK, CLERK_B][i],
+                slug: if self.ab() {
+                    self.name(i)
+                } else {
+                    "clerk".into()
+                },
+            })
+            .collect()
+    }
+}
+
+/// The default name of a target slot.
+fn report_name(t: usize) -> String {
+    match t {
+        DIRECT => "direct",
+        REMOTE => "mcp-remote",
+        _ => "clerk-mcp-server",
+    }
+    .into()
 }
 
 fn manifest_dir() -> PathBuf {
@@ -230,19 +312,19 @@ async fn smoke() -> Result<i32> {
     let logs = tempfile::tempdir()?;
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_clerk-mcp-server"));
     let mut failed = Vec::new();
-    for target in [Target::Direct, Target::Clerk(bin.clone())] {
+    for target in [Target::Direct, Target::clerk(bin.clone())] {
         let run = run_target(&target, &mock, &plan, 0, logs.path()).await;
         for f in &run.failures {
             failed.push(format!("{}: {f}", target.slug()));
         }
-        if matches!(target, Target::Clerk(_)) && run.delete_sent != Some(true) {
+        if matches!(target, Target::Clerk { .. }) && run.delete_sent != Some(true) {
             failed.push("clerk: the session was not DELETEd on stdin EOF".into());
         }
     }
     // The paused-reader scenario, small: its checks (every notification, in order).
     let paused = async {
         let (client, _config) =
-            scenario_bridge(&Target::Clerk(bin.clone()), &mock, logs.path(), "paused").await?;
+            scenario_bridge(&Target::clerk(bin.clone()), &mock, logs.path(), "paused").await?;
         let r = scenarios::paused_reader(&client, 2000, Duration::from_millis(200)).await;
         if let Client::Stdio(s) = &client {
             s.close_and_wait(EXIT_TIMEOUT).await;
@@ -277,7 +359,7 @@ async fn bench(args: Args) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| manifest_dir().join("bench").join("results"));
     std::fs::create_dir_all(out.join("logs"))?;
-    let clerk = clerk_binary(&args)?;
+    let clerks = clerk_binaries(&args)?;
     let remote = if args.no_mcp_remote {
         println!("note: mcp-remote skipped (--no-mcp-remote)");
         None
@@ -285,35 +367,65 @@ async fn bench(args: Args) -> Result<i32> {
         find_mcp_remote(&args)
     };
     let load_start = loadavg();
-    let mut targets = vec![Target::Direct, Target::Clerk(clerk.clone())];
+    let mut targets = vec![Target::Direct];
+    targets.extend(clerks.targets());
     if let Some((node, script)) = &remote {
         targets.push(Target::McpRemote {
             node: node.clone(),
             script: script.clone(),
         });
     }
+    let bins: Vec<String> = clerks
+        .list
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("{} = {}", clerks.name(i), p.display()))
+        .collect();
     println!(
-        "proxy bench ({} mode): {} rounds × {} targets; clerk-mcp-server = {}",
+        "proxy bench ({} mode): {} rounds × {} targets; {}",
         plan.mode,
         plan.rounds,
         targets.len(),
-        clerk.display()
+        bins.join(", ")
     );
     let mock = mock::Mock::start(plan.blob_bytes);
     if let Some(only) = &args.only {
-        targets.retain(|t| only.iter().any(|o| o == t.slug()));
+        targets.retain(|t| {
+            only.iter()
+                .any(|o| o == t.slug() || (o == "clerk" && matches!(t, Target::Clerk { .. })))
+        });
     }
-    let mut present = [false; 3];
+    let mut present = [false; SLOTS];
     for t in &targets {
         present[t.index()] = true;
+    }
+    let mut names: [String; SLOTS] = std::array::from_fn(report_name);
+    for (i, t) in [CLERK, CLERK_B]
+        .into_iter()
+        .enumerate()
+        .take(clerks.list.len())
+    {
+        names[t] = clerks.name(i);
     }
     let mut summary = Summary {
         runs: Default::default(),
         present,
+        names,
     };
     let started = Instant::now();
     for round in 0..plan.rounds {
-        for target in &targets {
+        // A/B: the two binaries swap places every other round, so neither always runs
+        // right after the other.
+        let mut order: Vec<&Target> = targets.iter().collect();
+        if round % 2 == 1
+            && let (Some(a), Some(b)) = (
+                order.iter().position(|t| t.index() == CLERK),
+                order.iter().position(|t| t.index() == CLERK_B),
+            )
+        {
+            order.swap(a, b);
+        }
+        for target in order {
             let run = run_target(target, &mock, &plan, round, &out.join("logs")).await;
             eprintln!(
                 "  round {}/{} {:<10} {}",
@@ -328,7 +440,7 @@ async fn bench(args: Args) -> Result<i32> {
             summary.runs[target.index()].push(run);
         }
     }
-    // Memory bounds with a client that stops reading (issue 5): once per bridge.
+    // Memory bounds with a client that stops reading: once per bridge.
     let mut paused = serde_json::Map::new();
     for target in targets.iter().filter(|t| !matches!(t, Target::Direct)) {
         let tag = format!("paused-{}", target.slug());
@@ -356,7 +468,7 @@ async fn bench(args: Args) -> Result<i32> {
     print!("{}", report::table(&summary, largest_mib));
 
     let mut broken = Vec::new();
-    for t in [DIRECT, CLERK, REMOTE] {
+    for t in ORDER {
         for f in summary.failures(t) {
             broken.push((t, f));
         }
@@ -365,8 +477,18 @@ async fn bench(args: Args) -> Result<i32> {
         println!();
         println!("CORRECTNESS PROBLEMS:");
         for (t, f) in &broken {
-            println!("  {}: {f}", TARGETS[*t]);
+            println!("  {}: {f}", summary.names[*t]);
         }
+    }
+    let mut binaries = Vec::new();
+    for (i, (label, bin)) in clerks.list.iter().enumerate() {
+        binaries.push(json!({
+            "name": clerks.name(i),
+            "label": label,
+            "path": bin.display().to_string(),
+            "version": version_of(Command::new(bin).arg("--version")).await,
+            "bytes": std::fs::metadata(bin).map(|m| m.len()).ok(),
+        }));
     }
 
     let meta = json!({
@@ -380,11 +502,9 @@ async fn bench(args: Args) -> Result<i32> {
             "loadavg_end": load_end,
             "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         },
-        "clerk_mcp_server": {
-            "path": clerk.display().to_string(),
-            "version": version_of(Command::new(&clerk).arg("--version")).await,
-            "bytes": std::fs::metadata(&clerk).map(|m| m.len()).ok(),
-        },
+        // The first (A) binary; every binary, with its label, in `clerk_binaries`.
+        "clerk_mcp_server": binaries[0].clone(),
+        "clerk_binaries": binaries,
         "mcp_remote": remote.as_ref().map(|(node, script)| json!({
             "script": script.display().to_string(),
             "version": mcp_remote_version(script),
@@ -397,7 +517,7 @@ async fn bench(args: Args) -> Result<i32> {
     let json_path = out.join("latest.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&doc)? + "\n")?;
     let subtitle = format!(
-        "{} mode, {} rounds, medians; {} CPUs, load {} → {}; clerk-mcp-server {}, mcp-remote {}",
+        "{} mode, {} rounds, medians; {} CPUs, load {} → {}; clerk-mcp-server {}{}, mcp-remote {}",
         plan.mode,
         plan.rounds,
         std::thread::available_parallelism()
@@ -406,6 +526,11 @@ async fn bench(args: Args) -> Result<i32> {
         load_start,
         load_end,
         env!("CARGO_PKG_VERSION"),
+        if clerks.ab() {
+            format!(" (A/B: {} vs {})", clerks.name(0), clerks.name(1))
+        } else {
+            String::new()
+        },
         remote
             .as_ref()
             .and_then(|(_, s)| mcp_remote_version(s))
@@ -428,7 +553,7 @@ async fn bench(args: Args) -> Result<i32> {
     Ok(0)
 }
 
-/// `--soak [N]` (issue 6): N requests through one clerk-mcp-server process; RSS and open
+/// `--soak [N]`: N requests through one clerk-mcp-server process; RSS and open
 /// fds must end where they were after the warm-up. Writes `DIR/soak.json`; exit 1 when
 /// they are not flat or a request failed.
 async fn soak(args: Args) -> Result<i32> {
@@ -438,7 +563,10 @@ async fn soak(args: Args) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| manifest_dir().join("bench").join("results"));
     std::fs::create_dir_all(out.join("logs"))?;
-    let target = Target::Clerk(clerk_binary(&args)?);
+    let Some((_, bin)) = clerk_binaries(&args)?.list.into_iter().next() else {
+        bail!("no clerk-mcp-server binary")
+    };
+    let target = Target::clerk(bin);
     let mock = mock::Mock::start(MIB);
     let (client, _config) = scenario_bridge(&target, &mock, &out.join("logs"), "soak").await?;
     let Client::Stdio(s) = &client else {
@@ -488,8 +616,14 @@ fn brief(r: &Run) -> String {
     if let Some(v) = g("latency_p99_us") {
         parts.push(format!("p99 {v:.0} µs"));
     }
+    if let Some(v) = g(report::CPU_LATENCY) {
+        parts.push(format!("cpu seq {v:.1} µs/req"));
+    }
     if let Some(v) = g("throughput_rps") {
         parts.push(format!("{v:.0} req/s"));
+    }
+    if let Some(v) = g(report::CPU_THROUGHPUT) {
+        parts.push(format!("cpu load {v:.1} µs/req"));
     }
     if let Some(v) = g("blob_json_ms") {
         parts.push(format!("16M json {v:.1} ms"));
@@ -540,7 +674,7 @@ async fn run_target(
                 return run;
             }
         },
-        Target::Clerk(_) | Target::McpRemote { .. } => {
+        Target::Clerk { .. } | Target::McpRemote { .. } => {
             let cmd = bridge_command(target, &mock.url, config.path());
             match spawn_and_init(cmd, logs, &tag).await {
                 Ok(x) => x,
@@ -623,7 +757,7 @@ async fn run_target(
 /// How an MCP client would spawn a bridge (not for direct).
 fn bridge_command(target: &Target, url: &str, config: &Path) -> Command {
     match target {
-        Target::Clerk(bin) => {
+        Target::Clerk { bin, .. } => {
             let mut cmd = Command::new(bin);
             cmd.arg(url)
                 .arg("--config-dir")
@@ -697,8 +831,24 @@ async fn phases(c: &Client, plan: &Plan, mock: &mock::Mock, run: &mut Run) {
             break;
         }
     }
+    // CPU time (user + system) of the proxy: the bridge's process tree, from
+    // /proc/PID/stat; for direct, which has no proxy process, this benchmark's own client
+    // threads (the mock server runs on threads of its own). The unit is a clock tick (10 ms
+    // at the usual USER_HZ of 100) and each reading is rounded down to one, so one round's
+    // scenario moves it by only a few ticks: the figure per request is the CPU time summed
+    // over all rounds ÷ all their requests (thousands; `report::Summary::pooled`), not a
+    // per-round median.
+    let cpu = || match c {
+        Client::Direct(_) => driver::own_threads_cpu_ticks("bench-driver"),
+        Client::Stdio(s) => driver::tree_cpu_ticks(s.pid),
+    };
     // Sequential latency.
-    match latency(c, plan.latency_n, &mut id).await {
+    let cpu0 = cpu();
+    let seq = latency(c, plan.latency_n, &mut id).await;
+    if let (Ok(_), Some(a), Some(b)) = (&seq, cpu0, cpu()) {
+        run.set_cpu(report::CPU_LATENCY, b.saturating_sub(a), plan.latency_n);
+    }
+    match seq {
         Ok(mut s) => {
             s.sort_by(|a, b| a.total_cmp(b));
             run.set("latency_p50_us", report::percentile(&s, 50.0));
@@ -722,10 +872,6 @@ async fn phases(c: &Client, plan: &Plan, mock: &mock::Mock, run: &mut Run) {
     for _ in 1..plan.throughput_n {
         id();
     }
-    let cpu = || match c {
-        Client::Direct(_) => driver::own_threads_cpu("bench-driver"),
-        Client::Stdio(s) => driver::tree_cpu(s.pid),
-    };
     let cpu0 = cpu();
     match c
         .bulk(first, plan.throughput_n, plan.window, BULK_TIMEOUT)
@@ -734,9 +880,10 @@ async fn phases(c: &Client, plan: &Plan, mock: &mock::Mock, run: &mut Run) {
         Ok(t) => {
             run.set("throughput_rps", plan.throughput_n as f64 / t.as_secs_f64());
             if let (Some(a), Some(b)) = (cpu0, cpu()) {
-                run.set(
-                    "cpu_us_per_req",
-                    us(b.saturating_sub(a)) / plan.throughput_n as f64,
+                run.set_cpu(
+                    report::CPU_THROUGHPUT,
+                    b.saturating_sub(a),
+                    plan.throughput_n,
                 );
             }
         }
@@ -854,17 +1001,40 @@ async fn stream_once(c: &Client, id: u64, n: usize) -> Result<Duration> {
 // ---------------------------------------------------------------------------------------
 // Finding the programs.
 
-fn clerk_binary(args: &Args) -> Result<PathBuf> {
-    if let Some(p) = args
-        .bin
-        .clone()
-        .or_else(|| std::env::var_os("CLERK_BENCH_BIN").map(PathBuf::from))
-    {
+/// The binaries of `--bin` (at most two, with distinct labels), else `CLERK_BENCH_BIN`,
+/// else `target/release/clerk-mcp-server` (built when missing).
+fn clerk_binaries(args: &Args) -> Result<Binaries> {
+    if args.bins.len() > 2 {
+        bail!("--bin at most twice (an A/B run of two binaries)");
+    }
+    let list = if !args.bins.is_empty() {
+        args.bins.clone()
+    } else if let Some(p) = std::env::var_os("CLERK_BENCH_BIN") {
+        vec![(None, PathBuf::from(p))]
+    } else {
+        vec![(None, default_clerk_binary()?)]
+    };
+    for (_, p) in &list {
         if !p.exists() {
             bail!("{} does not exist", p.display());
         }
-        return Ok(p);
     }
+    let bins = Binaries { list };
+    if bins.ab() {
+        let (a, b) = (bins.name(0), bins.name(1));
+        if a == b {
+            bail!("the two --bin binaries need different labels: --bin old=PATH --bin new=PATH");
+        }
+        for n in [&a, &b] {
+            if ["direct", "clerk", "mcp-remote", "clerk-mcp-server"].contains(&n.as_str()) {
+                bail!("--bin label {n:?} is taken; pick another");
+            }
+        }
+    }
+    Ok(bins)
+}
+
+fn default_clerk_binary() -> Result<PathBuf> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir().join("target"));

@@ -827,7 +827,7 @@ async fn read_loop(stdout: ChildStdout, shared: Arc<Shared>) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Memory of a process tree, from /proc.
+// Memory and CPU time of a process tree, from /proc.
 
 /// `pid` and all its descendants.
 pub fn process_tree(pid: u32) -> Vec<u32> {
@@ -868,33 +868,63 @@ pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// CPU time (user + system) of a process, all its threads, dead ones included.
-fn proc_cpu(stat_path: &str) -> Option<Duration> {
+/// Clock ticks per second (`USER_HZ`), the unit of `utime`/`stime` in `/proc/PID/stat`:
+/// `sysconf(_SC_CLK_TCK)` where libc is already a dependency (glibc Linux), else
+/// `getconf CLK_TCK`, else 100 (what Linux uses everywhere in practice).
+pub fn clk_tck() -> u64 {
+    static TCK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            // SAFETY: sysconf only reads a configuration value.
+            let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+            if t > 0 {
+                return t as u64;
+            }
+        }
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|t| *t > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// Clock ticks (`clk_tck()` per second) as microseconds.
+pub fn ticks_to_us(ticks: u64) -> f64 {
+    ticks as f64 * 1e6 / clk_tck() as f64
+}
+
+/// CPU time (user + system) of a process, all its threads, dead ones included, in clock
+/// ticks. The unit is coarse (10 ms at the usual 100 Hz): a figure per request needs a
+/// measurement over thousands of requests.
+fn proc_cpu_ticks(stat_path: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(stat_path).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     // After the comm: state(3) ppid(4) … utime(14) stime(15), counted from field 3.
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(Duration::from_millis(ticks * 10))
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-/// CPU time of a process tree.
-pub fn tree_cpu(pid: u32) -> Option<Duration> {
+/// CPU time of a process tree, in clock ticks.
+pub fn tree_cpu_ticks(pid: u32) -> Option<u64> {
     process_tree(pid)
         .iter()
-        .map(|p| proc_cpu(&format!("/proc/{p}/stat")))
+        .map(|p| proc_cpu_ticks(&format!("/proc/{p}/stat")))
         .sum()
 }
 
-/// CPU time of this process's threads whose name starts with `prefix`.
-pub fn own_threads_cpu(prefix: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
+/// CPU time of this process's threads whose name starts with `prefix`, in clock ticks.
+pub fn own_threads_cpu_ticks(prefix: &str) -> Option<u64> {
+    let mut total = 0;
     for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let dir = e.path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
         if comm.trim_end().starts_with(prefix) {
-            total += proc_cpu(dir.join("stat").to_str()?)?;
+            total += proc_cpu_ticks(dir.join("stat").to_str()?)?;
         }
     }
     Some(total)

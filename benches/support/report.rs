@@ -5,11 +5,17 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-/// Column order everywhere.
-pub const TARGETS: [&str; 3] = ["direct", "clerk-mcp-server", "mcp-remote"];
+use crate::driver;
+
+/// Target slots. `CLERK` is the clerk-mcp-server binary (A of an A/B run), `CLERK_B` the
+/// second binary of an A/B run (`--bin` given twice).
 pub const DIRECT: usize = 0;
 pub const CLERK: usize = 1;
 pub const REMOTE: usize = 2;
+pub const CLERK_B: usize = 3;
+pub const SLOTS: usize = 4;
+/// Column order everywhere.
+pub const ORDER: [usize; SLOTS] = [DIRECT, CLERK, CLERK_B, REMOTE];
 
 pub struct MetricDef {
     pub key: &'static str,
@@ -18,6 +24,10 @@ pub struct MetricDef {
     pub higher_is_better: bool,
     /// Only a bridge process has it (memory): no direct column, no ratio to direct.
     pub process_only: bool,
+    /// CPU time per request: the figure is the total over all rounds ÷ all their requests
+    /// (`Run::cpu`), not the median of per-round figures, which at 10 ms per clock tick
+    /// would mostly be tick noise.
+    pub pooled: bool,
 }
 
 const fn m(
@@ -33,8 +43,25 @@ const fn m(
         unit,
         higher_is_better,
         process_only,
+        pooled: false,
     }
 }
+
+/// A CPU-per-request metric (pooled over the rounds).
+const fn cpu(key: &'static str, label: &'static str) -> MetricDef {
+    MetricDef {
+        key,
+        label,
+        unit: "µs",
+        higher_is_better: false,
+        process_only: false,
+        pooled: true,
+    }
+}
+
+/// The CPU metrics: the scenario each one is measured around.
+pub const CPU_LATENCY: &str = "cpu_latency_us_per_req";
+pub const CPU_THROUGHPUT: &str = "cpu_us_per_req";
 
 pub const METRICS: &[MetricDef] = &[
     m(
@@ -79,6 +106,7 @@ pub const METRICS: &[MetricDef] = &[
         false,
         false,
     ),
+    cpu(CPU_LATENCY, "CPU/request, sequential (direct: client)"),
     m(
         "throughput_rps",
         "throughput, 64 in flight",
@@ -86,13 +114,7 @@ pub const METRICS: &[MetricDef] = &[
         true,
         false,
     ),
-    m(
-        "cpu_us_per_req",
-        "CPU per request in that run (direct: client)",
-        "µs",
-        false,
-        false,
-    ),
+    cpu(CPU_THROUGHPUT, "CPU/request, 64 in flight (direct: client)"),
     m("blob_json_ms", "16 MiB result, JSON", "ms", false, false),
     m(
         "blob_sse_ms",
@@ -125,10 +147,20 @@ pub const METRICS: &[MetricDef] = &[
     ),
 ];
 
+/// CPU time measured around one scenario of one round.
+#[derive(Default, Clone, Copy)]
+pub struct CpuSample {
+    /// User + system time, in clock ticks (`driver::clk_tck()` per second).
+    pub ticks: u64,
+    pub requests: u64,
+}
+
 /// One target in one round.
 #[derive(Default, Clone)]
 pub struct Run {
     pub values: BTreeMap<&'static str, f64>,
+    /// For the pooled (CPU) metrics: what the per-round value was computed from.
+    pub cpu: BTreeMap<&'static str, CpuSample>,
     /// None: not applicable or not known.
     pub delete_sent: Option<bool>,
     pub delete_after_eof_ms: Option<f64>,
@@ -141,6 +173,15 @@ impl Run {
     pub fn set(&mut self, key: &'static str, v: f64) {
         debug_assert!(METRICS.iter().any(|m| m.key == key), "{key}");
         self.values.insert(key, v);
+    }
+    /// A CPU metric: `ticks` of CPU time over `requests` requests.
+    pub fn set_cpu(&mut self, key: &'static str, ticks: u64, requests: u64) {
+        debug_assert!(METRICS.iter().any(|m| m.key == key && m.pooled), "{key}");
+        if requests == 0 {
+            return;
+        }
+        self.cpu.insert(key, CpuSample { ticks, requests });
+        self.set(key, driver::ticks_to_us(ticks) / requests as f64);
     }
     pub fn fail(&mut self, phase: &str, e: impl std::fmt::Display) {
         self.failures.push(format!("{phase}: {e:#}"));
@@ -172,23 +213,57 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 pub struct Summary {
     /// runs[target][round]
-    pub runs: [Vec<Run>; 3],
+    pub runs: [Vec<Run>; SLOTS],
     /// Which targets took part.
-    pub present: [bool; 3],
+    pub present: [bool; SLOTS],
+    /// Each target's name in the table and as a JSON key: "direct", "clerk-mcp-server"
+    /// (A/B: the two binaries' labels), "mcp-remote".
+    pub names: [String; SLOTS],
 }
 
 impl Summary {
+    /// An A/B run: two clerk-mcp-server binaries.
+    pub fn ab(&self) -> bool {
+        self.present[CLERK_B]
+    }
+    /// The targets that took part, in column order.
+    pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
+        ORDER.into_iter().filter(|t| self.present[*t])
+    }
+    /// The clerk-mcp-server binaries (one, or A and B).
+    pub fn clerks(&self) -> Vec<usize> {
+        if self.ab() {
+            vec![CLERK, CLERK_B]
+        } else {
+            vec![CLERK]
+        }
+    }
     pub fn rounds(&self, t: usize, key: &str) -> Vec<f64> {
         self.runs[t]
             .iter()
             .filter_map(|r| r.values.get(key).copied())
             .collect()
     }
+    /// The figure of a metric: the median of the rounds, or for a pooled metric the total
+    /// over the rounds.
     pub fn med(&self, t: usize, key: &str) -> Option<f64> {
         if !self.present[t] {
             return None;
         }
+        if METRICS.iter().any(|m| m.key == key && m.pooled) {
+            let c = self.pooled(t, key)?;
+            return Some(driver::ticks_to_us(c.ticks) / c.requests as f64);
+        }
         median(&self.rounds(t, key))
+    }
+    /// A CPU metric summed over the rounds; None when no round measured it.
+    pub fn pooled(&self, t: usize, key: &str) -> Option<CpuSample> {
+        let mut total = CpuSample::default();
+        for c in self.runs[t].iter().filter_map(|r| r.cpu.get(key)) {
+            total.ticks += c.ticks;
+            total.requests += c.requests;
+        }
+        (total.requests > 0).then_some(total)
     }
     pub fn ratio(&self, t: usize, base: usize, key: &str) -> Option<f64> {
         let def = METRICS.iter().find(|m| m.key == key)?;
@@ -218,7 +293,7 @@ impl Summary {
     }
 }
 
-/// One budget from issue 5, judged for one target.
+/// One budget, judged for one target.
 pub struct Verdict {
     pub held: Option<bool>,
     pub detail: String,
@@ -423,38 +498,107 @@ fn held_word(h: Option<bool>) -> &'static str {
     }
 }
 
+/// A column of the table: one target's figure, or the ratio of two targets' figures.
+struct Col {
+    head: String,
+    width: usize,
+    /// (target, base): base None for a figure.
+    of: (usize, Option<usize>),
+}
+
+impl Col {
+    fn new(head: String, width: usize, of: (usize, Option<usize>)) -> Col {
+        let width = width.max(head.chars().count());
+        Col { head, width, of }
+    }
+}
+
+/// The table's columns: figures, then ratios. With one clerk-mcp-server binary: direct,
+/// clerk, mcp-remote │ clerk÷dir, remote÷dir, clerk÷remote. A/B: direct, A, B, mcp-remote
+/// │ A÷dir, B÷dir, B÷A, remote÷dir.
+fn columns(s: &Summary) -> (Vec<Col>, Vec<Col>) {
+    let short = |t: usize| -> String {
+        match t {
+            DIRECT => "direct".into(),
+            REMOTE => "mcp-remote".into(),
+            _ if s.ab() => s.names[t].clone(),
+            _ => "clerk".into(),
+        }
+    };
+    let mut values = vec![
+        Col::new(short(DIRECT), 10, (DIRECT, None)),
+        Col::new(short(CLERK), 12, (CLERK, None)),
+    ];
+    if s.ab() {
+        values.push(Col::new(short(CLERK_B), 12, (CLERK_B, None)));
+    }
+    values.push(Col::new(short(REMOTE), 11, (REMOTE, None)));
+    let ratio = |t: usize, base: usize, width: usize| {
+        let n = |t: usize| match t {
+            DIRECT => "dir".to_owned(),
+            REMOTE => "remote".to_owned(),
+            _ => short(t),
+        };
+        Col::new(format!("{}÷{}", n(t), n(base)), width, (t, Some(base)))
+    };
+    let ratios = if s.ab() {
+        vec![
+            ratio(CLERK, DIRECT, 9),
+            ratio(CLERK_B, DIRECT, 9),
+            ratio(CLERK_B, CLERK, 9),
+            ratio(REMOTE, DIRECT, 11),
+        ]
+    } else {
+        vec![
+            ratio(CLERK, DIRECT, 9),
+            ratio(REMOTE, DIRECT, 11),
+            ratio(CLERK, REMOTE, 11),
+        ]
+    };
+    (values, ratios)
+}
+
 pub fn table(s: &Summary, largest_mib: f64) -> String {
     let mut out = String::new();
-    let w = 40;
-    let _ = writeln!(
-        out,
-        "{:<w$} {:>10} {:>12} {:>11} │ {:>9} {:>11} {:>11}",
-        "metric (median of rounds)",
-        "direct",
-        "clerk",
-        "mcp-remote",
-        "clerk÷dir",
-        "remote÷dir",
-        "clerk÷remote"
-    );
-    let _ = writeln!(out, "{}", "─".repeat(w + 72));
+    let w = 48;
+    let (values, ratios) = columns(s);
+    let row = |label: &str, cells: &[String], with_ratios: bool| -> String {
+        let mut line = format!("{label:<w$}");
+        let cols = values
+            .iter()
+            .chain(if with_ratios { &ratios[..] } else { &[] });
+        for (i, (c, v)) in cols.zip(cells).enumerate() {
+            line.push_str(if i == values.len() { " │ " } else { " " });
+            let _ = write!(line, "{v:>width$}", width = c.width);
+        }
+        line
+    };
+    let heads: Vec<String> = values
+        .iter()
+        .chain(&ratios)
+        .map(|c| c.head.clone())
+        .collect();
+    let _ = writeln!(out, "{}", row("metric (median of rounds)", &heads, true));
+    let width = w
+        + values
+            .iter()
+            .chain(&ratios)
+            .map(|c| c.width + 1)
+            .sum::<usize>()
+        + 2;
+    let _ = writeln!(out, "{}", "─".repeat(width));
     for def in METRICS {
         let label = format!("{} [{}]", def.label, def.unit);
-        let _ = writeln!(
-            out,
-            "{:<w$} {:>10} {:>12} {:>11} │ {:>9} {:>11} {:>11}",
-            label,
-            if def.process_only {
-                "–".into()
-            } else {
-                fmt_opt(s.med(DIRECT, def.key))
-            },
-            fmt_opt(s.med(CLERK, def.key)),
-            fmt_opt(s.med(REMOTE, def.key)),
-            fmt_ratio(s.ratio(CLERK, DIRECT, def.key)),
-            fmt_ratio(s.ratio(REMOTE, DIRECT, def.key)),
-            fmt_ratio(s.ratio(CLERK, REMOTE, def.key)),
-        );
+        let cells: Vec<String> = values
+            .iter()
+            .chain(&ratios)
+            .map(|c| match c.of {
+                (DIRECT, None) if def.process_only => "–".into(),
+                (t, None) => fmt_opt(s.med(t, def.key)),
+                (t, Some(base)) => fmt_ratio(s.ratio(t, base, def.key)),
+            })
+            .collect();
+        let _ = writeln!(out, "{}", row(&label, &cells, true));
     }
     let del = |t: usize| match s.all_deleted(t) {
         _ if !s.present[t] => "–",
@@ -462,38 +606,83 @@ pub fn table(s: &Summary, largest_mib: f64) -> String {
         Some(false) => "NO",
         None => "?",
     };
-    let _ = writeln!(
-        out,
-        "{:<w$} {:>10} {:>12} {:>11}",
-        "session DELETEd on exit",
-        del(DIRECT),
-        del(CLERK),
-        del(REMOTE)
-    );
+    let cells: Vec<String> = values.iter().map(|c| del(c.of.0).to_owned()).collect();
+    let _ = writeln!(out, "{}", row("session DELETEd on exit", &cells, false));
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "budgets (issue 5), judged on the medians; largest message = {largest_mib:.0} MiB"
+        "CPU time, user + system from /proc/PID/stat (bridges: the process tree; direct: this \
+         benchmark's client threads), in clock ticks of 1/{} s, summed over the rounds:",
+        driver::clk_tck()
     );
-    let clerk = verdicts(s, CLERK, largest_mib);
-    let remote = s.present[REMOTE].then(|| verdicts(s, REMOTE, largest_mib));
-    for (i, b) in BUDGETS.iter().enumerate() {
+    for t in s.order() {
+        let scenario = |key: &str, what: &str| match s.pooled(t, key) {
+            Some(c) => format!(
+                "{what} {} requests, {} ticks = {} µs/request",
+                c.requests,
+                c.ticks,
+                fmt_num(driver::ticks_to_us(c.ticks) / c.requests as f64)
+            ),
+            None => format!("{what} not measured"),
+        };
         let _ = writeln!(
             out,
-            "  {:<7} {:<30} {:<30} clerk: {}{}",
-            held_word(clerk[i].held),
-            b.name,
-            b.rule,
-            clerk[i].detail,
-            remote
-                .as_ref()
-                .map(|r| format!("   [mcp-remote: {} {}]", held_word(r[i].held), r[i].detail))
-                .unwrap_or_default()
+            "  {:<18} {};  {}",
+            s.names[t],
+            scenario(CPU_LATENCY, "sequential:"),
+            scenario(CPU_THROUGHPUT, "64 in flight:")
         );
     }
-    let held = clerk.iter().filter(|v| v.held == Some(true)).count();
-    let judged = clerk.iter().filter(|v| v.held.is_some()).count();
-    let _ = writeln!(out, "  clerk-mcp-server holds {held} of {judged} budgets");
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "budgets, judged on the medians; largest message = {largest_mib:.0} MiB"
+    );
+    let clerks = s.clerks();
+    let judged: Vec<Vec<Verdict>> = clerks
+        .iter()
+        .map(|t| verdicts(s, *t, largest_mib))
+        .collect();
+    let remote = s.present[REMOTE].then(|| verdicts(s, REMOTE, largest_mib));
+    let first = if s.ab() {
+        s.names[CLERK].as_str()
+    } else {
+        "clerk"
+    };
+    for (i, b) in BUDGETS.iter().enumerate() {
+        let mut others = String::new();
+        if s.ab() {
+            let v = &judged[1][i];
+            let _ = write!(
+                others,
+                "   [{}: {} {}]",
+                s.names[CLERK_B],
+                held_word(v.held),
+                v.detail
+            );
+        }
+        if let Some(r) = &remote {
+            let _ = write!(
+                others,
+                "   [mcp-remote: {} {}]",
+                held_word(r[i].held),
+                r[i].detail
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  {:<7} {:<30} {:<30} {first}: {}{others}",
+            held_word(judged[0][i].held),
+            b.name,
+            b.rule,
+            judged[0][i].detail,
+        );
+    }
+    for (t, v) in clerks.iter().zip(&judged) {
+        let held = v.iter().filter(|v| v.held == Some(true)).count();
+        let of = v.iter().filter(|v| v.held.is_some()).count();
+        let _ = writeln!(out, "  {} holds {held} of {of} budgets", s.names[*t]);
+    }
     out
 }
 
@@ -504,20 +693,30 @@ pub fn to_json(s: &Summary, largest_mib: f64, meta: Value) -> Value {
         let mut rounds = serde_json::Map::new();
         let mut to_direct = serde_json::Map::new();
         let mut to_remote = serde_json::Map::new();
-        for (t, name) in TARGETS.iter().enumerate() {
-            if !s.present[t] || (t == DIRECT && def.process_only) {
+        let mut pooled = serde_json::Map::new();
+        for t in s.order() {
+            let name = &s.names[t];
+            if t == DIRECT && def.process_only {
                 continue;
             }
-            median.insert((*name).into(), json!(s.med(t, def.key)));
-            rounds.insert((*name).into(), json!(s.rounds(t, def.key)));
+            median.insert(name.clone(), json!(s.med(t, def.key)));
+            rounds.insert(name.clone(), json!(s.rounds(t, def.key)));
             if t != DIRECT {
-                to_direct.insert((*name).into(), json!(s.ratio(t, DIRECT, def.key)));
+                to_direct.insert(name.clone(), json!(s.ratio(t, DIRECT, def.key)));
             }
             if t != REMOTE && s.present[REMOTE] {
-                to_remote.insert((*name).into(), json!(s.ratio(t, REMOTE, def.key)));
+                to_remote.insert(name.clone(), json!(s.ratio(t, REMOTE, def.key)));
+            }
+            if def.pooled
+                && let Some(c) = s.pooled(t, def.key)
+            {
+                pooled.insert(
+                    name.clone(),
+                    json!({"ticks": c.ticks, "requests": c.requests}),
+                );
             }
         }
-        metrics.push(json!({
+        let mut m = json!({
             "key": def.key,
             "label": def.label,
             "unit": def.unit,
@@ -526,7 +725,16 @@ pub fn to_json(s: &Summary, largest_mib: f64, meta: Value) -> Value {
             "rounds": rounds,
             "ratio_to_direct": to_direct,
             "ratio_to_mcp_remote": to_remote,
-        }));
+        });
+        if def.pooled {
+            // "median" is the total over the rounds here (see `MetricDef::pooled`).
+            m["aggregate"] = json!("total CPU time of all rounds ÷ their requests");
+            m["pooled"] = Value::Object(pooled);
+        }
+        if s.ab() {
+            m["ratio_b_to_a"] = json!(s.ratio(CLERK_B, CLERK, def.key));
+        }
+        metrics.push(m);
     }
     let judge = |t: usize| -> Value {
         if !s.present[t] {
@@ -541,13 +749,15 @@ pub fn to_json(s: &Summary, largest_mib: f64, meta: Value) -> Value {
                 .collect(),
         )
     };
+    let mut budgets = serde_json::Map::new();
+    for t in s.clerks().into_iter().chain([REMOTE]) {
+        budgets.insert(s.names[t].clone(), judge(t));
+    }
     let mut per_target = serde_json::Map::new();
-    for (t, name) in TARGETS.iter().enumerate() {
-        if !s.present[t] {
-            continue;
-        }
+    let mut cpu = serde_json::Map::new();
+    for t in s.order() {
         per_target.insert(
-            (*name).into(),
+            s.names[t].clone(),
             json!({
                 "session_deleted_every_round": s.all_deleted(t),
                 "delete_after_eof_ms": s.runs[t].iter().map(|r| r.delete_after_eof_ms).collect::<Vec<_>>(),
@@ -556,14 +766,68 @@ pub fn to_json(s: &Summary, largest_mib: f64, meta: Value) -> Value {
                 "other_notifications": s.runs[t].iter().map(|r| r.other_notifications).sum::<u64>(),
             }),
         );
+        let scenario = |key: &str| {
+            s.pooled(t, key).map(|c| {
+                json!({
+                    "us_per_request": driver::ticks_to_us(c.ticks) / c.requests as f64,
+                    "ticks": c.ticks,
+                    "requests": c.requests,
+                })
+            })
+        };
+        cpu.insert(
+            s.names[t].clone(),
+            json!({
+                "sequential": scenario(CPU_LATENCY),
+                "throughput": scenario(CPU_THROUGHPUT),
+            }),
+        );
     }
+    let ab = s.ab().then(|| {
+        let keys = [
+            CPU_LATENCY,
+            CPU_THROUGHPUT,
+            "latency_p50_us",
+            "latency_p99_us",
+            "throughput_rps",
+        ];
+        let side = |t: usize| {
+            let mut m = serde_json::Map::new();
+            for k in keys {
+                m.insert(
+                    k.into(),
+                    json!({"value": s.med(t, k), "ratio_to_direct": s.ratio(t, DIRECT, k)}),
+                );
+            }
+            Value::Object(m)
+        };
+        let mut b_to_a = serde_json::Map::new();
+        for k in keys {
+            b_to_a.insert(k.into(), json!(s.ratio(CLERK_B, CLERK, k)));
+        }
+        json!({
+            "a": s.names[CLERK],
+            "b": s.names[CLERK_B],
+            "figures": {
+                (s.names[CLERK].clone()): side(CLERK),
+                (s.names[CLERK_B].clone()): side(CLERK_B),
+            },
+            "b_to_a": b_to_a,
+            "note": "every metric also has ratio_b_to_a in `metrics`",
+        })
+    });
     json!({
         "meta": meta,
         "metrics": metrics,
-        "budgets": {
-            "clerk-mcp-server": judge(CLERK),
-            "mcp-remote": judge(REMOTE),
+        "cpu": {
+            "clk_tck": driver::clk_tck(),
+            "method": "utime + stime from /proc/PID/stat around the scenario (bridges: the \
+                       process tree; direct: the benchmark's own client threads), summed over \
+                       the rounds; one clock tick is the resolution of every reading",
+            "targets": cpu,
         },
+        "ab": ab,
+        "budgets": budgets,
         "targets": per_target,
     })
 }
@@ -606,7 +870,9 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
     let mem: Vec<&MetricDef> = METRICS.iter().filter(|m| m.process_only).collect();
     let (w, left, right) = (960.0_f64, 300.0_f64, 40.0_f64);
     let plot_w = w - left - right;
-    let row_h = 34.0;
+    // One bar per bridge: clerk-mcp-server (A/B: both binaries) and mcp-remote.
+    let bars: Vec<usize> = s.clerks().into_iter().chain([REMOTE]).collect();
+    let row_h = 10.0 + 12.0 * bars.len() as f64;
     let top = 90.0;
     let panel1_h = rows.len() as f64 * row_h;
     let mem_top = top + panel1_h + 90.0;
@@ -618,7 +884,7 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
     };
     let mut max_r: f64 = 4.0;
     for d in &rows {
-        for t in [CLERK, REMOTE] {
+        for &t in &bars {
             if let Some(c) = cost(t, d) {
                 max_r = max_r.max(c);
             }
@@ -626,7 +892,7 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
     }
     let (lo, hi) = (0.5_f64.ln(), (max_r * 1.3).ln());
     let x = |r: f64| left + (r.max(0.5).ln() - lo) / (hi - lo) * plot_w;
-    let colors = ["#888888", "#2563eb", "#ea580c"];
+    let colors = ["#888888", "#2563eb", "#ea580c", "#7c3aed"];
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -687,7 +953,7 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
     for (i, d) in rows.iter().enumerate() {
         let y = top + i as f64 * row_h;
         row_label(&mut o, left - 10.0, y + row_h / 2.0 + 4.0, d.label);
-        for (j, t) in [CLERK, REMOTE].into_iter().enumerate() {
+        for (j, &t) in bars.iter().enumerate() {
             let by = y + 5.0 + j as f64 * 12.0;
             match cost(t, d) {
                 Some(c) => bar(&mut o, x(0.5), x(c), by, colors[t], &fmt_ratio(Some(c))),
@@ -708,14 +974,14 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
                 o,
                 r##"<line x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#16a34a" stroke-width="3"/>"##,
                 y + 2.0,
-                y + 30.0
+                y + row_h - 4.0
             );
         }
     }
     // Memory panel.
     let mem_max = mem
         .iter()
-        .flat_map(|d| [s.med(CLERK, d.key), s.med(REMOTE, d.key)])
+        .flat_map(|d| bars.iter().map(|t| s.med(*t, d.key)))
         .flatten()
         .fold(12.0 + 2.0 * largest_mib, f64::max)
         * 1.1;
@@ -728,7 +994,7 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
     for (i, d) in mem.iter().enumerate() {
         let y = mem_top + i as f64 * row_h;
         row_label(&mut o, left - 10.0, y + row_h / 2.0 + 4.0, d.label);
-        for (j, t) in [CLERK, REMOTE].into_iter().enumerate() {
+        for (j, &t) in bars.iter().enumerate() {
             if let Some(v) = s.med(t, d.key) {
                 let by = y + 5.0 + j as f64 * 12.0;
                 bar(&mut o, left, mx(v), by, colors[t], &format!("{v:.1} MiB"));
@@ -745,32 +1011,30 @@ pub fn svg(s: &Summary, largest_mib: f64, subtitle: &str) -> String {
                 o,
                 r##"<line x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#16a34a" stroke-width="3"/>"##,
                 y + 2.0,
-                y + 30.0
+                y + row_h - 4.0
             );
         }
     }
     // Legend.
     let ly = h - 24.0;
+    let mut lx = 20.0;
+    for &t in &bars {
+        let _ = writeln!(
+            o,
+            r##"<rect x="{lx:.1}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{ly:.1}">{}</text>"##,
+            ly - 10.0,
+            colors[t],
+            lx + 18.0,
+            esc(&s.names[t])
+        );
+        lx += 34.0 + 7.5 * s.names[t].chars().count() as f64;
+    }
     let _ = writeln!(
         o,
-        r##"<rect x="20" y="{:.1}" width="12" height="12" fill="{}"/><text x="38" y="{:.1}">clerk-mcp-server</text>"##,
-        ly - 10.0,
-        colors[CLERK],
-        ly
-    );
-    let _ = writeln!(
-        o,
-        r##"<rect x="170" y="{:.1}" width="12" height="12" fill="{}"/><text x="188" y="{:.1}">mcp-remote</text>"##,
-        ly - 10.0,
-        colors[REMOTE],
-        ly
-    );
-    let _ = writeln!(
-        o,
-        r##"<line x1="290" y1="{:.1}" x2="290" y2="{:.1}" stroke="#16a34a" stroke-width="3"/><text x="298" y="{:.1}">budget (issue 5)</text>"##,
+        r##"<line x1="{lx:.1}" y1="{:.1}" x2="{lx:.1}" y2="{:.1}" stroke="#16a34a" stroke-width="3"/><text x="{:.1}" y="{ly:.1}">budget</text>"##,
         ly - 11.0,
         ly + 2.0,
-        ly
+        lx + 8.0
     );
     let _ = writeln!(o, "</svg>");
     o

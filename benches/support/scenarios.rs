@@ -1,9 +1,9 @@
 //! Two scenarios outside the interleaved rounds, each on one bridge process:
 //!
-//! - **paused reader** (issue 5, memory bounds): the server streams a flood of progress
+//! - **paused reader** (memory bounds): the server streams a flood of progress
 //!   notifications while the client stops reading stdout for a while. The bridge must push
 //!   back on the HTTP stream instead of buffering the flood, so its peak RSS stays flat.
-//! - **soak** (issue 6): 1,000,000 requests through one process, 64 in flight. Resident
+//! - **soak**: 1,000,000 requests through one process, 64 in flight. Resident
 //!   memory and open file descriptors, sampled every 100,000, must end where they were
 //!   after the warm-up.
 
