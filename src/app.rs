@@ -142,7 +142,7 @@ async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
 
 /// The HTTP side for a resolved config: the pooled client, plus sign-in unless the
 /// user supplies their own Authorization header.
-pub fn connect(config: &Config) -> Result<Arc<Http>, ConfigError> {
+pub(crate) fn connect(config: &Config) -> Result<Arc<Http>, ConfigError> {
     let client = crate::remote::build_client(config)?;
     let mut http = Http::new(client.clone(), config);
     if !config.headers.contains_key(reqwest::header::AUTHORIZATION) {

@@ -140,3 +140,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         1
     }
 }
+
+/// Hints appended to error messages: one home for what the user is told to do.
+pub(crate) mod hint {
+    /// A 401 from a server that the proxy does not sign in to (the user set their own
+    /// Authorization header).
+    pub(crate) const PASS_A_TOKEN: &str =
+        " (the server requires sign-in: pass a token with --header \"Authorization: Bearer ...\")";
+}

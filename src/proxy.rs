@@ -150,7 +150,7 @@ struct Ctx {
 }
 
 /// Run the proxy until stdin ends, `shutdown` fires, or stdout closes.
-pub async fn run<R, W, S>(
+pub(crate) async fn run<R, W, S>(
     config: Arc<Config>,
     http: Arc<Http>,
     input: R,

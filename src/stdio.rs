@@ -97,7 +97,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
 /// tokio's blocking-pool `Stdin`. The pool costs a thread hand-off per read, which was the
 /// largest part of our per-message latency (bench/README.md). Like Node's libuv, this sets
 /// O_NONBLOCK on the pipe, which only the reading end's description sees.
-pub fn input() -> Box<dyn AsyncRead + Send + Unpin> {
+pub(crate) fn input() -> Box<dyn AsyncRead + Send + Unpin> {
     #[cfg(unix)]
     if let Some(r) = unix::reader() {
         return r;
@@ -108,7 +108,7 @@ pub fn input() -> Box<dyn AsyncRead + Send + Unpin> {
 /// Stdout for the proxy: a non-blocking pipe or socket when possible (see [`input`]),
 /// except when stderr shares it (`2>&1`), because our logs on stderr are written with
 /// blocking writes that must not meet `EAGAIN`.
-pub fn output() -> Box<dyn AsyncWrite + Send + Unpin> {
+pub(crate) fn output() -> Box<dyn AsyncWrite + Send + Unpin> {
     #[cfg(unix)]
     if let Some(w) = unix::writer() {
         return w;
@@ -191,14 +191,14 @@ mod unix {
 const HEAD: usize = 4096;
 
 /// The handle other tasks use to write a message line to stdout.
-pub type Out = mpsc::Sender<Bytes>;
+pub(crate) type Out = mpsc::Sender<Bytes>;
 
 /// How many lines may wait for stdout before senders are made to wait.
 const OUT_QUEUE: usize = 256;
 
 /// Spawn the single stdout writer. The returned join handle finishes when every
 /// sender is gone (after flushing) or when stdout is closed (EPIPE: a quiet end).
-pub fn spawn_writer<W>(w: W) -> (Out, tokio::task::JoinHandle<std::io::Result<()>>)
+pub(crate) fn spawn_writer<W>(w: W) -> (Out, tokio::task::JoinHandle<std::io::Result<()>>)
 where
     W: AsyncWrite + Unpin + Send + 'static,
 {

@@ -21,10 +21,10 @@ use crate::stdio::{Out, one_line};
 
 /// Everything on the way to stdout, shared by every task.
 pub(crate) struct Downstream {
-    pub out: Out,
-    pub chain: Arc<Chain>,
+    pub(crate) out: Out,
+    pub(crate) chain: Arc<Chain>,
     /// `host[:port]`, for log lines.
-    pub host: String,
+    pub(crate) host: String,
 }
 
 impl Downstream {
@@ -124,7 +124,7 @@ pub(crate) struct Inbound<'a> {
     /// response is ours, not the client's.
     forward_responses: bool,
     /// The first response, kept (the initialize result is read for its version).
-    pub capture: Option<Bytes>,
+    pub(crate) capture: Option<Bytes>,
     malformed: Option<String>,
 }
 

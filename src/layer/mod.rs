@@ -49,16 +49,16 @@ impl Era {
 
 /// A client request on its way to the server, as a stage sees it.
 pub(crate) struct Request<'a> {
-    pub method: &'a str,
-    pub params: Option<&'a RawValue>,
+    pub(crate) method: &'a str,
+    pub(crate) params: Option<&'a RawValue>,
 }
 
 /// A stage's local answer to a client request: a JSON-RPC error, and the server never
 /// sees the request.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Refusal {
-    pub code: i64,
-    pub message: String,
+    pub(crate) code: i64,
+    pub(crate) message: String,
 }
 
 /// One step of the chain. Every hook has a pass-through default, so a stage implements
@@ -135,15 +135,15 @@ impl Chain {
 /// What a request expects back: its id, and its method when a stage reads its result.
 #[derive(Clone, Debug)]
 pub(crate) struct Expect {
-    pub id: IdKey,
-    pub hook: Option<Hook>,
+    pub(crate) id: IdKey,
+    pub(crate) hook: Option<Hook>,
 }
 
 /// The method (and era) whose result passes through the chain.
 #[derive(Clone, Debug)]
 pub(crate) struct Hook {
-    pub method: Box<str>,
-    pub modern: bool,
+    pub(crate) method: Box<str>,
+    pub(crate) modern: bool,
 }
 
 impl Expect {

@@ -35,20 +35,20 @@ const INVALID_PARAMS: i64 = -32602;
 /// The pin file of one server.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub(crate) struct PinFile {
-    pub version: u32,
+    pub(crate) version: u32,
     /// The server's URL (without query or credentials), for people reading the file.
-    pub server: String,
-    pub tools: BTreeMap<String, Pin>,
+    pub(crate) server: String,
+    pub(crate) tools: BTreeMap<String, Pin>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Pin {
     /// Seconds since the epoch when it was pinned or last accepted.
-    pub pinned_at: u64,
+    pub(crate) pinned_at: u64,
     /// Field name → hex SHA-256 of its canonical JSON ("absent" when missing).
-    pub hashes: BTreeMap<String, String>,
+    pub(crate) hashes: BTreeMap<String, String>,
     /// The definition as pinned, to show what changed.
-    pub definition: Value,
+    pub(crate) definition: Value,
 }
 
 impl Pin {

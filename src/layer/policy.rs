@@ -72,9 +72,9 @@ impl std::fmt::Display for Glob {
 /// The policy as configured.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ToolPolicy {
-    pub allow: Vec<Glob>,
-    pub deny: Vec<Glob>,
-    pub read_only: bool,
+    pub(crate) allow: Vec<Glob>,
+    pub(crate) deny: Vec<Glob>,
+    pub(crate) read_only: bool,
 }
 
 impl ToolPolicy {

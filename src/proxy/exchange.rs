@@ -249,24 +249,7 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
     if reinit {
         sink = sink.quiet();
     }
-    let mut budget = AuthBudget::default();
-    let outcome = loop {
-        let post = Post {
-            body: body.clone(),
-            headers: HeaderMap::new(),
-            session: None,
-            idle: Some(ctx.http.request_timeout),
-            resumable: false,
-        };
-        match ctx.http.exchange(post, &mut sink).await {
-            o @ (Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. }) => {
-                if let Err(e) = budget.handle(&ctx.http, o).await {
-                    break Outcome::Failed(e);
-                }
-            }
-            o => break o,
-        }
-    };
+    let outcome = post_initialize(ctx, &body, &mut sink).await;
     let (status, error) = match outcome {
         Outcome::Done { session_id } => {
             let version = sink.capture.as_deref().and_then(negotiated_version);
@@ -280,19 +263,7 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
                 protocol_version: Some(version),
             };
             if reinit {
-                // Replay `initialized` on the new session before the retried message.
-                let note = Bytes::from_static(INITIALIZED);
-                let mut h = HeaderMap::new();
-                headers.apply(&mut h);
-                let mut sink = Inbound::new(&ctx.down, Vec::new());
-                let post = Post {
-                    body: note,
-                    headers: h,
-                    session: Some(&headers),
-                    idle: Some(ctx.http.request_timeout),
-                    resumable: false,
-                };
-                let _ = ctx.http.exchange(post, &mut sink).await;
+                replay_initialized(ctx, &headers).await;
             }
             return InitResult::Streamable { headers };
         }
@@ -323,6 +294,45 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
         report_failure(ctx, &sink.unanswered(), &error).await;
     }
     InitResult::Failed
+}
+
+/// POST the initialize, with the sign-in rounds it may need.
+async fn post_initialize(ctx: &Ctx, body: &Bytes, sink: &mut Inbound<'_>) -> Outcome {
+    let mut budget = AuthBudget::default();
+    loop {
+        let post = Post {
+            body: body.clone(),
+            headers: HeaderMap::new(),
+            session: None,
+            idle: Some(ctx.http.request_timeout),
+            resumable: false,
+        };
+        match ctx.http.exchange(post, sink).await {
+            o @ (Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. }) => {
+                if let Err(e) = budget.handle(&ctx.http, o).await {
+                    return Outcome::Failed(e);
+                }
+            }
+            o => return o,
+        }
+    }
+}
+
+/// A renewed session hears `initialized` before the retried message (L-INIT).
+async fn replay_initialized(ctx: &Ctx, session: &SessionHeaders) {
+    let mut headers = HeaderMap::new();
+    session.apply(&mut headers);
+    let post = Post {
+        body: Bytes::from_static(INITIALIZED),
+        headers,
+        session: Some(session),
+        idle: Some(ctx.http.request_timeout),
+        resumable: false,
+    };
+    let _ = ctx
+        .http
+        .exchange(post, &mut Inbound::new(&ctx.down, Vec::new()))
+        .await;
 }
 
 fn fallback_status(status: StatusCode, requested: Option<&str>) -> bool {

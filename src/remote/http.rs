@@ -14,9 +14,9 @@ use crate::error::RemoteError;
 use crate::jsonrpc::{self, Kind};
 use crate::remote::{Deliver, sse};
 
-pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
-pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+pub(crate) const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub(crate) const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub(crate) const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 const ACCEPT_SSE: HeaderValue = HeaderValue::from_static("text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -31,30 +31,30 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// The remote endpoint and the pooled client.
-pub struct Http {
-    pub client: reqwest::Client,
-    pub url: Url,
+pub(crate) struct Http {
+    pub(crate) client: reqwest::Client,
+    pub(crate) url: Url,
     /// `host[:port]`, the only part of the URL that appears in messages.
-    pub host: String,
-    pub user_headers: HeaderMap,
-    pub request_timeout: Duration,
-    pub max_message: usize,
+    pub(crate) host: String,
+    pub(crate) user_headers: HeaderMap,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_message: usize,
     /// Sign-in, when the user did not set an Authorization header themselves.
-    pub auth: Option<std::sync::Arc<crate::auth::Auth>>,
+    pub(crate) auth: Option<std::sync::Arc<crate::auth::Auth>>,
     /// Which transport the handshake is using, for `check`'s summary. Set before the
     /// initialize is sent on it, so it is current when the response is read.
-    pub transport_used: std::sync::Mutex<&'static str>,
+    pub(crate) transport_used: std::sync::Mutex<&'static str>,
 }
 
 /// The legacy session a message belongs to (H-SID, H-PROTO-HDR).
 #[derive(Clone, Debug, Default)]
-pub struct SessionHeaders {
-    pub session_id: Option<HeaderValue>,
-    pub protocol_version: Option<String>,
+pub(crate) struct SessionHeaders {
+    pub(crate) session_id: Option<HeaderValue>,
+    pub(crate) protocol_version: Option<String>,
 }
 
 impl SessionHeaders {
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
         if let Some(id) = &self.session_id {
             headers.insert(SESSION_ID, id.clone());
         }
@@ -68,7 +68,7 @@ impl SessionHeaders {
 
 /// How an exchange ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Every pending request was answered (or the notification/response was accepted).
     Done {
         session_id: Option<HeaderValue>,
@@ -100,19 +100,19 @@ pub enum Outcome {
 }
 
 /// One POST and everything that answers it.
-pub struct Post<'a> {
-    pub body: Bytes,
-    pub headers: HeaderMap,
+pub(crate) struct Post<'a> {
+    pub(crate) body: Bytes,
+    pub(crate) headers: HeaderMap,
     /// The legacy session, used again to resume the stream (H-RESUME).
-    pub session: Option<&'a SessionHeaders>,
+    pub(crate) session: Option<&'a SessionHeaders>,
     /// Idle timeout; `None` for long-lived streams (M-LISTEN).
-    pub idle: Option<Duration>,
+    pub(crate) idle: Option<Duration>,
     /// Whether a broken stream may be resumed with GET (not in the modern era).
-    pub resumable: bool,
+    pub(crate) resumable: bool,
 }
 
 impl Http {
-    pub fn new(client: reqwest::Client, config: &Config) -> Http {
+    pub(crate) fn new(client: reqwest::Client, config: &Config) -> Http {
         let host = match (config.url.host_str(), config.url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
@@ -130,7 +130,7 @@ impl Http {
         }
     }
 
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: Method,
         url: &Url,
@@ -148,7 +148,7 @@ impl Http {
         self.client.request(method, url.clone()).headers(headers)
     }
 
-    pub fn set_transport(&self, name: &'static str) {
+    pub(crate) fn set_transport(&self, name: &'static str) {
         *self
             .transport_used
             .lock()
@@ -187,45 +187,70 @@ impl Http {
             Some(Err(e)) => return Outcome::Failed(self.remote_err(&e)),
             Some(Ok(r)) => r,
         };
-        let status = resp.status();
-        let session_id = resp.headers().get(SESSION_ID).cloned().map(|mut v| {
-            v.set_sensitive(true);
-            v
-        });
-        if status == StatusCode::NOT_FOUND && sent_session {
-            return Outcome::SessionGone;
+        if let Some(refused) = self.refused(&resp, sent_session, generation) {
+            return refused;
         }
-        if self.auth.is_some()
-            && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
-        {
-            let challenge = crate::auth::challenge::Challenge::parse(
-                resp.headers()
-                    .get_all(reqwest::header::WWW_AUTHENTICATE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok()),
-            );
-            match (status, challenge) {
-                (StatusCode::UNAUTHORIZED, challenge) => {
-                    return Outcome::Unauthorized {
-                        challenge,
-                        generation,
-                    };
-                }
-                (_, Some(challenge)) if challenge.insufficient_scope() => {
-                    return Outcome::InsufficientScope {
-                        challenge,
-                        generation,
-                    };
-                }
-                _ => {}
-            }
-        }
-        if !status.is_success() {
+        if !resp.status().is_success() {
             return self.error_status(resp, sink, post.idle).await;
         }
         if let Some(auth) = &self.auth {
             auth.mark_served_anonymously();
         }
+        let resume = post.resumable.then_some(post.session).flatten();
+        self.answer(resp, sink, post.idle, resume).await
+    }
+
+    /// The answers that end an exchange before its body is read: a lost session (H-404),
+    /// and sign-in or step-up (A-401, A-STEPUP).
+    fn refused(
+        &self,
+        resp: &reqwest::Response,
+        sent_session: bool,
+        generation: u64,
+    ) -> Option<Outcome> {
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND && sent_session {
+            return Some(Outcome::SessionGone);
+        }
+        if self.auth.is_none()
+            || !(status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+        {
+            return None;
+        }
+        let challenge = crate::auth::challenge::Challenge::parse(
+            resp.headers()
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        match (status, challenge) {
+            (StatusCode::UNAUTHORIZED, challenge) => Some(Outcome::Unauthorized {
+                challenge,
+                generation,
+            }),
+            (_, Some(challenge)) if challenge.insufficient_scope() => {
+                Some(Outcome::InsufficientScope {
+                    challenge,
+                    generation,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// A 2xx answer: an SSE stream, or a JSON body (or none: 202, H-202).
+    async fn answer<D: Deliver>(
+        &self,
+        resp: reqwest::Response,
+        sink: &mut D,
+        idle: Option<Duration>,
+        resume: Option<&SessionHeaders>,
+    ) -> Outcome {
+        let status = resp.status();
+        let session_id = resp.headers().get(SESSION_ID).cloned().map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
         let content_type = resp
             .headers()
             .get(CONTENT_TYPE)
@@ -233,29 +258,21 @@ impl Http {
             .unwrap_or("")
             .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
-            return match self
-                .stream(
-                    resp,
-                    sink,
-                    post.idle,
-                    post.resumable.then_some(post.session).flatten(),
-                )
-                .await
-            {
+            return match self.stream(resp, sink, idle, resume).await {
                 Ok(()) => Outcome::Done { session_id },
                 Err(o) => o,
             };
         }
-        // JSON, or an empty body (202 for notifications and responses, H-202).
-        let body = match self.read_body(resp, post.idle).await {
+        let body = match self.read_body(resp, idle).await {
             Ok(b) => b,
             Err(e) => return Outcome::Failed(e),
         };
-        if !body.iter().all(u8::is_ascii_whitespace) && !sink.complete() {
+        let empty = body.iter().all(u8::is_ascii_whitespace);
+        if !empty && !sink.complete() {
             if sink.deliver(Bytes::from(body)).await.is_err() {
                 return Outcome::OutputClosed;
             }
-        } else if !body.iter().all(u8::is_ascii_whitespace) {
+        } else if !empty {
             tracing::debug!(host = %self.host, %status, "ignored the body of an accepted notification or response");
         }
         if sink.complete() {
@@ -320,86 +337,60 @@ impl Http {
         idle: Option<Duration>,
     ) -> Outcome {
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let is_json = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.contains("json"));
-        let body = {
-            let mut resp = resp;
-            let mut body = Vec::new();
-            while body.len() < ERROR_BODY_LIMIT {
-                match with_idle(idle.or(Some(self.request_timeout)), resp.chunk()).await {
-                    Some(Ok(Some(c))) => body.extend_from_slice(&c),
-                    _ => break,
-                }
-            }
-            body
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
         };
-        let mut modern = false;
-        let mut header_mismatch = false;
-        let mut message = None;
-        if let Ok(text) = std::str::from_utf8(&body)
-            && let Ok(jsonrpc::Parsed::Single(m)) = jsonrpc::parse(text.trim())
-            && m.kind == Kind::Response
-            && let Some(err) = m.error
-        {
-            let code = jsonrpc::error_code(err);
-            modern = matches!(
-                (status.as_u16(), code),
-                (400, Some(jsonrpc::code::HEADER_MISMATCH))
-                    | (400, Some(jsonrpc::code::MISSING_CLIENT_CAPABILITY))
-                    | (400, Some(jsonrpc::code::UNSUPPORTED_PROTOCOL_VERSION))
-                    | (404, Some(jsonrpc::code::METHOD_NOT_FOUND))
-            );
-            header_mismatch = code == Some(jsonrpc::code::HEADER_MISMATCH);
-            if !header_mismatch && m.id.is_some() && !sink.complete() {
-                // The server may have answered our request with an error status: the
-                // receiver forwards it if it does.
-                if sink
-                    .deliver(Bytes::copy_from_slice(text.trim().as_bytes()))
-                    .await
-                    .is_err()
-                {
-                    return Outcome::OutputClosed;
-                }
-                if sink.complete() {
-                    return Outcome::Done { session_id: None };
-                }
+        let retry_after = header(reqwest::header::RETRY_AFTER);
+        let is_json = header(CONTENT_TYPE).is_some_and(|c| c.contains("json"));
+        let body = self.error_body(resp, idle).await;
+        let error = ErrorBody::read(status, &body);
+        if let Some(answer) = error.answer.filter(|_| !sink.complete()) {
+            // The server may have answered our request with an error status: the
+            // receiver forwards it if it does.
+            if sink.deliver(answer).await.is_err() {
+                return Outcome::OutputClosed;
             }
-            message = serde_json::from_str::<serde_json::Value>(err.get())
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned));
+            if sink.complete() {
+                return Outcome::Done { session_id: None };
+            }
         }
         let mut detail = String::new();
-        if let Some(m) = message {
+        if let Some(m) = error.message {
             detail = format!(": {}", truncate(&m, 300));
         } else if !body.is_empty() {
             detail = format!(": {}", summarize_body(&body, is_json));
         }
         if status == StatusCode::UNAUTHORIZED {
-            detail.push_str(
-                " (the server requires sign-in: pass a token with --header \"Authorization: Bearer ...\")",
-            );
+            detail.push_str(crate::error::hint::PASS_A_TOKEN);
         }
         if let Some(ra) = retry_after {
             detail.push_str(&format!(" (retry after {})", truncate(&ra, 40)));
         }
         Outcome::Status {
             status,
-            modern,
-            header_mismatch,
+            modern: error.modern,
+            header_mismatch: error.header_mismatch,
             error: RemoteError::Status {
                 host: self.host.clone(),
                 status: status.as_u16(),
                 detail,
             },
         }
+    }
+
+    /// The start of an error body, bounded: enough to summarize it.
+    async fn error_body(&self, mut resp: reqwest::Response, idle: Option<Duration>) -> Vec<u8> {
+        let mut body = Vec::new();
+        while body.len() < ERROR_BODY_LIMIT {
+            match with_idle(idle.or(Some(self.request_timeout)), resp.chunk()).await {
+                Some(Ok(Some(c))) => body.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        body
     }
 
     /// Read an SSE response, resuming it with GET + Last-Event-ID when it breaks before
@@ -511,7 +502,7 @@ impl Http {
     }
 
     /// DELETE the session (H-DELETE). 405 is a fine answer.
-    pub async fn delete_session(&self, session: &SessionHeaders) {
+    pub(crate) async fn delete_session(&self, session: &SessionHeaders) {
         if session.session_id.is_none() {
             return;
         }
@@ -603,13 +594,58 @@ impl Http {
     }
 }
 
+/// What a JSON-RPC error body of a non-2xx answer says.
+#[derive(Default)]
+struct ErrorBody {
+    /// A recognized modern JSON-RPC error (M-DETECT).
+    modern: bool,
+    /// A HeaderMismatch error (M-MISMATCH).
+    header_mismatch: bool,
+    /// Its `message`.
+    message: Option<String>,
+    /// The error as a response to hand to the receiver (never a HeaderMismatch, which
+    /// the caller retries, and never one without an id).
+    answer: Option<Bytes>,
+}
+
+impl ErrorBody {
+    fn read(status: StatusCode, body: &[u8]) -> ErrorBody {
+        let Ok(text) = std::str::from_utf8(body) else {
+            return ErrorBody::default();
+        };
+        let Ok(jsonrpc::Parsed::Single(m)) = jsonrpc::parse(text.trim()) else {
+            return ErrorBody::default();
+        };
+        let Some(err) = m.error.filter(|_| m.kind == Kind::Response) else {
+            return ErrorBody::default();
+        };
+        let code = jsonrpc::error_code(err);
+        let header_mismatch = code == Some(jsonrpc::code::HEADER_MISMATCH);
+        ErrorBody {
+            modern: matches!(
+                (status.as_u16(), code),
+                (400, Some(jsonrpc::code::HEADER_MISMATCH))
+                    | (400, Some(jsonrpc::code::MISSING_CLIENT_CAPABILITY))
+                    | (400, Some(jsonrpc::code::UNSUPPORTED_PROTOCOL_VERSION))
+                    | (404, Some(jsonrpc::code::METHOD_NOT_FOUND))
+            ),
+            header_mismatch,
+            message: serde_json::from_str::<serde_json::Value>(err.get())
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned)),
+            answer: (!header_mismatch && m.id.is_some())
+                .then(|| Bytes::copy_from_slice(text.trim().as_bytes())),
+        }
+    }
+}
+
 enum ResumeError {
     Retry,
     Fatal(RemoteError),
 }
 
 /// Await `fut`, giving up after `idle` (None: no limit).
-pub async fn with_idle<F: std::future::Future>(
+pub(crate) async fn with_idle<F: std::future::Future>(
     idle: Option<Duration>,
     fut: F,
 ) -> Option<F::Output> {
@@ -629,7 +665,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// A short, single-line description of an error body (HTML pages are summarized).
-pub fn summarize_body(body: &[u8], is_json: bool) -> String {
+pub(crate) fn summarize_body(body: &[u8], is_json: bool) -> String {
     let text = String::from_utf8_lossy(body);
     let lower = text.to_ascii_lowercase();
     if !is_json && (lower.contains("<html") || lower.contains("<!doctype")) {

@@ -93,54 +93,7 @@ impl LegacySse {
             });
         }
         let mut parser = sse::Parser::new(http.max_message);
-        let mut events = Vec::new();
-        let endpoint = 'found: loop {
-            let chunk = match with_idle(Some(http.request_timeout), resp.chunk()).await {
-                Some(Ok(Some(c))) => c,
-                _ => {
-                    return Err(RemoteError::NotMcp {
-                        host,
-                        why: "the HTTP+SSE stream ended before its `endpoint` event".into(),
-                    });
-                }
-            };
-            parser
-                .feed(&chunk, &mut events)
-                .map_err(|e| RemoteError::Malformed {
-                    host: host.clone(),
-                    why: e.to_string(),
-                })?;
-            let mut drained = events.drain(..);
-            if let Some(ev) = drained.next() {
-                if ev.event.as_deref() != Some("endpoint") {
-                    return Err(RemoteError::NotMcp {
-                        host,
-                        why: "the first SSE event was not `endpoint`".into(),
-                    });
-                }
-                let endpoint = std::str::from_utf8(&ev.data).map_err(|_| RemoteError::NotMcp {
-                    host: host.clone(),
-                    why: "the `endpoint` event was not UTF-8".into(),
-                })?;
-                let endpoint = http
-                    .url
-                    .join(endpoint.trim())
-                    .map_err(|e| RemoteError::NotMcp {
-                        host: host.clone(),
-                        why: format!("bad endpoint URI: {e}"),
-                    })?;
-                // Messages (and credentials) go only to the server's own origin (B-SSE).
-                if endpoint.origin() != http.url.origin() {
-                    return Err(RemoteError::NotMcp {
-                        host,
-                        why: "the server's endpoint is on another origin; refused".into(),
-                    });
-                }
-                let rest: Vec<sse::Event> = drained.collect();
-                events = rest;
-                break 'found endpoint;
-            }
-        };
+        let (endpoint, events) = endpoint(&http, &mut resp, &mut parser).await?;
         tracing::info!(host = %host, "using the HTTP+SSE transport (2024-11-05)");
         let reader = tokio::spawn(read_stream(resp, parser, events, sink, host));
         let (posts, jobs) = mpsc::unbounded_channel();
@@ -160,6 +113,56 @@ impl LegacySse {
         // A closed sender drops `done`: the caller sees the connection is gone.
         let _ = self.posts.send(PostJob { body, done });
         posted
+    }
+}
+
+/// Read the stream up to its first event, which must be `endpoint` and name a URL on the
+/// server's own origin (B-SSE). Returns it and any events that came in the same chunk.
+async fn endpoint(
+    http: &Http,
+    resp: &mut reqwest::Response,
+    parser: &mut sse::Parser,
+) -> Result<(Url, Vec<sse::Event>), RemoteError> {
+    let refuse = |why: &str| RemoteError::NotMcp {
+        host: http.host.clone(),
+        why: why.to_owned(),
+    };
+    let mut events = Vec::new();
+    loop {
+        let chunk = match with_idle(Some(http.request_timeout), resp.chunk()).await {
+            Some(Ok(Some(c))) => c,
+            _ => {
+                return Err(refuse(
+                    "the HTTP+SSE stream ended before its `endpoint` event",
+                ));
+            }
+        };
+        parser
+            .feed(&chunk, &mut events)
+            .map_err(|e| RemoteError::Malformed {
+                host: http.host.clone(),
+                why: e.to_string(),
+            })?;
+        if events.is_empty() {
+            continue;
+        }
+        let first = events.remove(0);
+        if first.event.as_deref() != Some("endpoint") {
+            return Err(refuse("the first SSE event was not `endpoint`"));
+        }
+        let endpoint = std::str::from_utf8(&first.data)
+            .map_err(|_| refuse("the `endpoint` event was not UTF-8"))?;
+        let endpoint = http
+            .url
+            .join(endpoint.trim())
+            .map_err(|e| refuse(&format!("bad endpoint URI: {e}")))?;
+        // Messages (and credentials) go only to the server's own origin (B-SSE).
+        if endpoint.origin() != http.url.origin() {
+            return Err(refuse(
+                "the server's endpoint is on another origin; refused",
+            ));
+        }
+        return Ok((endpoint, events));
     }
 }
 

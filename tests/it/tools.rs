@@ -182,7 +182,11 @@ async fn read_only_and_allow_from_the_environment() {
     p.send(&call(6, "get_a", json!({}))).await;
     p.recv_response(6.into()).await;
     p.finish().await;
-    assert_eq!(calls_of(&mock, "get_a"), 1, "offered tools reach the server");
+    assert_eq!(
+        calls_of(&mock, "get_a"),
+        1,
+        "offered tools reach the server"
+    );
     assert_eq!(calls_of(&mock, "get_b"), 0);
 }
 
