@@ -37,8 +37,8 @@ pub enum RemoteError {
     Tls { host: String, why: String },
     #[error("cannot connect to {host}: {why}")]
     Connect { host: String, why: String },
-    // `{secs}`, not `{secs:.0}`: a fractional --request-timeout such as 0.5 was reported
-    // as "within 0 s" (issue 6, slow drip row). f64's Display still prints 300.0 as "300".
+    // `{secs}`, not `{secs:.0}`: a fractional --request-timeout such as 0.5 must read
+    // "within 0.5 s", not "within 0 s". f64's Display still prints 300.0 as "300".
     #[error("{host} did not answer within {secs} s (--request-timeout)")]
     Timeout { host: String, secs: f64 },
     #[error("connection to {host} failed: {why}")]

@@ -1,4 +1,4 @@
-//! Sign-in: the MCP authorization flow (issue 3; checklist A-*, SEC-URL).
+//! Sign-in: the MCP authorization flow (checklist A-*, SEC-URL).
 //!
 //! - `challenge` parses `WWW-Authenticate`; `discover` finds the metadata;
 //!   `flow` runs registration, the browser or device flow, and token requests;

@@ -1,4 +1,4 @@
-//! Token and client-registration files (issue 3 §4, §5).
+//! Token and client-registration files.
 //!
 //! - One token file per server identity, `tokens/<host>-<hash>.json`; one registration
 //!   file per authorization server, `clients/<hash of issuer>.json` (A-ISSUER-KEY).
