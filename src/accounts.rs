@@ -10,7 +10,7 @@ use crate::error::ConfigError;
 /// Sign in ahead of time: discover, register, open the browser, store the tokens.
 pub async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_args(args)?;
-    let http = crate::app::connect(&config)?;
+    let http = crate::connect::connect(&config)?;
     let Some(auth) = &http.auth else {
         println!("An Authorization header was given with --header: nothing to sign in to.");
         return Ok(ExitCode::SUCCESS);

@@ -11,7 +11,6 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 use crate::cli::{Cli, Command, RemoteArgs};
 use crate::config::{Config, redact_url};
 use crate::error::{ConfigError, exit_code};
-use crate::remote::http::Http;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,7 +72,7 @@ pub fn main() -> ExitCode {
 
 async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::from_args(args)?);
-    let http = connect(&config)?;
+    let http = crate::connect::connect(&config)?;
     if let Some(auth) = http.auth.clone() {
         // Sign in right away when the server needs it and no token is cached, so the
         // browser opens while the client is still starting (no MCP session is opened
@@ -136,21 +135,6 @@ async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The HTTP side for a resolved config: the pooled client, plus sign-in unless the
-/// user supplies their own Authorization header.
-pub fn connect(config: &Config) -> Result<Arc<Http>, ConfigError> {
-    let client = crate::remote::build_client(config)?;
-    let mut http = Http::new(client.clone(), config);
-    if !config.headers.contains_key(reqwest::header::AUTHORIZATION) {
-        http.auth = Some(Arc::new(crate::auth::Auth::new(
-            client,
-            config.url.clone(),
-            config.auth.clone(),
-        )));
-    }
-    Ok(Arc::new(http))
 }
 
 /// SIGINT or SIGTERM (Ctrl-C on Windows).

@@ -16,7 +16,7 @@ const PROTOCOL_VERSION: &str = "2025-11-25";
 
 pub async fn run(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::from_args(args)?);
-    let http = crate::app::connect(&config)?;
+    let http = crate::connect::connect(&config)?;
     let (client_io, proxy_io) = tokio::io::duplex(1 << 20);
     let (proxy_in, proxy_out) = tokio::io::split(proxy_io);
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
+mod connect;
 pub mod error;
 pub mod jsonrpc;
 pub mod proxy;
