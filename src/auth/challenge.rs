@@ -3,9 +3,9 @@
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Challenge {
-    pub resource_metadata: Option<String>,
-    pub scope: Option<String>,
-    pub error: Option<String>,
+    pub(crate) resource_metadata: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl Challenge {
