@@ -74,52 +74,9 @@ async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::from_args(args)?);
     let http = crate::connect::connect(&config)?;
     if let Some(auth) = http.auth.clone() {
-        // Sign in right away when the server needs it and no token is cached, so the
-        // browser opens while the client is still starting (no MCP session is opened
-        // for this: only the metadata is read).
-        let server = config.url.clone();
-        let client = http.client.clone();
-        tokio::spawn(async move {
-            if auth.has_token() {
-                return;
-            }
-            match crate::auth::discover::protected_resource(&client, &server, None).await {
-                Ok(Some(_)) => {
-                    // The server speaks OAuth. A bare GET (which opens no session) usually
-                    // gets its 401 challenge, whose scope is the one to ask for (A-SCOPE).
-                    let challenge = client
-                        .get(server.clone())
-                        .header(reqwest::header::ACCEPT, "text/event-stream")
-                        .send()
-                        .await
-                        .ok()
-                        .filter(|r| r.status() == reqwest::StatusCode::UNAUTHORIZED)
-                        .and_then(|r| {
-                            crate::auth::challenge::Challenge::parse(
-                                r.headers()
-                                    .get_all(reqwest::header::WWW_AUTHENTICATE)
-                                    .iter()
-                                    .filter_map(|v| v.to_str().ok()),
-                            )
-                        });
-                    // Without a challenge, give the client's first request a moment: its
-                    // 401 names the scope to ask for, and then it drives the sign-in.
-                    if challenge.is_none()
-                        && auth
-                            .startup_sign_in_unneeded(std::time::Duration::from_secs(1))
-                            .await
-                    {
-                        tracing::debug!("startup sign-in left to the first request");
-                        return;
-                    }
-                    if let Err(e) = auth.sign_in_if_needed(challenge).await {
-                        tracing::warn!("sign-in failed: {e}");
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => tracing::debug!("sign-in probe: {e}"),
-            }
-        });
+        // Sign in right away when the server needs it (no MCP session is opened for
+        // this: only the metadata is read).
+        tokio::spawn(crate::auth::probe::sign_in_at_startup(http.clone(), auth));
     }
     tracing::info!(
         url = %redact_url(&config.url),

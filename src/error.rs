@@ -30,6 +30,9 @@ pub(crate) mod hint {
     pub(crate) const SERVER_RUNNING: &str = "is the server running?";
     /// A browser that was not opened.
     pub(crate) const OPEN_URL_YOURSELF: &str = "open the URL above yourself";
+    /// `login` with the user's own Authorization header.
+    pub(crate) const NOTHING_TO_SIGN_IN: &str =
+        "An Authorization header was given with --header: nothing to sign in to.";
 }
 
 /// The detail added to an HTTP 401 that this proxy does not answer by signing in.

@@ -14,6 +14,16 @@ impl Challenge {
         values.into_iter().find_map(parse_one)
     }
 
+    /// The Bearer challenge of a response's `WWW-Authenticate` headers.
+    pub(crate) fn from_headers(headers: &reqwest::header::HeaderMap) -> Option<Challenge> {
+        Challenge::parse(
+            headers
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
+    }
+
     pub fn insufficient_scope(&self) -> bool {
         self.error.as_deref() == Some("insufficient_scope")
     }

@@ -11,6 +11,7 @@ pub(crate) mod browser;
 pub mod challenge;
 pub(crate) mod discover;
 pub(crate) mod flow;
+pub(crate) mod probe;
 pub(crate) mod store;
 
 use std::path::PathBuf;
