@@ -208,37 +208,7 @@ pub(crate) async fn discover(
                 })?;
             (prm.authorization_servers[0].clone(), meta, true)
         }
-        None => {
-            // 2025-03-26 servers have no PRM; the MCP server's origin is the
-            // authorization server, with default endpoints if it has no metadata either.
-            let origin = server
-                .join("/")
-                .map_err(|e| AuthError::Discovery(e.to_string()))?;
-            match authorization_server(client, &origin).await? {
-                // Here the issuer was only a guess: the document's own `issuer` wins.
-                Some(meta) => {
-                    let issuer = meta
-                        .issuer
-                        .clone()
-                        .unwrap_or_else(|| origin.as_str().trim_end_matches('/').to_owned());
-                    (issuer, meta, true)
-                }
-                None => {
-                    let at = |p: &str| origin.join(p).map(String::from).unwrap_or_default();
-                    let meta = AsMetadata {
-                        authorization_endpoint: at("/authorize"),
-                        token_endpoint: at("/token"),
-                        registration_endpoint: Some(at("/register")),
-                        ..Default::default()
-                    };
-                    (
-                        origin.as_str().trim_end_matches('/').to_owned(),
-                        meta,
-                        false,
-                    )
-                }
-            }
-        }
+        None => origin_metadata(client, server).await?,
     };
     if let Some(declared) = &meta.issuer
         && declared.trim_end_matches('/') != issuer.trim_end_matches('/')
@@ -247,6 +217,59 @@ pub(crate) async fn discover(
             "the authorization server's metadata names issuer {declared:?}, not {issuer:?}; refusing it (RFC 8414 §3.3)"
         )));
     }
+    check_endpoints(&meta)?;
+    let resource = match (resource_override, &prm) {
+        (Some(r), _) => r.to_owned(),
+        (None, Some(prm)) => prm.resource.clone(),
+        (None, None) => canonical_resource(server),
+    };
+    Ok(Discovered {
+        resource,
+        prm,
+        issuer,
+        meta,
+        from_document,
+    })
+}
+
+/// 2025-03-26 servers have no PRM; the MCP server's origin is the authorization
+/// server, with default endpoints if it has no metadata either. Returns the issuer, the
+/// metadata, and whether it came from a document.
+async fn origin_metadata(
+    client: &reqwest::Client,
+    server: &Url,
+) -> Result<(String, AsMetadata, bool), AuthError> {
+    let origin = server
+        .join("/")
+        .map_err(|e| AuthError::Discovery(e.to_string()))?;
+    Ok(match authorization_server(client, &origin).await? {
+        // Here the issuer was only a guess: the document's own `issuer` wins.
+        Some(meta) => {
+            let issuer = meta
+                .issuer
+                .clone()
+                .unwrap_or_else(|| origin.as_str().trim_end_matches('/').to_owned());
+            (issuer, meta, true)
+        }
+        None => {
+            let at = |p: &str| origin.join(p).map(String::from).unwrap_or_default();
+            let meta = AsMetadata {
+                authorization_endpoint: at("/authorize"),
+                token_endpoint: at("/token"),
+                registration_endpoint: Some(at("/register")),
+                ..Default::default()
+            };
+            (
+                origin.as_str().trim_end_matches('/').to_owned(),
+                meta,
+                false,
+            )
+        }
+    })
+}
+
+/// Every endpoint the metadata names must pass [`check_endpoint`].
+fn check_endpoints(meta: &AsMetadata) -> Result<(), AuthError> {
     for (name, endpoint) in [
         ("authorization_endpoint", Some(&meta.authorization_endpoint)),
         ("token_endpoint", Some(&meta.token_endpoint)),
@@ -260,18 +283,7 @@ pub(crate) async fn discover(
             check_endpoint(name, e)?;
         }
     }
-    let resource = match (resource_override, &prm) {
-        (Some(r), _) => r.to_owned(),
-        (None, Some(prm)) => prm.resource.clone(),
-        (None, None) => canonical_resource(server),
-    };
-    Ok(Discovered {
-        resource,
-        prm,
-        issuer,
-        meta,
-        from_document,
-    })
+    Ok(())
 }
 
 /// A-REDIRECT: https, or http on loopback only; never another scheme.
