@@ -1,18 +1,20 @@
 //! `login`, `logout` and `status`: manage sign-ins without running the proxy.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::auth::probe::{Probe, Reach, probe};
 use crate::auth::store::{Store, now_secs};
 use crate::cli::{LogoutArgs, RemoteArgs, StatusArgs};
 use crate::config::{Config, redact_url};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, hint};
 
 /// Sign in ahead of time: discover, register, open the browser, store the tokens.
-pub async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_args(args)?;
-    let http = crate::app::connect(&config)?;
+    let http = crate::connect::connect(&config)?;
     let Some(auth) = &http.auth else {
-        println!("An Authorization header was given with --header: nothing to sign in to.");
+        println!("{}", hint::NOTHING_TO_SIGN_IN);
         return Ok(ExitCode::SUCCESS);
     };
     if auth.has_token() {
@@ -20,8 +22,9 @@ pub async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Ask the server itself: its 401 carries the challenge (resource_metadata, scope).
-    let challenge = match probe(&http).await? {
-        Probe::Challenge(c) => c,
+    let challenge = match probe(&http, Reach::Initialize).await? {
+        Probe::SignIn(challenge) => challenge,
+        Probe::Unknown => None,
         Probe::Open => {
             println!("{} does not require sign-in.", redact_url(&config.url));
             return Ok(ExitCode::SUCCESS);
@@ -39,58 +42,9 @@ pub async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-enum Probe {
-    Challenge(Option<crate::auth::challenge::Challenge>),
-    Open,
-}
-
-/// An unauthenticated initialize: 401 gives the challenge; success means no sign-in is
-/// needed (that session is ended at once).
-async fn probe(http: &crate::remote::http::Http) -> anyhow::Result<Probe> {
-    use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
-    let body = serde_json::json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
-        "protocolVersion":"2025-11-25","capabilities":{},
-        "clientInfo":{"name":"clerk-mcp-server login","version":env!("CARGO_PKG_VERSION")}}});
-    let resp = http
-        .client
-        .post(http.url.clone())
-        .headers(http.user_headers.clone())
-        .header(ACCEPT, "application/json, text/event-stream")
-        .header(CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .map_err(|e| crate::error::RemoteError::from_reqwest(&http.host, &e, 30.0))?;
-    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-        return Ok(Probe::Challenge(crate::auth::challenge::Challenge::parse(
-            resp.headers()
-                .get_all(WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
-        )));
-    }
-    if resp.status().is_success() {
-        let session = resp.headers().get(crate::remote::http::SESSION_ID).cloned();
-        http.delete_session(&crate::remote::http::SessionHeaders {
-            session_id: session,
-            protocol_version: Some("2025-11-25".into()),
-        })
-        .await;
-        return Ok(Probe::Open);
-    }
-    // Anything else: try the metadata-based sign-in anyway.
-    Ok(Probe::Challenge(None))
-}
-
-pub fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     if args.all {
-        let dir = match &args.remote.auth.config_dir {
-            Some(d) => d.clone(),
-            None => crate::auth::store::default_dir().ok_or(ConfigError::Invalid {
-                flag: "--config-dir",
-                why: "no home directory".into(),
-            })?,
-        };
+        let dir = config_dir(args.remote.auth.config_dir.as_ref())?;
         for sub in ["tokens", "clients"] {
             match std::fs::remove_dir_all(dir.join(sub)) {
                 Ok(()) => {}
@@ -115,14 +69,8 @@ pub fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let dir = match &args.config_dir {
-        Some(d) => d.clone(),
-        None => crate::auth::store::default_dir().ok_or(ConfigError::Invalid {
-            flag: "--config-dir",
-            why: "no home directory".into(),
-        })?,
-    };
+pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let dir = config_dir(args.config_dir.as_ref())?;
     let records = Store::new(dir.clone()).list();
     if records.is_empty() {
         println!("No sign-ins stored (in {}).", dir.display());
@@ -143,6 +91,17 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         println!("{}  (issuer {}; {expiry}{refresh})", r.server_url, r.issuer);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// --config-dir, else the platform's config directory.
+fn config_dir(flag: Option<&PathBuf>) -> Result<PathBuf, ConfigError> {
+    match flag {
+        Some(d) => Ok(d.clone()),
+        None => crate::auth::store::default_dir().ok_or(ConfigError::Invalid {
+            flag: "--config-dir",
+            why: "no home directory".into(),
+        }),
+    }
 }
 
 fn human(secs: u64) -> String {

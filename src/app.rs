@@ -11,7 +11,6 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 use crate::cli::{Cli, Command, RemoteArgs};
 use crate::config::{Config, redact_url};
 use crate::error::{ConfigError, exit_code};
-use crate::remote::http::Http;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -75,54 +74,11 @@ pub fn main() -> ExitCode {
 
 async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::from_args(args)?);
-    let http = connect(&config)?;
+    let http = crate::connect::connect(&config)?;
     if let Some(auth) = http.auth.clone() {
-        // Sign in right away when the server needs it and no token is cached, so the
-        // browser opens while the client is still starting (no MCP session is opened
-        // for this: only the metadata is read).
-        let server = config.url.clone();
-        let client = http.client.clone();
-        tokio::spawn(async move {
-            if auth.has_token() {
-                return;
-            }
-            match crate::auth::discover::protected_resource(&client, &server, None).await {
-                Ok(Some(_)) => {
-                    // The server speaks OAuth. A bare GET (which opens no session) usually
-                    // gets its 401 challenge, whose scope is the one to ask for (A-SCOPE).
-                    let challenge = client
-                        .get(server.clone())
-                        .header(reqwest::header::ACCEPT, "text/event-stream")
-                        .send()
-                        .await
-                        .ok()
-                        .filter(|r| r.status() == reqwest::StatusCode::UNAUTHORIZED)
-                        .and_then(|r| {
-                            crate::auth::challenge::Challenge::parse(
-                                r.headers()
-                                    .get_all(reqwest::header::WWW_AUTHENTICATE)
-                                    .iter()
-                                    .filter_map(|v| v.to_str().ok()),
-                            )
-                        });
-                    // Without a challenge, give the client's first request a moment: its
-                    // 401 names the scope to ask for, and then it drives the sign-in.
-                    if challenge.is_none()
-                        && auth
-                            .startup_sign_in_unneeded(std::time::Duration::from_secs(1))
-                            .await
-                    {
-                        tracing::debug!("startup sign-in left to the first request");
-                        return;
-                    }
-                    if let Err(e) = auth.sign_in_if_needed(challenge).await {
-                        tracing::warn!("sign-in failed: {e}");
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => tracing::debug!("sign-in probe: {e}"),
-            }
-        });
+        // Sign in right away when the server needs it (no MCP session is opened for
+        // this: only the metadata is read).
+        tokio::spawn(crate::auth::probe::sign_in_at_startup(http.clone(), auth));
     }
     tracing::info!(
         url = %redact_url(&config.url),
@@ -138,21 +94,6 @@ async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The HTTP side for a resolved config: the pooled client, plus sign-in unless the
-/// user supplies their own Authorization header.
-pub(crate) fn connect(config: &Config) -> Result<Arc<Http>, ConfigError> {
-    let client = crate::remote::build_client(config)?;
-    let mut http = Http::new(client.clone(), config);
-    if !config.headers.contains_key(reqwest::header::AUTHORIZATION) {
-        http.auth = Some(Arc::new(crate::auth::Auth::new(
-            client,
-            config.url.clone(),
-            config.auth.clone(),
-        )));
-    }
-    Ok(Arc::new(http))
 }
 
 /// SIGINT or SIGTERM (Ctrl-C on Windows).

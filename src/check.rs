@@ -11,12 +11,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::cli::RemoteArgs;
 use crate::config::{Config, redact_url};
+use crate::remote::http::Http;
 
 const PROTOCOL_VERSION: &str = "2025-11-25";
 
-pub async fn run(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::from_args(args)?);
-    let http = crate::app::connect(&config)?;
+    let http = crate::connect::connect(&config)?;
     let (client_io, proxy_io) = tokio::io::duplex(1 << 20);
     let (proxy_in, proxy_out) = tokio::io::split(proxy_io);
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -45,60 +46,59 @@ pub async fn run(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
         "clientInfo": {"name":"clerk-mcp-server check","version":env!("CARGO_PKG_VERSION")}}}),
         )
         .await?;
-    let outcome = match init.get("error") {
-        Some(err) => Err(error_text(err)),
-        None => Ok(init["result"].clone()),
-    };
-    let code = match outcome {
-        Err(why) => {
-            println!("✗ initialize failed: {why}");
+    let code = match init.get("error") {
+        Some(err) => {
+            println!("✗ initialize failed: {}", error_text(err));
             ExitCode::from(1)
         }
-        Ok(result) => {
-            conv.write
-                .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
-                .await?;
-            let info = &result["serverInfo"];
-            println!(
-                "✓ server:    {} {}",
-                info["name"].as_str().unwrap_or("(unnamed)"),
-                info["version"].as_str().unwrap_or("")
-            );
-            println!(
-                "✓ protocol:  {}",
-                result["protocolVersion"].as_str().unwrap_or("(unknown)")
-            );
-            println!(
-                "✓ transport: {}",
-                *http
-                    .transport_used
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-            );
-            if result["capabilities"].get("tools").is_some() {
-                let tools = conv
-                    .call(json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}))
-                    .await?;
-                match tools.get("error") {
-                    Some(err) => {
-                        println!("✗ tools/list failed: {}", error_text(err));
-                        return finish(conv.write, shutdown_tx, proxy, ExitCode::from(1)).await;
-                    }
-                    None => {
-                        let names: Vec<&str> = tools["result"]["tools"]
-                            .as_array()
-                            .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
-                            .unwrap_or_default();
-                        println!("✓ tools ({}): {}", names.len(), names.join(", "));
-                    }
-                }
-            } else {
-                println!("✓ tools:     (the server offers none)");
-            }
-            ExitCode::SUCCESS
-        }
+        None => report(&mut conv, &http, &init["result"]).await?,
     };
     finish(conv.write, shutdown_tx, proxy, code).await
+}
+
+/// After a successful initialize: print the server, protocol, transport and tools.
+async fn report<R: tokio::io::AsyncRead + Unpin, W: AsyncWriteExt + Unpin>(
+    conv: &mut Conversation<R, W>,
+    http: &Http,
+    result: &Value,
+) -> anyhow::Result<ExitCode> {
+    conv.write
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+        .await?;
+    let info = &result["serverInfo"];
+    println!(
+        "✓ server:    {} {}",
+        info["name"].as_str().unwrap_or("(unnamed)"),
+        info["version"].as_str().unwrap_or("")
+    );
+    println!(
+        "✓ protocol:  {}",
+        result["protocolVersion"].as_str().unwrap_or("(unknown)")
+    );
+    println!(
+        "✓ transport: {}",
+        *http
+            .transport_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    );
+    if result["capabilities"].get("tools").is_none() {
+        println!("✓ tools:     (the server offers none)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tools = conv
+        .call(json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}))
+        .await?;
+    if let Some(err) = tools.get("error") {
+        println!("✗ tools/list failed: {}", error_text(err));
+        return Ok(ExitCode::from(1));
+    }
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    println!("✓ tools ({}): {}", names.len(), names.join(", "));
+    Ok(ExitCode::SUCCESS)
 }
 
 struct Conversation<R, W> {

@@ -3,9 +3,54 @@
 //! Messages name what failed (host, status) and what to do, and never carry a header
 //! value, token or session id.
 
+use std::fmt;
 use std::path::PathBuf;
 
+use serde::Deserialize;
 use thiserror::Error;
+
+/// What to do next: every message that tells the user which flag to pass or which
+/// command to run takes its words from here.
+pub(crate) mod hint {
+    /// A sign-in that did not finish.
+    pub(crate) const LOGIN_AGAIN: &str = "run `clerk-mcp-server login` to try again";
+    /// A server that refuses a signed-in user.
+    pub(crate) const CHECK_ACCESS: &str = "check that your account has access";
+    /// No registration the authorization server allows.
+    pub(crate) const CLIENT_ID: &str =
+        "pass a pre-registered --client-id (and --client-secret), or --client-metadata-url";
+    /// A server that wants a token this proxy does not obtain itself.
+    pub(crate) const BEARER_HEADER: &str = "--header \"Authorization: Bearer ...\"";
+    /// A TLS handshake that failed.
+    pub(crate) const CA_FILE: &str =
+        "If a corporate proxy intercepts TLS, pass its CA with --ca-file";
+    /// A host name that does not resolve.
+    pub(crate) const CHECK_URL: &str = "check the URL and your network";
+    /// A refused connection.
+    pub(crate) const SERVER_RUNNING: &str = "is the server running?";
+    /// A browser that was not opened.
+    pub(crate) const OPEN_URL_YOURSELF: &str = "open the URL above yourself";
+    /// `login` with the user's own Authorization header.
+    pub(crate) const NOTHING_TO_SIGN_IN: &str =
+        "An Authorization header was given with --header: nothing to sign in to.";
+}
+
+/// The detail added to an HTTP 401 that this proxy does not answer by signing in.
+pub(crate) fn unauthorized_detail() -> String {
+    format!(
+        " (the server requires sign-in: pass a token with {})",
+        hint::BEARER_HEADER
+    )
+}
+
+/// Sign-in was needed (HTTP `status`) and failed with `err`.
+pub(crate) fn sign_in_failed(host: &str, status: u16, err: &AuthError) -> RemoteError {
+    RemoteError::Auth(format!(
+        "{host} requires sign-in (HTTP {status}), and signing in failed: {err}. If the server \
+         uses API keys instead, pass one with {}",
+        hint::BEARER_HEADER
+    ))
+}
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -29,16 +74,14 @@ pub enum ConfigError {
 /// JSON-RPC error message and what `check` prints.
 #[derive(Debug, Error)]
 pub enum RemoteError {
-    #[error("cannot resolve host {host} (DNS lookup failed); check the URL and your network")]
+    #[error("cannot resolve host {host} (DNS lookup failed); {hint}", hint = hint::CHECK_URL)]
     Dns { host: String },
-    #[error(
-        "TLS handshake with {host} failed: {why}. If a corporate proxy intercepts TLS, pass its CA with --ca-file"
-    )]
+    #[error("TLS handshake with {host} failed: {why}. {hint}", hint = hint::CA_FILE)]
     Tls { host: String, why: String },
     #[error("cannot connect to {host}: {why}")]
     Connect { host: String, why: String },
-    // `{secs}`, not `{secs:.0}`: a fractional --request-timeout such as 0.5 was reported
-    // as "within 0 s" (issue 6, slow drip row). f64's Display still prints 300.0 as "300".
+    // `{secs}`, not `{secs:.0}`: a fractional --request-timeout such as 0.5 must read
+    // "within 0.5 s", not "within 0 s". f64's Display still prints 300.0 as "300".
     #[error("{host} did not answer within {secs} s (--request-timeout)")]
     Timeout { host: String, secs: f64 },
     #[error("connection to {host} failed: {why}")]
@@ -64,7 +107,7 @@ pub enum RemoteError {
 
 impl RemoteError {
     /// Classify a reqwest error by walking its source chain (DNS, TLS, refused, timeout).
-    pub fn from_reqwest(host: &str, err: &reqwest::Error, timeout_secs: f64) -> RemoteError {
+    pub(crate) fn from_reqwest(host: &str, err: &reqwest::Error, timeout_secs: f64) -> RemoteError {
         let host = host.to_owned();
         if err.is_timeout() {
             return RemoteError::Timeout {
@@ -108,7 +151,7 @@ impl RemoteError {
                 if io.kind() == std::io::ErrorKind::ConnectionRefused {
                     return RemoteError::Connect {
                         host,
-                        why: "connection refused (is the server running?)".into(),
+                        why: format!("connection refused ({})", hint::SERVER_RUNNING),
                     };
                 }
             }
@@ -132,8 +175,109 @@ impl RemoteError {
     }
 }
 
+/// A sign-in failure. `Display` names what failed and what to do; it never carries a
+/// token, an authorization code or a client secret.
+#[derive(Debug, Error)]
+pub(crate) enum AuthError {
+    #[error("sign-in discovery failed: {0}")]
+    Discovery(String),
+    #[error(
+        "the server's metadata names the resource {advertised:?}, which does not match {server}; refusing to sign in (it could hand a token for one service to another)"
+    )]
+    ResourceMismatch { advertised: String, server: String },
+    #[error(
+        "the authorization server supports no registration this client can use; {hint}",
+        hint = hint::CLIENT_ID
+    )]
+    NoRegistration,
+    #[error("client registration failed: {0}")]
+    Registration(String),
+    #[error("sign-in is not possible: {0}")]
+    Unsupported(String),
+    #[error("sign-in callback: {0}")]
+    Callback(String),
+    #[error("sign-in was refused: {0}")]
+    Denied(String),
+    #[error("the token request failed: {0}")]
+    Token(String),
+    /// An OAuth endpoint answered with an error (RFC 6749 §5.2).
+    #[error("{} failed: {error}", .endpoint.request())]
+    OAuth {
+        endpoint: OAuthEndpoint,
+        error: OAuthError,
+    },
+    #[error(
+        "sign-in did not complete in time (--auth-timeout); {hint}",
+        hint = hint::LOGIN_AGAIN
+    )]
+    TimedOut,
+    #[error(
+        "the server still refuses the request after signing in ({0}); {hint}",
+        hint = hint::CHECK_ACCESS
+    )]
+    StillRefused(String),
+    #[error("cannot store credentials: {0}")]
+    Store(String),
+    #[error("refused to open the authorization URL: {0}")]
+    UnsafeUrl(String),
+}
+
+/// The OAuth endpoints whose error answers are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OAuthEndpoint {
+    Token,
+    DeviceAuthorization,
+    Registration,
+}
+
+impl OAuthEndpoint {
+    /// The endpoint, as messages name it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            OAuthEndpoint::Token => "the token endpoint",
+            OAuthEndpoint::DeviceAuthorization => "the device authorization endpoint",
+            OAuthEndpoint::Registration => "the registration endpoint",
+        }
+    }
+
+    /// The request that failed, as messages name it.
+    fn request(self) -> &'static str {
+        match self {
+            OAuthEndpoint::Token | OAuthEndpoint::DeviceAuthorization => "the token request",
+            OAuthEndpoint::Registration => "client registration",
+        }
+    }
+
+    /// A failure with no error answer to read (unreachable, unreadable, bare status).
+    pub(crate) fn failed(self, why: String) -> AuthError {
+        match self {
+            OAuthEndpoint::Token | OAuthEndpoint::DeviceAuthorization => AuthError::Token(why),
+            OAuthEndpoint::Registration => AuthError::Registration(why),
+        }
+    }
+}
+
+/// An OAuth error answer: RFC 6749 §5.2, also used by registration (RFC 7591 §3.2.2)
+/// and the device grant (RFC 8628 §3.5). Only the server's code and description: never
+/// anything that was sent.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub(crate) struct OAuthError {
+    /// `invalid_grant`, `invalid_client`, `authorization_pending`, ...
+    #[serde(rename = "error")]
+    pub(crate) code: String,
+    #[serde(rename = "error_description", default)]
+    pub(crate) description: Option<String>,
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let description = self.description.as_deref().unwrap_or_default();
+        f.write_str(format!("{} {description}", self.code).trim())
+    }
+}
+
 /// Exit codes: 0 success, 1 the remote failed, 2 bad usage or configuration.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<ConfigError>().is_some() {
         2
     } else {
@@ -141,10 +285,51 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
-/// Hints appended to error messages: one home for what the user is told to do.
-pub(crate) mod hint {
-    /// A 401 from a server that the proxy does not sign in to (the user set their own
-    /// Authorization header).
-    pub(crate) const PASS_A_TOKEN: &str =
-        " (the server requires sign-in: pass a token with --header \"Authorization: Bearer ...\")";
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_errors_read_and_shown() {
+        let e: OAuthError = serde_json::from_str(
+            r#"{"error":"invalid_grant","error_description":"The refresh token expired"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.code, "invalid_grant");
+        let shown = AuthError::OAuth {
+            endpoint: OAuthEndpoint::Token,
+            error: e,
+        }
+        .to_string();
+        assert_eq!(
+            shown,
+            "the token request failed: invalid_grant The refresh token expired"
+        );
+        let e: OAuthError = serde_json::from_str(r#"{"error":"invalid_client_metadata"}"#).unwrap();
+        let shown = AuthError::OAuth {
+            endpoint: OAuthEndpoint::Registration,
+            error: e,
+        };
+        assert_eq!(
+            shown.to_string(),
+            "client registration failed: invalid_client_metadata"
+        );
+        assert!(serde_json::from_str::<OAuthError>(r#"{"access_token":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn hints_read_as_before() {
+        assert_eq!(
+            unauthorized_detail(),
+            " (the server requires sign-in: pass a token with --header \"Authorization: Bearer ...\")"
+        );
+        let e = sign_in_failed("x.test", 401, &AuthError::TimedOut).to_string();
+        assert!(
+            e.ends_with(
+                "run `clerk-mcp-server login` to try again. If the server uses API keys \
+                 instead, pass one with --header \"Authorization: Bearer ...\""
+            ),
+            "{e}"
+        );
+    }
 }

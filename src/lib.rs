@@ -36,6 +36,7 @@ pub mod auth;
 pub mod check;
 pub(crate) mod cli;
 pub mod config;
+mod connect;
 pub mod error;
 pub(crate) mod inproc;
 pub mod jsonrpc;

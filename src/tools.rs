@@ -30,7 +30,7 @@ pub(crate) async fn run(args: &ToolsArgs) -> anyhow::Result<ExitCode> {
     let mut file = pinning::load(&path).map_err(|why| {
         anyhow::anyhow!("{why}. Fix the file, or remove it to pin the server's tools afresh")
     })?;
-    let http = crate::app::connect(&config)?;
+    let http = crate::connect::connect(&config)?;
     let mut session = crate::inproc::InProcess::start(config.clone(), http);
     let listed = async {
         session.initialize("clerk-mcp-server tools").await?;

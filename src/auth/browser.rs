@@ -7,12 +7,13 @@ use url::Url;
 
 use crate::auth::store::now_secs;
 use crate::auth::{AuthConfig, AuthError};
+use crate::error::hint;
 
 /// At most this many unfinished browser opens per minute, across all instances. A
 /// sign-in that completes (the callback arrived) does not count, so step-ups work.
 const MAX_OPENS_PER_MINUTE: usize = 3;
 
-pub fn open(url: &Url, cfg: &AuthConfig) -> Result<(), AuthError> {
+pub(crate) fn open(url: &Url, cfg: &AuthConfig) -> Result<(), AuthError> {
     check(url)?;
     eprintln!("\nclerk-mcp-server: sign in at this URL:\n\n  {url}\n");
     if cfg.no_browser {
@@ -20,7 +21,8 @@ pub fn open(url: &Url, cfg: &AuthConfig) -> Result<(), AuthError> {
     }
     if !brake(&cfg.config_dir) {
         tracing::warn!(
-            "not opening the browser again: {MAX_OPENS_PER_MINUTE} sign-ins started within a minute; open the URL above yourself"
+            "not opening the browser again: {MAX_OPENS_PER_MINUTE} sign-ins started within a minute; {}",
+            hint::OPEN_URL_YOURSELF
         );
         return Ok(());
     }
@@ -35,13 +37,16 @@ pub fn open(url: &Url, cfg: &AuthConfig) -> Result<(), AuthError> {
         None => webbrowser::open(url.as_str()),
     };
     if let Err(e) = result {
-        tracing::warn!("could not open a browser ({e}); open the URL above yourself");
+        tracing::warn!(
+            "could not open a browser ({e}); {}",
+            hint::OPEN_URL_YOURSELF
+        );
     }
     Ok(())
 }
 
 /// Only http and https may be opened: `javascript:`, `file:` and friends are refused.
-pub fn check(url: &Url) -> Result<(), AuthError> {
+pub(crate) fn check(url: &Url) -> Result<(), AuthError> {
     match url.scheme() {
         "https" | "http" => Ok(()),
         other => Err(AuthError::UnsafeUrl(format!(
@@ -78,7 +83,7 @@ fn brake(dir: &Path) -> bool {
 }
 
 /// The sign-in the last open started has completed: it no longer counts.
-pub fn completed(dir: &Path) {
+pub(crate) fn completed(dir: &Path) {
     let mut recent = recent_opens(&dir.join("browser-opens"));
     if recent.pop().is_some() {
         write_opens(dir, &recent);

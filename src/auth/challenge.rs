@@ -3,15 +3,25 @@
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Challenge {
-    pub resource_metadata: Option<String>,
-    pub scope: Option<String>,
-    pub error: Option<String>,
+    pub(crate) resource_metadata: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl Challenge {
     /// Parse every `WWW-Authenticate` value; the first `Bearer` challenge wins.
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Challenge> {
         values.into_iter().find_map(parse_one)
+    }
+
+    /// The Bearer challenge of a response's `WWW-Authenticate` headers.
+    pub(crate) fn from_headers(headers: &reqwest::header::HeaderMap) -> Option<Challenge> {
+        Challenge::parse(
+            headers
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
     }
 
     pub fn insufficient_scope(&self) -> bool {

@@ -11,47 +11,47 @@ use crate::auth::challenge::Challenge;
 use crate::config::is_loopback;
 
 #[derive(Clone, Debug, Deserialize)]
-pub struct ProtectedResource {
-    pub resource: String,
+pub(crate) struct ProtectedResource {
+    pub(crate) resource: String,
     #[serde(default)]
-    pub authorization_servers: Vec<String>,
+    pub(crate) authorization_servers: Vec<String>,
     #[serde(default)]
-    pub scopes_supported: Option<Vec<String>>,
+    pub(crate) scopes_supported: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize, Default)]
-pub struct AsMetadata {
+pub(crate) struct AsMetadata {
     #[serde(default)]
-    pub issuer: Option<String>,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
+    pub(crate) issuer: Option<String>,
+    pub(crate) authorization_endpoint: String,
+    pub(crate) token_endpoint: String,
     #[serde(default)]
-    pub registration_endpoint: Option<String>,
+    pub(crate) registration_endpoint: Option<String>,
     #[serde(default)]
-    pub device_authorization_endpoint: Option<String>,
+    pub(crate) device_authorization_endpoint: Option<String>,
     #[serde(default)]
-    pub code_challenge_methods_supported: Option<Vec<String>>,
+    pub(crate) code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
-    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    pub(crate) token_endpoint_auth_methods_supported: Option<Vec<String>>,
     #[serde(default)]
-    pub client_id_metadata_document_supported: Option<bool>,
+    pub(crate) client_id_metadata_document_supported: Option<bool>,
     #[serde(default)]
-    pub authorization_response_iss_parameter_supported: Option<bool>,
+    pub(crate) authorization_response_iss_parameter_supported: Option<bool>,
     #[serde(default)]
-    pub scopes_supported: Option<Vec<String>>,
+    pub(crate) scopes_supported: Option<Vec<String>>,
 }
 
 /// What discovery found.
 #[derive(Clone, Debug)]
-pub struct Discovered {
+pub(crate) struct Discovered {
     /// The resource indicator to send (A-RESOURCE).
-    pub resource: String,
-    pub prm: Option<ProtectedResource>,
+    pub(crate) resource: String,
+    pub(crate) prm: Option<ProtectedResource>,
     /// The authorization server's issuer identifier.
-    pub issuer: String,
-    pub meta: AsMetadata,
+    pub(crate) issuer: String,
+    pub(crate) meta: AsMetadata,
     /// Metadata came from a well-known document (not the A-03 defaults).
-    pub from_document: bool,
+    pub(crate) from_document: bool,
 }
 
 /// `/.well-known/<name>` inserted before the URL's path (RFC 8414 §3.1 / RFC 9728 §3.1).
@@ -94,7 +94,7 @@ fn redact(url: &Url) -> String {
 
 /// Fetch and validate the server's Protected Resource Metadata (A-PRM): the challenge's
 /// `resource_metadata` first, then the path-aware well-known URL, then the root one.
-pub async fn protected_resource(
+pub(crate) async fn protected_resource(
     client: &reqwest::Client,
     server: &Url,
     challenge: Option<&Challenge>,
@@ -127,7 +127,7 @@ pub async fn protected_resource(
 /// A-PRM-VALIDATE: non-empty `authorization_servers`, and a `resource` that is the server
 /// URL or a parent of it on the same origin. Anything else is refused: tokens must not be
 /// obtained for another resource.
-pub fn validate_prm(prm: &ProtectedResource, server: &Url) -> Result<(), AuthError> {
+pub(crate) fn validate_prm(prm: &ProtectedResource, server: &Url) -> Result<(), AuthError> {
     if prm.authorization_servers.is_empty() {
         return Err(AuthError::Discovery(
             "the server's protected resource metadata lists no authorization server".into(),
@@ -152,7 +152,7 @@ pub fn validate_prm(prm: &ProtectedResource, server: &Url) -> Result<(), AuthErr
 }
 
 /// RFC 8414 / OIDC discovery for `issuer`, in the specified order (A-ASMETA).
-pub async fn authorization_server(
+pub(crate) async fn authorization_server(
     client: &reqwest::Client,
     issuer: &Url,
 ) -> Result<Option<AsMetadata>, AuthError> {
@@ -187,7 +187,7 @@ pub async fn authorization_server(
 }
 
 /// The whole discovery, from a 401's challenge (or none, for `login` and the startup probe).
-pub async fn discover(
+pub(crate) async fn discover(
     client: &reqwest::Client,
     server: &Url,
     challenge: Option<&Challenge>,
@@ -208,37 +208,7 @@ pub async fn discover(
                 })?;
             (prm.authorization_servers[0].clone(), meta, true)
         }
-        None => {
-            // 2025-03-26 servers have no PRM; the MCP server's origin is the
-            // authorization server, with default endpoints if it has no metadata either.
-            let origin = server
-                .join("/")
-                .map_err(|e| AuthError::Discovery(e.to_string()))?;
-            match authorization_server(client, &origin).await? {
-                // Here the issuer was only a guess: the document's own `issuer` wins.
-                Some(meta) => {
-                    let issuer = meta
-                        .issuer
-                        .clone()
-                        .unwrap_or_else(|| origin.as_str().trim_end_matches('/').to_owned());
-                    (issuer, meta, true)
-                }
-                None => {
-                    let at = |p: &str| origin.join(p).map(String::from).unwrap_or_default();
-                    let meta = AsMetadata {
-                        authorization_endpoint: at("/authorize"),
-                        token_endpoint: at("/token"),
-                        registration_endpoint: Some(at("/register")),
-                        ..Default::default()
-                    };
-                    (
-                        origin.as_str().trim_end_matches('/').to_owned(),
-                        meta,
-                        false,
-                    )
-                }
-            }
-        }
+        None => origin_metadata(client, server).await?,
     };
     if let Some(declared) = &meta.issuer
         && declared.trim_end_matches('/') != issuer.trim_end_matches('/')
@@ -247,19 +217,7 @@ pub async fn discover(
             "the authorization server's metadata names issuer {declared:?}, not {issuer:?}; refusing it (RFC 8414 §3.3)"
         )));
     }
-    for (name, endpoint) in [
-        ("authorization_endpoint", Some(&meta.authorization_endpoint)),
-        ("token_endpoint", Some(&meta.token_endpoint)),
-        ("registration_endpoint", meta.registration_endpoint.as_ref()),
-        (
-            "device_authorization_endpoint",
-            meta.device_authorization_endpoint.as_ref(),
-        ),
-    ] {
-        if let Some(e) = endpoint {
-            check_endpoint(name, e)?;
-        }
-    }
+    check_endpoints(&meta)?;
     let resource = match (resource_override, &prm) {
         (Some(r), _) => r.to_owned(),
         (None, Some(prm)) => prm.resource.clone(),
@@ -274,8 +232,62 @@ pub async fn discover(
     })
 }
 
+/// 2025-03-26 servers have no PRM; the MCP server's origin is the authorization
+/// server, with default endpoints if it has no metadata either. Returns the issuer, the
+/// metadata, and whether it came from a document.
+async fn origin_metadata(
+    client: &reqwest::Client,
+    server: &Url,
+) -> Result<(String, AsMetadata, bool), AuthError> {
+    let origin = server
+        .join("/")
+        .map_err(|e| AuthError::Discovery(e.to_string()))?;
+    Ok(match authorization_server(client, &origin).await? {
+        // Here the issuer was only a guess: the document's own `issuer` wins.
+        Some(meta) => {
+            let issuer = meta
+                .issuer
+                .clone()
+                .unwrap_or_else(|| origin.as_str().trim_end_matches('/').to_owned());
+            (issuer, meta, true)
+        }
+        None => {
+            let at = |p: &str| origin.join(p).map(String::from).unwrap_or_default();
+            let meta = AsMetadata {
+                authorization_endpoint: at("/authorize"),
+                token_endpoint: at("/token"),
+                registration_endpoint: Some(at("/register")),
+                ..Default::default()
+            };
+            (
+                origin.as_str().trim_end_matches('/').to_owned(),
+                meta,
+                false,
+            )
+        }
+    })
+}
+
+/// Every endpoint the metadata names must pass [`check_endpoint`].
+fn check_endpoints(meta: &AsMetadata) -> Result<(), AuthError> {
+    for (name, endpoint) in [
+        ("authorization_endpoint", Some(&meta.authorization_endpoint)),
+        ("token_endpoint", Some(&meta.token_endpoint)),
+        ("registration_endpoint", meta.registration_endpoint.as_ref()),
+        (
+            "device_authorization_endpoint",
+            meta.device_authorization_endpoint.as_ref(),
+        ),
+    ] {
+        if let Some(e) = endpoint {
+            check_endpoint(name, e)?;
+        }
+    }
+    Ok(())
+}
+
 /// A-REDIRECT: https, or http on loopback only; never another scheme.
-pub fn check_endpoint(name: &str, endpoint: &str) -> Result<Url, AuthError> {
+pub(crate) fn check_endpoint(name: &str, endpoint: &str) -> Result<Url, AuthError> {
     let url = Url::parse(endpoint)
         .map_err(|e| AuthError::Discovery(format!("{name} {endpoint:?} is not a URL: {e}")))?;
     match url.scheme() {
@@ -289,7 +301,7 @@ pub fn check_endpoint(name: &str, endpoint: &str) -> Result<Url, AuthError> {
 }
 
 /// RFC 8707 canonical URI of the MCP server: no fragment, lowercase scheme and host.
-pub fn canonical_resource(server: &Url) -> String {
+pub(crate) fn canonical_resource(server: &Url) -> String {
     let mut u = server.clone();
     u.set_fragment(None);
     let s = u.to_string();

@@ -15,9 +15,10 @@ use url::Url;
 use crate::auth::discover::{AsMetadata, Discovered, check_endpoint};
 use crate::auth::store::{ClientRecord, Secret, Tokens, now_secs};
 use crate::auth::{AuthConfig, AuthError};
+use crate::error::{OAuthEndpoint, OAuthError};
 
 /// Parameters the flow sets itself; `--authorize-param` may not override them.
-pub const RESERVED_PARAMS: &[&str] = &[
+pub(crate) const RESERVED_PARAMS: &[&str] = &[
     "response_type",
     "client_id",
     "redirect_uri",
@@ -28,7 +29,7 @@ pub const RESERVED_PARAMS: &[&str] = &[
     "scope",
 ];
 
-pub fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     use ring::rand::SecureRandom;
     let mut buf = vec![0u8; bytes];
     ring::rand::SystemRandom::new()
@@ -38,7 +39,7 @@ pub fn random_token(bytes: usize) -> String {
 }
 
 /// PKCE S256 (RFC 7636 §4.2): a 43-character verifier and its challenge.
-pub fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = random_token(32);
     let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
     (verifier, URL_SAFE_NO_PAD.encode(digest.as_ref()))
@@ -46,7 +47,7 @@ pub fn pkce() -> (String, String) {
 
 /// A-PKCE: the server must advertise S256. Only the A-03 defaults (no metadata at all)
 /// go ahead without the advertisement.
-pub fn check_pkce(d: &Discovered) -> Result<(), AuthError> {
+pub(crate) fn check_pkce(d: &Discovered) -> Result<(), AuthError> {
     match &d.meta.code_challenge_methods_supported {
         Some(m) if m.iter().any(|m| m == "S256") => Ok(()),
         None if !d.from_document => Ok(()),
@@ -60,7 +61,7 @@ pub fn check_pkce(d: &Discovered) -> Result<(), AuthError> {
 
 /// A-SCOPE: --scope, else the challenge's scope, else all of the PRM's scopes_supported,
 /// else none. `offline_access` is added when the server offers it, for a refresh token.
-pub fn select_scope(
+pub(crate) fn select_scope(
     cfg: &AuthConfig,
     challenge_scope: Option<&str>,
     d: &Discovered,
@@ -89,14 +90,14 @@ pub fn select_scope(
 
 /// The loopback redirect listener (A-REDIRECT): 127.0.0.1 only, on a port that is
 /// stable per server so a registered redirect URI keeps working.
-pub struct Callback {
+pub(crate) struct Callback {
     listener: TcpListener,
-    pub redirect_uri: String,
+    pub(crate) redirect_uri: String,
     path: String,
 }
 
 impl Callback {
-    pub async fn bind(cfg: &AuthConfig, stable_port: u16) -> Result<Callback, AuthError> {
+    pub(crate) async fn bind(cfg: &AuthConfig, stable_port: u16) -> Result<Callback, AuthError> {
         let wanted = cfg.callback_port.unwrap_or(stable_port);
         let listener = match TcpListener::bind(("127.0.0.1", wanted)).await {
             Ok(l) => l,
@@ -128,113 +129,119 @@ impl Callback {
     }
 
     /// Serve until the redirect with our `state` arrives; answer with a small page.
-    pub async fn wait(self, state: &str) -> Result<CallbackParams, AuthError> {
+    pub(crate) async fn wait(self, state: &str) -> Result<CallbackParams, AuthError> {
         loop {
             let (mut stream, _) = self
                 .listener
                 .accept()
                 .await
                 .map_err(|e| AuthError::Callback(e.to_string()))?;
-            let mut buf = vec![0u8; 16 * 1024];
-            let mut len = 0;
-            // Read the request head only; bounded.
-            while len < buf.len() {
-                match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf[len..]))
-                    .await
-                {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(n)) => {
-                        len += n;
-                        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                }
+            let head = read_head(&mut stream).await;
+            let (page, outcome) = self.judge(&head, state);
+            respond(&mut stream, page.status, page.title, &page.message).await;
+            if let Some(outcome) = outcome {
+                return outcome;
             }
-            let head = String::from_utf8_lossy(&buf[..len]);
-            let target = head
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("GET "))
-                .and_then(|l| l.split(' ').next())
-                .unwrap_or("");
-            let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else {
-                respond(
-                    &mut stream,
-                    400,
-                    "Bad request",
-                    "This is not a sign-in callback.",
-                )
-                .await;
-                continue;
-            };
-            if url.path() != self.path {
-                respond(
-                    &mut stream,
-                    404,
-                    "Not found",
-                    "This is not a sign-in callback.",
-                )
-                .await;
-                continue;
-            }
-            let params = CallbackParams::from_url(&url);
-            if params.state.as_deref() != Some(state) {
-                // A-STATE: not our request (stale tab, or forged); keep waiting.
-                respond(
-                    &mut stream,
-                    400,
-                    "Sign-in failed",
-                    "This sign-in link is stale or invalid. Start again from your MCP client.",
-                )
-                .await;
-                tracing::warn!("ignored a sign-in callback with a wrong state parameter");
-                continue;
-            }
-            if let Some(err) = &params.error {
-                let desc = params.error_description.clone().unwrap_or_default();
-                respond(
-                    &mut stream,
-                    400,
-                    "Sign-in failed",
-                    &format!(
-                        "The authorization server said: {err} {desc}. You can close this tab."
-                    ),
-                )
-                .await;
-                return Err(AuthError::Denied(format!("{err} {desc}").trim().to_owned()));
-            }
-            if params.code.is_none() {
-                respond(
-                    &mut stream,
-                    400,
-                    "Sign-in failed",
-                    "The callback carried no authorization code.",
-                )
-                .await;
-                return Err(AuthError::Denied(
-                    "the callback carried no authorization code".into(),
-                ));
-            }
-            respond(
-                &mut stream,
-                200,
-                "Signed in",
-                "You are signed in. You can close this tab and return to your MCP client.",
-            )
-            .await;
-            return Ok(params);
+        }
+    }
+
+    /// What one request to the listener means: the page to answer it with, and the end of
+    /// the wait when it is our redirect (`None`: keep waiting).
+    fn judge(&self, head: &str, state: &str) -> (Page, Option<Result<CallbackParams, AuthError>>) {
+        const NOT_A_CALLBACK: &str = "This is not a sign-in callback.";
+        let target = head
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("GET "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or("");
+        let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else {
+            return (Page::new(400, "Bad request", NOT_A_CALLBACK), None);
+        };
+        if url.path() != self.path {
+            return (Page::new(404, "Not found", NOT_A_CALLBACK), None);
+        }
+        let params = CallbackParams::from_url(&url);
+        if params.state.as_deref() != Some(state) {
+            // A-STATE: not our request (stale tab, or forged); keep waiting.
+            tracing::warn!("ignored a sign-in callback with a wrong state parameter");
+            let page = Page::new(
+                400,
+                "Sign-in failed",
+                "This sign-in link is stale or invalid. Start again from your MCP client.",
+            );
+            return (page, None);
+        }
+        if let Some(err) = &params.error {
+            let desc = params.error_description.clone().unwrap_or_default();
+            let page = Page::new(
+                400,
+                "Sign-in failed",
+                format!("The authorization server said: {err} {desc}. You can close this tab."),
+            );
+            let denied = AuthError::Denied(format!("{err} {desc}").trim().to_owned());
+            return (page, Some(Err(denied)));
+        }
+        if params.code.is_none() {
+            let page = Page::new(
+                400,
+                "Sign-in failed",
+                "The callback carried no authorization code.",
+            );
+            let denied = AuthError::Denied("the callback carried no authorization code".into());
+            return (page, Some(Err(denied)));
+        }
+        let page = Page::new(
+            200,
+            "Signed in",
+            "You are signed in. You can close this tab and return to your MCP client.",
+        );
+        (page, Some(Ok(params)))
+    }
+}
+
+/// The small HTML page that answers a request to the callback listener.
+struct Page {
+    status: u16,
+    title: &'static str,
+    message: String,
+}
+
+impl Page {
+    fn new(status: u16, title: &'static str, message: impl Into<String>) -> Page {
+        Page {
+            status,
+            title,
+            message: message.into(),
         }
     }
 }
 
+/// The request head only, bounded: 16 KiB, and 10 s for each read.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut len = 0;
+    while len < buf.len() {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf[len..])).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                len += n;
+                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
 #[derive(Debug, Default)]
-pub struct CallbackParams {
-    pub code: Option<Secret>,
-    pub state: Option<String>,
-    pub iss: Option<String>,
-    pub error: Option<String>,
-    pub error_description: Option<String>,
+pub(crate) struct CallbackParams {
+    pub(crate) code: Option<Secret>,
+    pub(crate) state: Option<String>,
+    pub(crate) iss: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) error_description: Option<String>,
 }
 
 impl CallbackParams {
@@ -283,7 +290,7 @@ fn html_escape(s: &str) -> String {
 
 /// A-ISS (RFC 9207): an `iss` must equal the issuer exactly; and it must be there when
 /// the server says it sends one.
-pub fn check_iss(params: &CallbackParams, d: &Discovered) -> Result<(), AuthError> {
+pub(crate) fn check_iss(params: &CallbackParams, d: &Discovered) -> Result<(), AuthError> {
     let expected = d.meta.issuer.as_deref().unwrap_or(&d.issuer);
     match &params.iss {
         Some(iss) if iss != expected => Err(AuthError::Denied(format!(
@@ -300,7 +307,7 @@ pub fn check_iss(params: &CallbackParams, d: &Discovered) -> Result<(), AuthErro
 }
 
 /// Build the authorization URL (A-PKCE, A-STATE, A-RESOURCE).
-pub fn authorize_url(
+pub(crate) fn authorize_url(
     d: &Discovered,
     client: &ClientRecord,
     challenge: &str,
@@ -339,15 +346,8 @@ struct TokenResponse {
     scope: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct OAuthErrorBody {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
 /// POST to the token endpoint with the client's authentication method.
-pub async fn token_request(
+pub(crate) async fn token_request(
     http: &reqwest::Client,
     meta: &AsMetadata,
     client: &ClientRecord,
@@ -379,7 +379,7 @@ pub async fn token_request(
     let req = req
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(body);
-    let t: TokenResponse = call(req, "the token endpoint", AuthError::Token).await?;
+    let t: TokenResponse = call(req, OAuthEndpoint::Token).await?;
     Ok(Tokens {
         access_token: Secret::new(t.access_token),
         refresh_token: t.refresh_token.map(Secret::new),
@@ -390,7 +390,7 @@ pub async fn token_request(
 
 /// Pick the token endpoint auth method for a client with a secret: basic unless the
 /// server lists only post (RFC 8414's default is basic).
-pub fn secret_method(meta: &AsMetadata) -> &'static str {
+pub(crate) fn secret_method(meta: &AsMetadata) -> &'static str {
     match &meta.token_endpoint_auth_methods_supported {
         Some(m)
             if !m.iter().any(|m| m == "client_secret_basic")
@@ -412,7 +412,7 @@ struct RegistrationResponse {
 }
 
 /// A-REG step 3: Dynamic Client Registration (RFC 7591), as a native app (A-APPTYPE).
-pub async fn register(
+pub(crate) async fn register(
     http: &reqwest::Client,
     d: &Discovered,
     redirect_uri: &str,
@@ -439,8 +439,7 @@ pub async fn register(
         .post(endpoint)
         .header(ACCEPT, "application/json")
         .json_body(&body);
-    let r: RegistrationResponse =
-        call(req, "the registration endpoint", AuthError::Registration).await?;
+    let r: RegistrationResponse = call(req, OAuthEndpoint::Registration).await?;
     let auth_method = match (&r.token_endpoint_auth_method, &r.client_secret) {
         (Some(m), _) => m.clone(),
         (None, Some(_)) => secret_method(&d.meta).to_owned(),
@@ -480,7 +479,7 @@ struct DeviceAuthorization {
 }
 
 /// RFC 8628: print a code for the user to enter elsewhere, then poll for the tokens.
-pub async fn device_flow(
+pub(crate) async fn device_flow(
     http: &reqwest::Client,
     d: &Discovered,
     client: &ClientRecord,
@@ -513,8 +512,7 @@ pub async fn device_flow(
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(ACCEPT, "application/json")
         .body(body);
-    let da: DeviceAuthorization =
-        call(req, "the device authorization endpoint", AuthError::Token).await?;
+    let da: DeviceAuthorization = call(req, OAuthEndpoint::DeviceAuthorization).await?;
     let shown = da
         .verification_uri_complete
         .as_deref()
@@ -542,8 +540,9 @@ pub async fn device_flow(
         ];
         match token_request(http, &d.meta, client, params).await {
             Ok(t) => return Ok(t),
-            Err(AuthError::Token(why)) if why.starts_with("authorization_pending") => {}
-            Err(AuthError::Token(why)) if why.starts_with("slow_down") => {
+            // RFC 8628 §3.5: not yet, and not so fast.
+            Err(AuthError::OAuth { error, .. }) if error.code == "authorization_pending" => {}
+            Err(AuthError::OAuth { error, .. }) if error.code == "slow_down" => {
                 interval += Duration::from_secs(5)
             }
             Err(e) => return Err(e),
@@ -551,33 +550,29 @@ pub async fn device_flow(
     }
 }
 
-/// Send an OAuth request and read its JSON answer; an error answer becomes `wrap` of
-/// its `error` and `error_description` (RFC 6749 §5.2), never of a token.
+/// Send an OAuth request and read its JSON answer; an error answer becomes
+/// [`AuthError::OAuth`] (RFC 6749 §5.2), never anything that carries a token.
 async fn call<T: for<'de> Deserialize<'de>>(
     req: reqwest::RequestBuilder,
-    what: &str,
-    wrap: fn(String) -> AuthError,
+    endpoint: OAuthEndpoint,
 ) -> Result<T, AuthError> {
+    let what = endpoint.name();
     let resp = req
         .send()
         .await
-        .map_err(|e| wrap(format!("cannot reach {what}: {}", e.without_url())))?;
+        .map_err(|e| endpoint.failed(format!("cannot reach {what}: {}", e.without_url())))?;
     let status = resp.status();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| wrap(format!("reading the answer of {what}: {}", e.without_url())))?;
+    let bytes = resp.bytes().await.map_err(|e| {
+        endpoint.failed(format!("reading the answer of {what}: {}", e.without_url()))
+    })?;
     if !status.is_success() {
-        let why = serde_json::from_slice::<OAuthErrorBody>(&bytes)
-            .map(|e| {
-                format!("{} {}", e.error, e.error_description.unwrap_or_default())
-                    .trim()
-                    .to_owned()
-            })
-            .unwrap_or_else(|_| format!("{what} answered HTTP {status}"));
-        return Err(wrap(why));
+        return Err(match serde_json::from_slice::<OAuthError>(&bytes) {
+            Ok(error) => AuthError::OAuth { endpoint, error },
+            Err(_) => endpoint.failed(format!("{what} answered HTTP {status}")),
+        });
     }
-    serde_json::from_slice(&bytes).map_err(|e| wrap(format!("unreadable answer from {what}: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| endpoint.failed(format!("unreadable answer from {what}: {e}")))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Sign-in: the MCP authorization flow (issue 3; checklist A-*, SEC-URL).
+//! Sign-in: the MCP authorization flow (checklist A-*, SEC-URL).
 //!
 //! - `challenge` parses `WWW-Authenticate`; `discover` finds the metadata;
 //!   `flow` runs registration, the browser or device flow, and token requests;
@@ -7,11 +7,12 @@
 //!   calls it on 401 or 403 `insufficient_scope`. One sign-in or refresh at a time, in
 //!   this process (a mutex) and across processes (an OS file lock).
 
-pub mod browser;
+pub(crate) mod browser;
 pub mod challenge;
-pub mod discover;
-pub mod flow;
-pub mod store;
+pub(crate) mod discover;
+pub(crate) mod flow;
+pub(crate) mod probe;
+pub(crate) mod store;
 
 use std::path::PathBuf;
 use std::sync::RwLock;
@@ -19,74 +20,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::header::HeaderValue;
-use thiserror::Error;
 use url::Url;
 
 use crate::auth::challenge::Challenge;
 use crate::auth::discover::Discovered;
 use crate::auth::store::{ClientRecord, Secret, ServerRecord, Store, Tokens};
+pub(crate) use crate::error::AuthError;
 
 /// Refresh this long before the access token expires (A-REFRESH).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 pub struct AuthConfig {
-    pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
-    pub client_metadata_url: Option<String>,
-    pub scope: Option<String>,
-    pub resource: Option<String>,
-    pub authorize_params: Vec<(String, String)>,
-    pub callback_path: String,
-    pub callback_port: Option<u16>,
-    pub no_browser: bool,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) client_metadata_url: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) resource: Option<String>,
+    pub(crate) authorize_params: Vec<(String, String)>,
+    pub(crate) callback_path: String,
+    pub(crate) callback_port: Option<u16>,
+    pub(crate) no_browser: bool,
     /// `BROWSER`: a program run with the URL as its one argument.
-    pub browser: Option<String>,
-    pub device_code: bool,
-    pub timeout: Duration,
-    pub config_dir: PathBuf,
-}
-
-#[derive(Debug, Error)]
-pub enum AuthError {
-    #[error("sign-in discovery failed: {0}")]
-    Discovery(String),
-    #[error(
-        "the server's metadata names the resource {advertised:?}, which does not match {server}; refusing to sign in (it could hand a token for one service to another)"
-    )]
-    ResourceMismatch { advertised: String, server: String },
-    #[error(
-        "the authorization server supports no registration this client can use; pass a pre-registered --client-id (and --client-secret), or --client-metadata-url"
-    )]
-    NoRegistration,
-    #[error("client registration failed: {0}")]
-    Registration(String),
-    #[error("sign-in is not possible: {0}")]
-    Unsupported(String),
-    #[error("sign-in callback: {0}")]
-    Callback(String),
-    #[error("sign-in was refused: {0}")]
-    Denied(String),
-    #[error("the token request failed: {0}")]
-    Token(String),
-    #[error(
-        "sign-in did not complete in time (--auth-timeout); run `clerk-mcp-server login` to try again"
-    )]
-    TimedOut,
-    #[error(
-        "the server still refuses the request after signing in ({0}); check that your account has access"
-    )]
-    StillRefused(String),
-    #[error("cannot store credentials: {0}")]
-    Store(String),
-    #[error("refused to open the authorization URL: {0}")]
-    UnsafeUrl(String),
+    pub(crate) browser: Option<String>,
+    pub(crate) device_code: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) config_dir: PathBuf,
 }
 
 pub struct Auth {
     http: reqwest::Client,
     server: Url,
-    pub cfg: AuthConfig,
+    cfg: AuthConfig,
     store: Store,
     key: String,
     current: RwLock<Option<ServerRecord>>,
@@ -111,7 +76,7 @@ impl std::fmt::Debug for Auth {
 }
 
 /// The file name for a server identity: everything that changes which tokens apply.
-pub fn server_key(server: &Url, cfg: &AuthConfig) -> String {
+fn server_key(server: &Url, cfg: &AuthConfig) -> String {
     let host: String = server
         .host_str()
         .unwrap_or("server")
@@ -134,7 +99,7 @@ pub fn server_key(server: &Url, cfg: &AuthConfig) -> String {
 }
 
 impl Auth {
-    pub fn new(http: reqwest::Client, server: Url, cfg: AuthConfig) -> Auth {
+    pub(crate) fn new(http: reqwest::Client, server: Url, cfg: AuthConfig) -> Auth {
         let store = Store::new(cfg.config_dir.clone());
         let key = server_key(&server, &cfg);
         let current = store
@@ -155,7 +120,7 @@ impl Auth {
         }
     }
 
-    pub fn has_token(&self) -> bool {
+    pub(crate) fn has_token(&self) -> bool {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -163,7 +128,7 @@ impl Auth {
     }
 
     /// The bearer header to send now.
-    pub fn bearer(&self) -> Option<HeaderValue> {
+    pub(crate) fn bearer(&self) -> Option<HeaderValue> {
         let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
         guard.as_ref().and_then(|r| {
             let mut v =
@@ -176,12 +141,12 @@ impl Auth {
 
     /// Which token is current: taken before a request, so a 401 can be matched to the
     /// token it was sent with (an older one is simply retried with the newer).
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// Refresh ahead of expiry (A-REFRESH). Best effort: a failure here is retried on 401.
-    pub async fn ensure_fresh(&self) {
+    pub(crate) async fn ensure_fresh(&self) {
         let expiring = self
             .current
             .read()
@@ -195,7 +160,7 @@ impl Auth {
     }
 
     /// The server answered 401 to a request sent with `generation`'s token.
-    pub async fn unauthorized(
+    pub(crate) async fn unauthorized(
         &self,
         generation: u64,
         challenge: Option<Challenge>,
@@ -205,15 +170,14 @@ impl Auth {
     }
 
     /// 403 `insufficient_scope` (A-STEPUP): sign in again with the scopes asked for.
-    pub async fn step_up(&self, generation: u64, challenge: Challenge) -> Result<(), AuthError> {
+    pub(crate) async fn step_up(
+        &self,
+        generation: u64,
+        challenge: Challenge,
+    ) -> Result<(), AuthError> {
         self.mark_challenged();
         // Asking again for scopes the token already has can only loop: give up now.
-        let granted = self
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .and_then(|r| r.tokens.scope.clone());
+        let granted = self.granted_scope();
         if let (Some(wanted), Some(granted)) = (challenge.scope.as_deref(), granted.as_deref())
             && self.generation.load(Ordering::Acquire) == generation
             && !wanted.trim().is_empty()
@@ -229,7 +193,7 @@ impl Auth {
     }
 
     /// A request without a token succeeded (see `served_anonymously`).
-    pub fn mark_served_anonymously(&self) {
+    pub(crate) fn mark_served_anonymously(&self) {
         if !self.has_token() {
             self.served_anonymously.store(true, Ordering::Release);
             self.challenged_notify.notify_waiters();
@@ -238,7 +202,7 @@ impl Auth {
 
     /// Whether the startup probe should leave sign-in alone: a request met a challenge
     /// (it drives the sign-in) or succeeded without a token (none is needed), within `wait`.
-    pub async fn startup_sign_in_unneeded(&self, wait: Duration) -> bool {
+    pub(crate) async fn startup_sign_in_unneeded(&self, wait: Duration) -> bool {
         let settled = || {
             self.challenged.load(Ordering::Acquire)
                 || self.served_anonymously.load(Ordering::Acquire)
@@ -257,7 +221,10 @@ impl Auth {
     }
 
     /// Sign in now (startup or `login`), unless a token is already there.
-    pub async fn sign_in_if_needed(&self, challenge: Option<Challenge>) -> Result<(), AuthError> {
+    pub(crate) async fn sign_in_if_needed(
+        &self,
+        challenge: Option<Challenge>,
+    ) -> Result<(), AuthError> {
         if self.has_token() {
             return Ok(());
         }
@@ -436,66 +403,14 @@ impl Auth {
         flow::check_pkce(&d)?;
         let mut scope =
             flow::select_scope(&self.cfg, challenge.and_then(|c| c.scope.as_deref()), &d);
-        if step_up
-            && let Some(had) = self
-                .current
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .and_then(|r| r.tokens.scope.clone())
-        {
+        if step_up && let Some(had) = self.granted_scope() {
             // Ask for the new scopes without losing the ones already granted.
-            let mut all: Vec<String> = had
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-            for s in scope
-                .as_deref()
-                .unwrap_or("")
-                .split(' ')
-                .filter(|s| !s.is_empty())
-            {
-                if !all.iter().any(|a| a == s) {
-                    all.push(s.to_owned());
-                }
-            }
-            scope = Some(all.join(" "));
+            scope = Some(merge_scopes(&had, scope.as_deref()));
         }
         let tokens = if self.cfg.device_code {
-            let client = self
-                .client_for(&d, "urn:ietf:wg:oauth:2.0:oob", scope.as_deref())
-                .await?;
-            flow::device_flow(&self.http, &d, &client, scope.as_deref(), self.cfg.timeout).await?
+            self.device_sign_in(&d, scope.as_deref()).await?
         } else {
-            let stable_port = stable_port(&self.key);
-            let callback = flow::Callback::bind(&self.cfg, stable_port).await?;
-            let client = self
-                .client_for(&d, &callback.redirect_uri, scope.as_deref())
-                .await?;
-            let (verifier, code_challenge) = flow::pkce();
-            let state = flow::random_token(24);
-            let url = flow::authorize_url(
-                &d,
-                &client,
-                &code_challenge,
-                &state,
-                scope.as_deref(),
-                &self.cfg.authorize_params,
-            )?;
-            browser::open(&url, &self.cfg)?;
-            let params = callback.wait(&state).await?;
-            browser::completed(&self.cfg.config_dir);
-            flow::check_iss(&params, &d)?;
-            let code = params.code.expect("checked by the callback");
-            let token_params = vec![
-                ("grant_type", "authorization_code".to_owned()),
-                ("code", code.expose().to_owned()),
-                ("redirect_uri", client.redirect_uri.clone()),
-                ("code_verifier", verifier),
-                ("resource", d.resource.clone()),
-            ];
-            flow::token_request(&self.http, &d.meta, &client, token_params).await?
+            self.browser_sign_in(&d, scope.as_deref()).await?
         };
         tracing::info!(issuer = %d.issuer, "signed in");
         Ok(ServerRecord {
@@ -511,8 +426,63 @@ impl Auth {
         })
     }
 
+    /// The scopes the current token was granted.
+    fn granted_scope(&self) -> Option<String> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|r| r.tokens.scope.clone())
+    }
+
+    /// RFC 8628: the user enters a code elsewhere while this process polls.
+    async fn device_sign_in(
+        &self,
+        d: &Discovered,
+        scope: Option<&str>,
+    ) -> Result<Tokens, AuthError> {
+        let client = self
+            .client_for(d, "urn:ietf:wg:oauth:2.0:oob", scope)
+            .await?;
+        flow::device_flow(&self.http, d, &client, scope, self.cfg.timeout).await
+    }
+
+    /// The authorization code flow: the browser, the loopback callback, the token request.
+    async fn browser_sign_in(
+        &self,
+        d: &Discovered,
+        scope: Option<&str>,
+    ) -> Result<Tokens, AuthError> {
+        let stable_port = stable_port(&self.key);
+        let callback = flow::Callback::bind(&self.cfg, stable_port).await?;
+        let client = self.client_for(d, &callback.redirect_uri, scope).await?;
+        let (verifier, code_challenge) = flow::pkce();
+        let state = flow::random_token(24);
+        let url = flow::authorize_url(
+            d,
+            &client,
+            &code_challenge,
+            &state,
+            scope,
+            &self.cfg.authorize_params,
+        )?;
+        browser::open(&url, &self.cfg)?;
+        let params = callback.wait(&state).await?;
+        browser::completed(&self.cfg.config_dir);
+        flow::check_iss(&params, d)?;
+        let code = params.code.expect("checked by the callback");
+        let token_params = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.expose().to_owned()),
+            ("redirect_uri", client.redirect_uri.clone()),
+            ("code_verifier", verifier),
+            ("resource", d.resource.clone()),
+        ];
+        flow::token_request(&self.http, &d.meta, &client, token_params).await
+    }
+
     /// Forget this server's tokens (`logout`).
-    pub fn forget(&self) -> Result<bool, AuthError> {
+    pub(crate) fn forget(&self) -> Result<bool, AuthError> {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
         self.store
             .delete_tokens(&self.key)
@@ -525,4 +495,27 @@ fn stable_port(key: &str) -> u16 {
     let h = store::digest(&[key]);
     let n = u16::from_str_radix(&h[..4], 16).unwrap_or(0);
     33_000 + n % 2_000
+}
+
+/// The scopes in `had`, then those of `wanted` not among them.
+fn merge_scopes(had: &str, wanted: Option<&str>) -> String {
+    let mut all: Vec<&str> = had.split(' ').filter(|s| !s.is_empty()).collect();
+    for s in wanted.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+        if !all.contains(&s) {
+            all.push(s);
+        }
+    }
+    all.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_up_keeps_granted_scopes() {
+        assert_eq!(merge_scopes("a b", Some("b c")), "a b c");
+        assert_eq!(merge_scopes(" a  b ", None), "a b");
+        assert_eq!(merge_scopes("", Some("c")), "c");
+    }
 }

@@ -1,4 +1,4 @@
-//! Token and client-registration files (issue 3 §4, §5).
+//! Token and client-registration files.
 //!
 //! - One token file per server identity, `tokens/<host>-<hash>.json`; one registration
 //!   file per authorization server, `clients/<hash of issuer>.json` (A-ISSUER-KEY).
@@ -17,13 +17,13 @@ use serde::{Deserialize, Serialize};
 /// A secret string: `Debug` and `Display` never show it.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
+    pub(crate) fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -35,20 +35,20 @@ impl fmt::Debug for Secret {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Tokens {
-    pub access_token: Secret,
+pub(crate) struct Tokens {
+    pub(crate) access_token: Secret,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<Secret>,
+    pub(crate) refresh_token: Option<Secret>,
     /// Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
+    pub(crate) expires_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 impl Tokens {
     /// Expired, or expiring within `margin`.
-    pub fn expiring(&self, margin: Duration) -> bool {
+    pub(crate) fn expiring(&self, margin: Duration) -> bool {
         self.expires_at
             .is_some_and(|at| at <= now_secs() + margin.as_secs())
     }
@@ -56,31 +56,31 @@ impl Tokens {
 
 /// Everything known about signing in to one server.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ServerRecord {
-    pub server_url: String,
-    pub resource: String,
-    pub issuer: String,
-    pub token_endpoint: String,
-    pub tokens: Tokens,
+pub(crate) struct ServerRecord {
+    pub(crate) server_url: String,
+    pub(crate) resource: String,
+    pub(crate) issuer: String,
+    pub(crate) token_endpoint: String,
+    pub(crate) tokens: Tokens,
 }
 
 /// A client registered with (or configured for) one authorization server.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ClientRecord {
-    pub issuer: String,
-    pub client_id: String,
+pub(crate) struct ClientRecord {
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<Secret>,
+    pub(crate) client_secret: Option<Secret>,
     /// `none`, `client_secret_post` or `client_secret_basic`.
-    pub auth_method: String,
-    pub redirect_uri: String,
+    pub(crate) auth_method: String,
+    pub(crate) redirect_uri: String,
 }
 
-pub struct Store {
+pub(crate) struct Store {
     dir: PathBuf,
 }
 
-pub fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -88,7 +88,7 @@ pub fn now_secs() -> u64 {
 }
 
 /// A short stable hex digest (not a security boundary: file naming only).
-pub fn digest(parts: &[&str]) -> String {
+pub(crate) fn digest(parts: &[&str]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for p in parts {
         ctx.update(p.as_bytes());
@@ -101,7 +101,7 @@ pub fn digest(parts: &[&str]) -> String {
 }
 
 /// The platform's config directory for us (overridden by --config-dir).
-pub fn default_dir() -> Option<PathBuf> {
+pub(crate) fn default_dir() -> Option<PathBuf> {
     use etcetera::BaseStrategy;
     etcetera::choose_base_strategy()
         .ok()
@@ -109,12 +109,8 @@ pub fn default_dir() -> Option<PathBuf> {
 }
 
 impl Store {
-    pub fn new(dir: PathBuf) -> Store {
+    pub(crate) fn new(dir: PathBuf) -> Store {
         Store { dir }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn token_path(&self, key: &str) -> PathBuf {
@@ -127,15 +123,15 @@ impl Store {
             .join(format!("{}.json", digest(&[issuer])))
     }
 
-    pub fn load_tokens(&self, key: &str) -> Option<ServerRecord> {
+    pub(crate) fn load_tokens(&self, key: &str) -> Option<ServerRecord> {
         read_json(&self.token_path(key))
     }
 
-    pub fn save_tokens(&self, key: &str, record: &ServerRecord) -> std::io::Result<()> {
+    pub(crate) fn save_tokens(&self, key: &str, record: &ServerRecord) -> std::io::Result<()> {
         write_json(&self.token_path(key), record)
     }
 
-    pub fn delete_tokens(&self, key: &str) -> std::io::Result<bool> {
+    pub(crate) fn delete_tokens(&self, key: &str) -> std::io::Result<bool> {
         match std::fs::remove_file(self.token_path(key)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -143,16 +139,16 @@ impl Store {
         }
     }
 
-    pub fn load_client(&self, issuer: &str) -> Option<ClientRecord> {
+    pub(crate) fn load_client(&self, issuer: &str) -> Option<ClientRecord> {
         read_json::<ClientRecord>(&self.client_path(issuer)).filter(|c| c.issuer == issuer)
     }
 
-    pub fn save_client(&self, record: &ClientRecord) -> std::io::Result<()> {
+    pub(crate) fn save_client(&self, record: &ClientRecord) -> std::io::Result<()> {
         write_json(&self.client_path(&record.issuer), record)
     }
 
     /// Every stored server record, with its key.
-    pub fn list(&self) -> Vec<(String, ServerRecord)> {
+    pub(crate) fn list(&self) -> Vec<(String, ServerRecord)> {
         let Ok(dir) = std::fs::read_dir(self.dir.join("tokens")) else {
             return Vec::new();
         };
@@ -170,7 +166,7 @@ impl Store {
 
     /// Take the OS lock for `key`, waiting at most `wait`. Released on drop, and by the
     /// OS if this process dies.
-    pub async fn lock(&self, key: &str, wait: Duration) -> std::io::Result<std::fs::File> {
+    pub(crate) async fn lock(&self, key: &str, wait: Duration) -> std::io::Result<std::fs::File> {
         let path = self.dir.join("tokens").join(format!("{key}.lock"));
         ensure_dir(path.parent().expect("has a parent"))?;
         let file = std::fs::OpenOptions::new()

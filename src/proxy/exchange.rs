@@ -162,11 +162,7 @@ impl AuthBudget {
         };
         result.map_err(|e| {
             tracing::warn!("sign-in failed: {e}");
-            RemoteError::Auth(format!(
-                "{host} requires sign-in (HTTP {}), and signing in failed: {e}. If the server uses \
-                 API keys instead, pass one with --header \"Authorization: Bearer ...\"",
-                if self.step_ups > 0 { 403 } else { 401 }
-            ))
+            crate::error::sign_in_failed(host, if self.step_ups > 0 { 403 } else { 401 }, &e)
         })
     }
 }

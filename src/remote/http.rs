@@ -364,7 +364,7 @@ impl Http {
             detail = format!(": {}", summarize_body(&body, is_json));
         }
         if status == StatusCode::UNAUTHORIZED {
-            detail.push_str(crate::error::hint::PASS_A_TOKEN);
+            detail.push_str(&crate::error::unauthorized_detail());
         }
         if let Some(ra) = retry_after {
             detail.push_str(&format!(" (retry after {})", truncate(&ra, 40)));
