@@ -164,26 +164,12 @@ where
 {
     let (out, writer) = spawn_writer(output);
     let (events_tx, events) = mpsc::unbounded_channel();
-    let (lines_tx, lines) = mpsc::channel::<std::io::Result<Frame>>(64);
-    let max = config.max_message_size;
-    let reader = tokio::spawn(async move {
-        let mut reader =
-            LineReader::new(tokio::io::BufReader::with_capacity(64 * 1024, input), max);
-        loop {
-            match reader.next().await {
-                Ok(Some(frame)) => {
-                    if lines_tx.send(Ok(frame)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    let _ = lines_tx.send(Err(e)).await;
-                    return;
-                }
-            }
-        }
-    });
+    // Read by the loop itself (the reader is cancel-safe): no task and no channel
+    // between stdin and the loop.
+    let mut reader = LineReader::new(
+        tokio::io::BufReader::with_capacity(64 * 1024, input),
+        config.max_message_size,
+    );
     let tools = Arc::new(ToolHeaders::default());
     let down = Arc::new(Downstream {
         out: out.clone(),
@@ -206,8 +192,7 @@ where
         generation: 0,
         config,
     };
-    let result = proxy.run_loop(lines, events, shutdown).await;
-    reader.abort();
+    let result = proxy.run_loop(&mut reader, events, shutdown).await;
     proxy.shutdown().await;
     drop(proxy);
     drop(out);
@@ -229,9 +214,9 @@ struct Proxy {
 }
 
 impl Proxy {
-    async fn run_loop<S: Future<Output = ()>>(
+    async fn run_loop<R: tokio::io::AsyncBufRead + Unpin, S: Future<Output = ()>>(
         &mut self,
-        mut lines: mpsc::Receiver<std::io::Result<Frame>>,
+        lines: &mut LineReader<R>,
         mut events: mpsc::UnboundedReceiver<Event>,
         shutdown: S,
     ) -> anyhow::Result<()> {
@@ -254,9 +239,9 @@ impl Proxy {
                     return Ok(());
                 }
                 Some(ev) = events.recv() => self.on_event(ev).await,
-                frame = lines.recv(), if drain_deadline.is_none() && !self.saturated() => match frame {
-                    Some(Ok(Frame::Line(line))) => self.on_line(line).await,
-                    Some(Ok(Frame::TooLong { len, head })) => {
+                frame = lines.next(), if drain_deadline.is_none() && !self.saturated() => match frame {
+                    Ok(Some(Frame::Line(line))) => self.on_line(line).await,
+                    Ok(Some(Frame::TooLong { len, head })) => {
                         tracing::warn!(len, "stdin line over --max-message-size; rejected");
                         let msg = format!(
                             "message of {len} bytes exceeds the {}-byte limit (--max-message-size)",
@@ -266,11 +251,11 @@ impl Proxy {
                         let id = jsonrpc::id_from_prefix(&head);
                         self.reply_error(id.as_ref(), jsonrpc::code::INVALID_REQUEST, &msg).await;
                     }
-                    Some(Err(e)) => {
+                    Err(e) => {
                         tracing::warn!("reading stdin failed: {e}");
                         drain_deadline = Some(tokio::time::Instant::now() + EOF_DRAIN);
                     }
-                    None => {
+                    Ok(None) => {
                         tracing::debug!("stdin closed");
                         self.table.abort_long_lived();
                         drain_deadline = Some(tokio::time::Instant::now() + EOF_DRAIN);

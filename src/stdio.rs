@@ -19,56 +19,42 @@ pub enum Frame {
 }
 
 /// Reads newline-delimited frames with a length bound (S-FRAME).
+///
+/// Cancel-safe: the line being assembled lives in the reader, not in the `next` future,
+/// so the proxy loop can select on `next` beside its other events and lose nothing when
+/// another branch wins.
 pub struct LineReader<R> {
     inner: R,
     max: usize,
+    /// The line read so far.
+    line: Vec<u8>,
+    /// Bytes of an over-long line counted so far (0: within the bound).
+    skipped: usize,
+    /// The first bytes of an over-long line, to find its id.
+    head: Vec<u8>,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     pub fn new(inner: R, max: usize) -> Self {
-        LineReader { inner, max }
+        LineReader {
+            inner,
+            max,
+            line: Vec::new(),
+            skipped: 0,
+            head: Vec::new(),
+        }
     }
 
     /// The next non-blank frame, or `None` at EOF. A final line without a newline is
     /// still returned.
     pub async fn next(&mut self) -> std::io::Result<Option<Frame>> {
         loop {
-            let mut line = Vec::new();
-            let mut skipped = 0usize;
-            let mut head = Vec::new();
-            let mut eof = false;
-            loop {
-                let buf = self.inner.fill_buf().await?;
-                if buf.is_empty() {
-                    eof = true;
-                    break;
-                }
-                let (take, done) = match buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => (i + 1, true),
-                    None => (buf.len(), false),
-                };
-                // +2: the bound is on the message, not its `\r\n`.
-                if skipped > 0 || line.len() + take > self.max + 2 {
-                    // Over the bound: count, but stop buffering (a 100 MB line must not be held).
-                    // Its first bytes are kept (for the id); the rest is only counted.
-                    let seen = line.len() + take;
-                    if skipped == 0 {
-                        line.truncate(HEAD);
-                        head = std::mem::take(&mut line);
-                    }
-                    let more = HEAD.saturating_sub(head.len()).min(take);
-                    head.extend_from_slice(&buf[..more]);
-                    skipped += seen;
-                } else {
-                    line.extend_from_slice(&buf[..take]);
-                }
-                self.inner.consume(take);
-                if done {
-                    break;
-                }
-            }
-            if skipped > 0 {
-                return Ok(Some(Frame::TooLong { len: skipped, head }));
+            let eof = self.read_line().await?;
+            let mut line = std::mem::take(&mut self.line);
+            if self.skipped > 0 {
+                let len = std::mem::take(&mut self.skipped);
+                let head = std::mem::take(&mut self.head);
+                return Ok(Some(Frame::TooLong { len, head }));
             }
             if line.last() == Some(&b'\n') {
                 line.pop();
@@ -88,6 +74,40 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 continue; // blank lines are ignored
             }
             return Ok(Some(Frame::Line(line)));
+        }
+    }
+
+    /// Read up to and including the next newline into `self.line` (or count it, over the
+    /// bound). Returns whether the input ended. Every await point leaves the state whole.
+    async fn read_line(&mut self) -> std::io::Result<bool> {
+        loop {
+            let buf = self.inner.fill_buf().await?;
+            if buf.is_empty() {
+                return Ok(true);
+            }
+            let (take, done) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            // +2: the bound is on the message, not its `\r\n`.
+            if self.skipped > 0 || self.line.len() + take > self.max + 2 {
+                // Over the bound: count, but stop buffering (a 100 MB line must not be held).
+                // Its first bytes are kept (for the id); the rest is only counted.
+                let seen = self.line.len() + take;
+                if self.skipped == 0 {
+                    self.line.truncate(HEAD);
+                    self.head = std::mem::take(&mut self.line);
+                }
+                let more = HEAD.saturating_sub(self.head.len()).min(take);
+                self.head.extend_from_slice(&buf[..more]);
+                self.skipped += seen;
+            } else {
+                self.line.extend_from_slice(&buf[..take]);
+            }
+            self.inner.consume(take);
+            if done {
+                return Ok(false);
+            }
         }
     }
 }
@@ -304,6 +324,25 @@ mod tests {
         // Exactly at the bound is fine, with or without \r\n.
         let got = frames(b"0123456789\r\n", 10).await;
         assert_eq!(got, vec![Frame::Line(b"0123456789".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_read_loses_nothing() {
+        use futures_util::FutureExt;
+        use tokio::io::AsyncWriteExt;
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut r = LineReader::new(tokio::io::BufReader::with_capacity(4, rx), 100);
+        for piece in [&b"{\"a\""[..], b":1", b"}"] {
+            tx.write_all(piece).await.unwrap();
+            // The proxy loop drops `next` whenever another event wins the select.
+            assert!(r.next().now_or_never().is_none(), "no whole line yet");
+        }
+        tx.write_all(b"\nnext\n").await.unwrap();
+        assert_eq!(
+            r.next().await.unwrap(),
+            Some(Frame::Line(b"{\"a\":1}".to_vec()))
+        );
+        assert_eq!(r.next().await.unwrap(), Some(Frame::Line(b"next".to_vec())));
     }
 
     #[test]
