@@ -1,5 +1,5 @@
 //! A client conversation with the proxy itself, in process: the subcommands that talk to
-//! a server (`tools`) run the real proxy loop over an in-memory pipe, so they see the
+//! a server (`check`, `tools`) run the real proxy loop over an in-memory pipe, so they see the
 //! server exactly as an MCP client would.
 
 use std::sync::Arc;
@@ -52,8 +52,14 @@ impl InProcess {
         }
     }
 
-    /// Send a request and wait for its response, skipping everything else.
-    pub(crate) async fn call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+    /// Send a request and wait for its response, skipping everything else. The outer
+    /// error is the conversation failing; the inner one, the server's JSON-RPC error
+    /// message.
+    pub(crate) async fn request(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> anyhow::Result<Result<Value, String>> {
         self.next_id += 1;
         let id = json!(self.next_id);
         let request = json!({"jsonrpc":"2.0","id":id,"method":method,"params":params});
@@ -67,29 +73,42 @@ impl InProcess {
                 .context("the proxy ended unexpectedly")?;
             let msg: Value = serde_json::from_str(&line)?;
             if msg.get("id") == Some(&id) && msg.get("method").is_none() {
-                return match msg.get("error") {
-                    Some(err) => Err(anyhow::anyhow!(
-                        "{method} failed: {}",
-                        err["message"].as_str().unwrap_or("unknown error")
-                    )),
+                return Ok(match msg.get("error") {
+                    Some(err) => Err(err["message"]
+                        .as_str()
+                        .unwrap_or("unknown error")
+                        .to_owned()),
                     None => Ok(msg["result"].clone()),
-                };
+                });
             }
         }
     }
 
-    /// The handshake: `initialize`, then `notifications/initialized`. Returns the result.
-    pub(crate) async fn initialize(&mut self, client: &str) -> anyhow::Result<Value> {
+    /// [`InProcess::request`], with the server's error as an error.
+    pub(crate) async fn call(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        self.request(method, params)
+            .await?
+            .map_err(|why| anyhow::anyhow!("{method} failed: {why}"))
+    }
+
+    /// The handshake: `initialize`, then `notifications/initialized`. Returns the result,
+    /// or the server's error message (see [`InProcess::request`]).
+    pub(crate) async fn initialize(
+        &mut self,
+        client: &str,
+    ) -> anyhow::Result<Result<Value, String>> {
         let result = self
-            .call(
+            .request(
                 "initialize",
                 json!({"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
                        "clientInfo": {"name": client, "version": env!("CARGO_PKG_VERSION")}}),
             )
             .await?;
-        self.write
-            .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
-            .await?;
+        if result.is_ok() {
+            self.write
+                .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+                .await?;
+        }
         Ok(result)
     }
 

@@ -33,7 +33,10 @@ pub(crate) async fn run(args: &ToolsArgs) -> anyhow::Result<ExitCode> {
     let http = crate::connect::connect(&config)?;
     let mut session = crate::inproc::InProcess::start(config.clone(), http);
     let listed = async {
-        session.initialize("clerk-mcp-server tools").await?;
+        session
+            .initialize("clerk-mcp-server tools")
+            .await?
+            .map_err(|why| anyhow::anyhow!("initialize failed: {why}"))?;
         session.list_tools().await
     }
     .await;

@@ -340,3 +340,43 @@ async fn a_corrupt_pin_file_offers_nothing() {
     p.finish().await;
     assert_eq!(calls_of(&mock, "echo"), 0);
 }
+
+/// P-POLICY: `check` lists what the client will see, and the tools the policy hides with
+/// the reason for each.
+#[tokio::test]
+async fn check_lists_hidden_tools_and_why() {
+    let mock = Mock::start(Options::default()).await;
+    mock.inner.lock().unwrap().tool_pages = Some(vec![
+        vec![tool("echo", "e"), tool("delete_user", "d")],
+        vec![read_only("get"), tool("put", "p")],
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let out = run_in(
+        home.path(),
+        &[
+            "check",
+            &mock.url,
+            "--deny-tool",
+            "delete_*",
+            "--allow-tool",
+            "echo",
+            "--allow-tool",
+            "get",
+            "--allow-tool",
+            "delete_*",
+        ],
+    )
+    .await;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("✓ tools (2): echo, get"), "{shown}");
+    assert!(shown.contains("hidden by the tool policy (2):"), "{shown}");
+    assert!(
+        shown.contains("delete_user: --deny-tool \"delete_*\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("put: no --allow-tool pattern matches it"),
+        "{shown}"
+    );
+}
