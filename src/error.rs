@@ -30,9 +30,16 @@ pub(crate) mod hint {
     pub(crate) const SERVER_RUNNING: &str = "is the server running?";
     /// A browser that was not opened.
     pub(crate) const OPEN_URL_YOURSELF: &str = "open the URL above yourself";
+    /// A failure that can only be a bug of ours.
+    pub(crate) const REPORT_BUG: &str = "a bug: please report it with the --log-file output";
     /// `login` with the user's own Authorization header.
     pub(crate) const NOTHING_TO_SIGN_IN: &str =
         "An Authorization header was given with --header: nothing to sign in to.";
+}
+
+/// A message over the size bound; `what` names it ("an SSE event", "a response").
+pub fn over_limit(what: &str, limit: usize) -> String {
+    format!("{what} exceeded the {limit}-byte limit (raise it with --max-message-size)")
 }
 
 /// The detail added to an HTTP 401 that this proxy does not answer by signing in.

@@ -15,7 +15,6 @@ use serde_json::value::RawValue;
 pub mod code {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
-    pub const INTERNAL_ERROR: i64 = -32603;
     /// Implementation-defined server error range: used for transport failures.
     pub const TRANSPORT_ERROR: i64 = -32000;
     /// 2026-07-28: the HTTP headers do not match the body.

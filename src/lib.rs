@@ -30,10 +30,10 @@
 //!
 //! Requirement ids such as H-404 or P-PIN are defined in `docs/requirements.md`.
 
-pub mod accounts;
+pub(crate) mod accounts;
 pub mod app;
 pub mod auth;
-pub mod check;
+pub(crate) mod check;
 pub(crate) mod cli;
 pub mod config;
 mod connect;

@@ -243,9 +243,9 @@ impl Proxy {
                     Ok(Some(Frame::Line(line))) => self.on_line(line).await,
                     Ok(Some(Frame::TooLong { len, head })) => {
                         tracing::warn!(len, "stdin line over --max-message-size; rejected");
-                        let msg = format!(
-                            "message of {len} bytes exceeds the {}-byte limit (--max-message-size)",
-                            self.config.max_message_size
+                        let msg = crate::error::over_limit(
+                            &format!("a message of {len} bytes"),
+                            self.config.max_message_size,
                         );
                         // Its own id when the line starts with it, so the request is answered.
                         let id = jsonrpc::id_from_prefix(&head);
@@ -631,11 +631,10 @@ impl Proxy {
                     let _ = events.send(event);
                 }
                 Err(_) => {
-                    let error = RemoteError::Other(
-                        "internal error in clerk-mcp-server while forwarding this request \
-                         (a bug: please report it with the --log-file output)"
-                            .into(),
-                    );
+                    let error = RemoteError::Other(format!(
+                        "internal error in clerk-mcp-server while forwarding this request ({})",
+                        crate::error::hint::REPORT_BUG
+                    ));
                     let _ = events.send(Event::Finished {
                         unit,
                         unanswered: ids,

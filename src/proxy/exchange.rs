@@ -127,7 +127,10 @@ impl AuthBudget {
     /// Ok: retry the request. Err: give up with this error for the client.
     async fn handle(&mut self, http: &Http, outcome: Outcome) -> Result<(), RemoteError> {
         let Some(auth) = &http.auth else {
-            return Err(RemoteError::Other("authorization required".into()));
+            return Err(RemoteError::Other(format!(
+                "authorization required: pass a token with {}",
+                crate::error::hint::BEARER_HEADER
+            )));
         };
         let host = &http.host;
         self.rounds += 1;

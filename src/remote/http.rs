@@ -316,10 +316,7 @@ impl Http {
                     if body.len() + chunk.len() > self.max_message {
                         return Err(RemoteError::Malformed {
                             host: self.host.clone(),
-                            why: format!(
-                                "a response exceeded the {}-byte limit (--max-message-size)",
-                                self.max_message
-                            ),
+                            why: crate::error::over_limit("a response", self.max_message),
                         });
                     }
                     body.extend_from_slice(&chunk);

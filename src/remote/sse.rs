@@ -25,10 +25,7 @@ impl fmt::Display for SseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SseError::TooLarge { limit } => {
-                write!(
-                    f,
-                    "an SSE event exceeded the {limit}-byte limit (--max-message-size)"
-                )
+                f.write_str(&crate::error::over_limit("an SSE event", *limit))
             }
             SseError::InvalidUtf8 => f.write_str("an SSE event was not valid UTF-8"),
         }

@@ -139,7 +139,7 @@ async fn huge_line_is_not_buffered() {
     assert_eq!(e["id"], 1, "{e}");
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(
-        msg.contains("1048576-byte limit (--max-message-size)"),
+        msg.contains("1048576-byte limit (raise it with --max-message-size)"),
         "{msg}"
     );
     // A long line whose id is not near its start still gets its error, with id null.
