@@ -170,3 +170,14 @@ pub(crate) fn tools_of(result: &mut Value) -> Option<&mut Vec<Value>> {
 pub(crate) fn tool_name(tool: &Value) -> &str {
     tool.get("name").and_then(Value::as_str).unwrap_or("")
 }
+
+/// What stage tests share: a `tools/call` for `name`, as a client would send it.
+#[cfg(test)]
+pub(crate) fn call_tool(stage: &dyn Stage, name: &str) -> Result<(), Refusal> {
+    let params = RawValue::from_string(serde_json::json!({ "name": name }).to_string())
+        .expect("valid JSON");
+    stage.on_request(&Request {
+        method: "tools/call",
+        params: Some(&params),
+    })
+}

@@ -329,7 +329,6 @@ impl Stage for Pinning {
 mod tests {
     use super::*;
     use serde_json::json;
-    use serde_json::value::RawValue;
 
     fn stage(dir: &Path) -> Pinning {
         Pinning::new(dir.join("pins").join("s.json"), "https://s.test/mcp".into())
@@ -348,11 +347,7 @@ mod tests {
     }
 
     fn call(stage: &Pinning, name: &str) -> Result<(), Refusal> {
-        let params = RawValue::from_string(json!({ "name": name }).to_string()).unwrap();
-        stage.on_request(&Request {
-            method: "tools/call",
-            params: Some(&params),
-        })
+        crate::layer::call_tool(stage, name)
     }
 
     #[test]

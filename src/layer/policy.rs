@@ -194,7 +194,6 @@ impl Stage for Policy {
 mod tests {
     use super::*;
     use serde_json::json;
-    use serde_json::value::RawValue;
 
     fn globs(ps: &[&str]) -> Vec<Glob> {
         ps.iter().map(|p| Glob::new(p).unwrap()).collect()
@@ -230,11 +229,7 @@ mod tests {
     }
 
     fn call(stage: &Policy, name: &str) -> Result<(), Refusal> {
-        let params = RawValue::from_string(json!({"name": name}).to_string()).unwrap();
-        stage.on_request(&Request {
-            method: "tools/call",
-            params: Some(&params),
-        })
+        crate::layer::call_tool(stage, name)
     }
 
     #[test]
