@@ -174,8 +174,8 @@ pub(crate) fn tool_name(tool: &Value) -> &str {
 /// What stage tests share: a `tools/call` for `name`, as a client would send it.
 #[cfg(test)]
 pub(crate) fn call_tool(stage: &dyn Stage, name: &str) -> Result<(), Refusal> {
-    let params = RawValue::from_string(serde_json::json!({ "name": name }).to_string())
-        .expect("valid JSON");
+    let params =
+        RawValue::from_string(serde_json::json!({ "name": name }).to_string()).expect("valid JSON");
     stage.on_request(&Request {
         method: "tools/call",
         params: Some(&params),

@@ -78,7 +78,7 @@ async fn start(modern: bool, pages: Vec<Vec<Value>>, path: &str, args: &[&str]) 
     (mock, p)
 }
 
-async fn policy_hides_and_refuses(modern: bool, path: &str) {
+async fn policy_hides_and_refuses(modern: bool, path: &str, deny_flag: &str) {
     let pages = vec![
         vec![tool("delete_user", "x"), tool("echo", "e")],
         vec![tool("DELETE_all", "x")],
@@ -88,7 +88,7 @@ async fn policy_hides_and_refuses(modern: bool, path: &str) {
         modern,
         pages,
         path,
-        &["--deny-tool", "delete_*", "--allow-tool", "*"],
+        &[deny_flag, "delete_*", "--allow-tool", "*"],
     )
     .await;
     let pages = list_pages(&mut p, modern, 1).await;
@@ -137,19 +137,20 @@ async fn policy_hides_and_refuses(modern: bool, path: &str) {
 /// hidden tools leave every page; a call to one is refused here.
 #[tokio::test]
 async fn policy_legacy_streamable() {
-    policy_hides_and_refuses(false, "/mcp").await;
+    policy_hides_and_refuses(false, "/mcp", "--deny-tool").await;
 }
 
 /// P-POLICY, modern era (2026-07-28): the same on stateless requests.
 #[tokio::test]
 async fn policy_modern() {
-    policy_hides_and_refuses(true, "/mcp").await;
+    policy_hides_and_refuses(true, "/mcp", "--deny-tool").await;
 }
 
-/// P-POLICY over HTTP+SSE (2024-11-05), where results arrive on the one stream.
+/// P-POLICY over HTTP+SSE (2024-11-05), where results arrive on the one stream; with
+/// mcp-remote's spelling of the flag, `--ignore-tool`.
 #[tokio::test]
 async fn policy_http_sse() {
-    policy_hides_and_refuses(false, "/sse").await;
+    policy_hides_and_refuses(false, "/sse", "--ignore-tool").await;
 }
 
 /// P-POLICY: --read-only and the allow list, set through the environment.
