@@ -123,6 +123,12 @@ pub struct RemoteArgs {
     #[arg(long, value_enum, default_value_t = TransportArg::Auto, env = "CLERK_MCP_TRANSPORT")]
     pub transport: TransportArg,
 
+    /// The protocol era spoken to the server. `auto` speaks the client's own era and
+    /// translates only when the server shows it does not speak it; `legacy` and `modern`
+    /// force one. mcp-remote's `--protocol legacy|auto` mean the same here.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Auto, env = "CLERK_MCP_PROTOCOL")]
+    pub protocol: ProtocolArg,
+
     /// Allow plain http:// to a host that is not loopback.
     #[arg(long, env = "CLERK_MCP_ALLOW_HTTP", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
     pub allow_http: bool,
@@ -273,6 +279,13 @@ pub struct AuthArgs {
     /// Where tokens and registrations are kept (default: the platform's config directory).
     #[arg(long, value_name = "DIR", env = "CLERK_MCP_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolArg {
+    Auto,
+    Legacy,
+    Modern,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,12 +19,24 @@ pub enum TransportMode {
     Sse,
 }
 
+/// The era spoken to the server (`--protocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolMode {
+    /// The client's own era, translated only when the server shows it lacks it.
+    Auto,
+    /// Never translate a legacy client.
+    Legacy,
+    /// Translate a legacy client from the start.
+    Modern,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub url: Url,
     /// User headers. Values are marked sensitive, so their `Debug` is redacted.
     pub headers: HeaderMap,
     pub transport: TransportMode,
+    pub protocol: ProtocolMode,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub ca_file: Option<PathBuf>,
@@ -79,6 +91,11 @@ impl Config {
                 TransportArg::Auto => TransportMode::Auto,
                 TransportArg::StreamableHttp => TransportMode::StreamableHttp,
                 TransportArg::Sse => TransportMode::Sse,
+            },
+            protocol: match args.protocol {
+                crate::cli::ProtocolArg::Auto => ProtocolMode::Auto,
+                crate::cli::ProtocolArg::Legacy => ProtocolMode::Legacy,
+                crate::cli::ProtocolArg::Modern => ProtocolMode::Modern,
             },
             connect_timeout: seconds("--connect-timeout", args.connect_timeout)?,
             request_timeout: seconds("--request-timeout", args.request_timeout)?,

@@ -16,7 +16,7 @@
 //! - `layer`    — the message layer: the request table (`table`), the receiving end of
 //!   the transport (`inbound`), and the stage chain, in order: `policy` (allow/deny/
 //!   read-only tools), `pinning` (pinned tool definitions), `modern_tools` (2026-07-28
-//!   header annotations).
+//!   header annotations); and `translate`, which makes a legacy client's messages modern.
 //! - `remote`   — the transport only: Streamable HTTP exchanges (`http`), the SSE parser
 //!   (`sse`), the 2024-11-05 HTTP+SSE transport (`legacy_sse`), modern headers
 //!   (`modern`). It hands framed messages to a `Deliver` and knows no ids or stdout.

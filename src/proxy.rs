@@ -15,11 +15,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::config::{Config, TransportMode};
+use crate::config::{Config, ProtocolMode, TransportMode};
 use crate::error::RemoteError;
 use crate::jsonrpc::{self, IdKey, Kind, ParamsProbe};
 use crate::layer::inbound::{Downstream, Inbound, SseSession};
 use crate::layer::table::{Cancelled, Table, UnitId};
+use crate::layer::translate::{self, Local, Translation};
 use crate::layer::{Chain, Era, Expect, Request};
 use crate::remote::http::{Http, Outcome, Post, SessionHeaders};
 use crate::remote::modern::ToolHeaders;
@@ -97,6 +98,9 @@ enum Conn {
     Ready(Session),
     /// The server speaks the 2024-11-05 HTTP+SSE transport (B-SSE).
     Sse(Arc<SseSession>),
+    /// A legacy client before a modern-only server: its messages are made modern
+    /// (M-BRIDGE).
+    Translated(Arc<Translation>),
 }
 
 /// Why a new session still holds messages back.
@@ -135,6 +139,8 @@ enum InitResult {
     Streamable { headers: SessionHeaders },
     /// Fell back to HTTP+SSE; the initialize was sent there.
     Sse(Arc<SseSession>),
+    /// The server is modern-only: the initialize was answered from `server/discover`.
+    Translated(Arc<Translation>),
     /// The initialize failed; its error was already reported.
     Failed,
 }
@@ -147,6 +153,7 @@ struct Ctx {
     events: mpsc::UnboundedSender<Event>,
     tools: Arc<ToolHeaders>,
     transport: TransportMode,
+    protocol: ProtocolMode,
 }
 
 /// Run the proxy until stdin ends, `shutdown` fires, or stdout closes.
@@ -182,6 +189,7 @@ where
         events: events_tx,
         tools,
         transport: config.transport,
+        protocol: config.protocol,
     });
     let mut proxy = Proxy {
         ctx,
@@ -458,9 +466,9 @@ impl Proxy {
             return;
         }
         let ids = msg.ids();
-        msg.unit = self
-            .table
-            .insert(&ids, msg.era.is_modern(), msg.long_lived());
+        // A translated session is modern on the wire: closing a stream cancels there too.
+        let modern = msg.era.is_modern() || matches!(self.conn, Conn::Translated(_));
+        msg.unit = self.table.insert(&ids, modern, msg.long_lived());
         // A second initialize while one is in flight waits its turn in the queue.
         if msg.method == "initialize"
             && msg.era == Era::Legacy
@@ -541,6 +549,10 @@ impl Proxy {
                 queued.push_back(msg)
             }
             Conn::Fresh => self.spawn_streamable(msg, None),
+            Conn::Translated(t) => {
+                let t = t.clone();
+                self.translate(&t, msg);
+            }
             Conn::Ready(s) => {
                 let session = Some((s.headers.clone(), s.generation));
                 let confirm = msg.method == "notifications/initialized" && s.listener.is_none();
@@ -582,6 +594,48 @@ impl Proxy {
                         error,
                     }
                 });
+            }
+        }
+    }
+
+    /// A legacy message in a translated session (M-BRIDGE): answered here, or stamped
+    /// with the modern `_meta` and sent statelessly.
+    fn translate(&mut self, t: &Translation, mut msg: Outgoing) {
+        let text = std::str::from_utf8(&msg.body).unwrap_or_default();
+        let local = match jsonrpc::parse(text) {
+            Ok(jsonrpc::Parsed::Single(m)) => translate::local(&m),
+            _ => Local::Forward,
+        };
+        let unit = msg.unit;
+        match local {
+            Local::Drop => {
+                self.table.finish(unit, Vec::new());
+            }
+            Local::Reply(line) => {
+                let out = self.out.clone();
+                self.spawn_attempt(unit, msg.ids(), async move {
+                    let _ = out.send(line).await;
+                    Event::Finished {
+                        unit,
+                        unanswered: Vec::new(),
+                        error: None,
+                    }
+                });
+            }
+            Local::Forward => {
+                if let Some(stamped) = t.stamp(text) {
+                    msg.body = stamped;
+                    msg.era = Era::Modern {
+                        version: t.version.clone(),
+                    };
+                    // Its results are modern ones now, for the stages too.
+                    let chain = &self.ctx.down.chain;
+                    msg.expects = std::mem::take(&mut msg.expects)
+                        .into_iter()
+                        .map(|e| Expect::new(chain, e.id, &msg.method, true))
+                        .collect();
+                }
+                self.spawn_streamable(msg, None);
             }
         }
     }
@@ -747,6 +801,7 @@ impl Proxy {
                 self.conn = Conn::Ready(session);
             }
             InitResult::Sse(sse) => self.conn = Conn::Sse(sse),
+            InitResult::Translated(t) => self.conn = Conn::Translated(t),
             InitResult::Failed => self.conn = Conn::Fresh,
         }
         for m in queued {

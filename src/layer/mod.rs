@@ -14,6 +14,9 @@
 //!   [`policy`] (`--allow-tool`, `--deny-tool`, `--read-only`), [`pinning`]
 //!   (`--pin-tools`), [`modern_tools`] (the 2026-07-28 `x-mcp-header` annotations).
 //!
+//! - [`translate`]: era translation for a legacy client before a modern-only server
+//!   (M-BRIDGE); the proxy loop applies it to a translated session's messages.
+//!
 //! To add a stage: write a file with a type that implements [`Stage`], and add one line
 //! to [`Chain::new`], where the order lives.
 
@@ -22,6 +25,7 @@ pub(crate) mod modern_tools;
 pub(crate) mod pinning;
 pub(crate) mod policy;
 pub(crate) mod table;
+pub(crate) mod translate;
 
 use std::sync::Arc;
 

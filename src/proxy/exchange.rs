@@ -5,6 +5,7 @@
 //! `proxy.rs` owns the state and hears back over its event channel.
 
 use super::*;
+use crate::stdio::one_line;
 
 /// A single client message as a unit of traffic (its table record is made on dispatch).
 pub(super) fn unit(body: &Bytes, m: &jsonrpc::Message<'_>, chain: &Chain) -> Outgoing {
@@ -244,11 +245,29 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
         return init_over_sse(ctx, msg, None, reinit).await;
     }
     ctx.http.set_transport("Streamable HTTP");
+    // A first initialize may meet a modern-only server: its answer is held until it is
+    // known not to be that refusal (M-BRIDGE).
+    let may_translate = !reinit && ctx.protocol != ProtocolMode::Legacy;
+    if may_translate && ctx.protocol == ProtocolMode::Modern {
+        return translate_initialize(ctx, &msg, &[]).await;
+    }
     let mut sink = Inbound::new(&ctx.down, expects);
-    if reinit {
+    if reinit || may_translate {
         sink = sink.quiet();
     }
     let outcome = post_initialize(ctx, &body, &mut sink).await;
+    if may_translate {
+        if let Some(supported) = sink
+            .capture
+            .as_deref()
+            .and_then(translate::refused_versions)
+        {
+            return translate_initialize(ctx, &msg, &supported).await;
+        }
+        if let Some(answer) = &sink.capture {
+            let _ = ctx.down.out.send(one_line(answer.clone())).await;
+        }
+    }
     let (status, error) = match outcome {
         Outcome::Done { session_id } => {
             let version = sink.capture.as_deref().and_then(negotiated_version);
@@ -332,6 +351,85 @@ async fn replay_initialized(ctx: &Ctx, session: &SessionHeaders) {
         .http
         .exchange(post, &mut Inbound::new(&ctx.down, Vec::new()))
         .await;
+}
+
+/// Answer a legacy client's `initialize` from the modern-only server's `server/discover`
+/// (M-BRIDGE). `supported`: the versions the server named when it refused.
+async fn translate_initialize(ctx: &Ctx, msg: &Outgoing, supported: &[String]) -> InitResult {
+    let fail = |why: String| {
+        RemoteError::Other(format!(
+            "{} speaks only the 2026-07-28 protocol era, and translating for this client failed: {why}",
+            ctx.http.host
+        ))
+    };
+    let Some(version) = translate::modern_version(supported) else {
+        let e = fail(format!("it supports only {}", supported.join(", ")));
+        report_failure(ctx, &msg.ids(), &e).await;
+        return InitResult::Failed;
+    };
+    let Some(t) = Translation::from_initialize(&msg.body, version) else {
+        report_failure(
+            ctx,
+            &msg.ids(),
+            &fail("the initialize had no params".into()),
+        )
+        .await;
+        return InitResult::Failed;
+    };
+    tracing::info!(host = %ctx.http.host, "the server is modern-only; translating for this legacy client");
+    let id = "clerk-mcp-server/discover";
+    let body = t.discover(id);
+    let raw = serde_json::value::RawValue::from_string(format!("{id:?}")).expect("valid id");
+    let mut sink = Inbound::new(&ctx.down, vec![Expect::plain(IdKey::from_raw(&raw))]).quiet();
+    let post = Post {
+        headers: ctx.tools.headers_for(version, &body),
+        body,
+        session: None,
+        idle: Some(ctx.http.request_timeout),
+        resumable: false,
+    };
+    let outcome = ctx.http.exchange(post, &mut sink).await;
+    let discover = sink
+        .capture
+        .as_deref()
+        .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok());
+    let result = match (outcome, discover) {
+        (Outcome::Done { .. }, Some(v)) if v.get("result").is_some() => v["result"].clone(),
+        (Outcome::Done { .. }, Some(v)) => {
+            let why = v["error"]["message"]
+                .as_str()
+                .unwrap_or("an error")
+                .to_owned();
+            report_failure(
+                ctx,
+                &msg.ids(),
+                &fail(format!("server/discover answered {why}")),
+            )
+            .await;
+            return InitResult::Failed;
+        }
+        (Outcome::Failed(e) | Outcome::Status { error: e, .. }, _) => {
+            report_failure(ctx, &msg.ids(), &fail(format!("server/discover: {e}"))).await;
+            return InitResult::Failed;
+        }
+        _ => {
+            report_failure(
+                ctx,
+                &msg.ids(),
+                &fail("server/discover had no answer".into()),
+            )
+            .await;
+            return InitResult::Failed;
+        }
+    };
+    let requested = requested_version(&msg.body);
+    for id in msg.ids() {
+        let line = translate::initialize_answer(&id, requested.as_deref(), &result);
+        let _ = ctx.down.out.send(line).await;
+    }
+    ctx.http
+        .set_transport("Streamable HTTP (2026-07-28, translated for a legacy client)");
+    InitResult::Translated(Arc::new(t))
 }
 
 fn fallback_status(status: StatusCode, requested: Option<&str>) -> bool {

@@ -73,7 +73,9 @@ async fn modern_error_is_not_a_fallback_trigger() {
         ..Default::default()
     })
     .await;
-    let mut p = Proxy::spawn(&[&mock.url]);
+    // With --protocol legacy the refusal reaches the client untouched (M-VERSION); the
+    // default translates instead (tests/it/translate.rs).
+    let mut p = Proxy::spawn(&[&mock.url, "--protocol", "legacy"]);
     p.send(&crate::support::init("2025-11-25")).await;
     let (resp, _) = p.recv_response(0.into()).await;
     assert_eq!(resp["error"]["code"], -32022, "{resp}");

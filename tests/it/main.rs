@@ -14,3 +14,4 @@ mod stdio;
 mod streamable;
 mod tls;
 mod tools;
+mod translate;

@@ -1,0 +1,126 @@
+//! Era translation (M-BRIDGE): a legacy client before a modern-only (2026-07-28) server.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::mock::{Mock, Options};
+use crate::support::{Proxy, call};
+
+fn modern_only() -> Options {
+    Options {
+        modern_only: true,
+        ..Default::default()
+    }
+}
+
+/// The client's initialize is answered from server/discover, in the version it asked
+/// for; initialized and ping are answered here; every request goes out stamped with
+/// the modern `_meta` and headers, with no session, GET stream or DELETE.
+#[tokio::test]
+async fn legacy_client_talks_to_a_modern_only_server() {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    let init = p.initialize("2025-06-18").await;
+    assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
+    assert_eq!(init["result"]["serverInfo"]["name"], "mock-modern");
+    assert_eq!(init["result"]["capabilities"], json!({"tools":{}}));
+    p.send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await;
+    let (pong, _) = p.recv_response(1.into()).await;
+    assert_eq!(pong, json!({"jsonrpc":"2.0","id":1,"result":{}}));
+    p.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#)
+        .await;
+    let (list, _) = p.recv_response(2.into()).await;
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    // Its invalid x-mcp-header tool is removed, as for a modern client (M-PARAM-INVALID).
+    assert_eq!(names, ["route", "hang"]);
+    p.send(&call(3, "route", json!({"region": "eu-west"})))
+        .await;
+    let (routed, _) = p.recv_response(3.into()).await;
+    assert_eq!(
+        routed["result"]["content"][0]["text"], "routed to eu-west",
+        "{routed}"
+    );
+    let (status, _) = p.finish().await;
+    assert!(status.success());
+    let reqs = mock.requests();
+    let methods: Vec<&str> = reqs.iter().filter_map(|r| r.rpc_method()).collect();
+    assert_eq!(
+        methods,
+        ["initialize", "server/discover", "tools/list", "tools/call"],
+        "ping and initialized stay here"
+    );
+    for r in &reqs[1..] {
+        let meta = &r.body["params"]["_meta"];
+        assert_eq!(
+            meta["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        assert_eq!(meta["io.modelcontextprotocol/clientInfo"]["name"], "t");
+        assert_eq!(
+            meta["io.modelcontextprotocol/clientCapabilities"],
+            json!({"elicitation":{}})
+        );
+        assert_eq!(r.header("mcp-protocol-version"), Some("2026-07-28"));
+        assert!(r.header("mcp-session-id").is_none());
+    }
+    assert_eq!(reqs[3].header("mcp-param-region"), Some("eu-west"));
+    assert_eq!(mock.count(Method::GET), 0);
+    assert_eq!(mock.count(Method::DELETE), 0);
+}
+
+/// --protocol modern translates from the start: no legacy initialize is tried.
+#[tokio::test]
+async fn forced_modern_skips_the_legacy_handshake() {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url, "--protocol", "modern"]);
+    let init = p.initialize("2025-11-25").await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "mock-modern");
+    p.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .await;
+    let (list, _) = p.recv_response(1.into()).await;
+    assert!(list["result"]["tools"].is_array(), "{list}");
+    p.finish().await;
+    let methods: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.rpc_method().map(str::to_owned))
+        .collect();
+    assert_eq!(methods, ["server/discover", "tools/list"]);
+}
+
+/// A cancelled request of a translated session closes its stream, as in the modern era
+/// (M-CANCEL): no notification is POSTed and no error reaches the client.
+#[tokio::test]
+async fn cancel_in_a_translated_session_closes_the_stream() {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(5, "hang", json!({}))).await;
+    assert_eq!(p.recv().await["method"], "notifications/message");
+    p.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}"#)
+        .await;
+    mock.wait_for("the stream closed", |_| {
+        !mock.inner.lock().unwrap().closed_streams.is_empty()
+    })
+    .await;
+    p.send(r#"{"jsonrpc":"2.0","id":6,"method":"ping"}"#).await;
+    let (pong, before) = p.recv_response(6.into()).await;
+    assert!(pong.get("result").is_some());
+    assert!(
+        before.is_empty(),
+        "no answer for the cancelled call: {before:?}"
+    );
+    p.finish().await;
+    assert!(
+        !mock
+            .requests()
+            .iter()
+            .any(|r| r.rpc_method() == Some("notifications/cancelled")),
+        "the cancellation is the closed stream"
+    );
+}
