@@ -3,7 +3,7 @@
 //! forwards the answer, and every request gets exactly one response: the server's, or a
 //! JSON-RPC error that says what failed.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,7 @@ use crate::remote::modern::ToolHeaders;
 use crate::stdio::{Frame, LineReader, Out, spawn_writer};
 
 mod exchange;
+mod mrtr;
 use exchange::{forward, initialize, unit};
 
 /// How long a new session waits for its GET stream before sending on.
@@ -56,6 +57,8 @@ struct Outgoing {
     retried: bool,
     /// Its record in the request table.
     unit: UnitId,
+    /// Made modern for a legacy client (M-BRIDGE): its answers may ask for input.
+    translated: Option<Arc<Translation>>,
 }
 
 impl Outgoing {
@@ -154,6 +157,8 @@ struct Ctx {
     tools: Arc<ToolHeaders>,
     transport: TransportMode,
     protocol: ProtocolMode,
+    /// Client answers to the proxy's own requests (MRTR input).
+    answers: mrtr::Answers,
 }
 
 /// Run the proxy until stdin ends, `shutdown` fires, or stdout closes.
@@ -190,6 +195,7 @@ where
         tools,
         transport: config.transport,
         protocol: config.protocol,
+        answers: mrtr::Answers::default(),
     });
     let mut proxy = Proxy {
         ctx,
@@ -360,6 +366,14 @@ impl Proxy {
             }
         };
         match parsed {
+            jsonrpc::Parsed::Single(m)
+                if m.kind == Kind::Response
+                    && m.id
+                        .as_ref()
+                        .is_some_and(|id| self.ctx.answers.take(id, body.clone())) =>
+            {
+                // The client's answer to a request the proxy put to it (MRTR input).
+            }
             jsonrpc::Parsed::Single(m) => {
                 if self.admit(&m, &mut HashSet::new()).await {
                     let u = unit(&body, &m, &self.ctx.down.chain);
@@ -399,6 +413,7 @@ impl Proxy {
                     era: Era::Legacy,
                     retried: false,
                     unit: 0,
+                    translated: None,
                 });
             }
             jsonrpc::Parsed::Batch(ms) => {
@@ -532,6 +547,7 @@ impl Proxy {
             era: Era::Legacy,
             retried: false,
             unit: self.table.insert(&[], false, false),
+            translated: None,
         };
         self.start_initialize(init, true);
         true
@@ -600,7 +616,7 @@ impl Proxy {
 
     /// A legacy message in a translated session (M-BRIDGE): answered here, or stamped
     /// with the modern `_meta` and sent statelessly.
-    fn translate(&mut self, t: &Translation, mut msg: Outgoing) {
+    fn translate(&mut self, t: &Arc<Translation>, mut msg: Outgoing) {
         let text = std::str::from_utf8(&msg.body).unwrap_or_default();
         let local = match jsonrpc::parse(text) {
             Ok(jsonrpc::Parsed::Single(m)) => translate::local(&m),
@@ -628,6 +644,7 @@ impl Proxy {
                     msg.era = Era::Modern {
                         version: t.version.clone(),
                     };
+                    msg.translated = Some(t.clone());
                     // Its results are modern ones now, for the stages too.
                     let chain = &self.ctx.down.chain;
                     msg.expects = std::mem::take(&mut msg.expects)

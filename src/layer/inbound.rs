@@ -57,6 +57,20 @@ impl Downstream {
         self.send(line).await
     }
 
+    /// Write an answer that was held back (a translated request's final result), through
+    /// the stages that read it.
+    pub(crate) async fn write_answer(
+        &self,
+        data: Bytes,
+        hook: Option<&Hook>,
+    ) -> Result<(), Closed> {
+        let line = std::str::from_utf8(&data)
+            .ok()
+            .and_then(|raw| self.response_line(hook, raw))
+            .unwrap_or_else(|| one_line(data));
+        self.send(line).await
+    }
+
     fn batch_line(&self, data: Bytes, ms: &[Message<'_>], hooks: &[Option<Hook>]) -> Bytes {
         if hooks.iter().all(Option::is_none) {
             return one_line(data);

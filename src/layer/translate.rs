@@ -5,6 +5,7 @@
 //! here. Pure functions over messages: the proxy loop decides when they apply.
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::jsonrpc::{IdKey, META_PROTOCOL_VERSION, Message};
@@ -117,13 +118,22 @@ pub(crate) fn initialize_answer(id: &IdKey, requested: Option<&str>, discover: &
     let mut result = json!({
         "protocolVersion": version,
         "capabilities": discover.get("capabilities").cloned().unwrap_or_else(|| json!({})),
-        "serverInfo": discover.get("serverInfo").cloned()
-            .unwrap_or_else(|| json!({"name": "unknown", "version": ""})),
+        "serverInfo": server_info(discover),
     });
     if let Some(instructions) = discover.get("instructions") {
         result["instructions"] = instructions.clone();
     }
     result_line(id, &result)
+}
+
+/// Where a 2026-07-28 result names its server: `_meta`'s serverInfo entry (a top-level
+/// `serverInfo` is read too).
+fn server_info(discover: &Value) -> Value {
+    discover
+        .pointer("/_meta/io.modelcontextprotocol~1serverInfo")
+        .or_else(|| discover.get("serverInfo"))
+        .cloned()
+        .unwrap_or_else(|| json!({"name": "unknown", "version": ""}))
 }
 
 /// The versions a server named when it refused a legacy `initialize` with
@@ -153,6 +163,187 @@ pub(crate) fn refused_versions(answer: &[u8]) -> Option<Vec<String>> {
 pub(crate) fn modern_version(supported: &[String]) -> Option<&'static str> {
     (supported.is_empty() || supported.iter().any(|v| v == MODERN_VERSION))
         .then_some(MODERN_VERSION)
+}
+
+/// A 2026-07-28 `input_required` result (MRTR): what the server needs from the client
+/// before it can answer the original request.
+#[derive(Debug)]
+pub(crate) struct InputRequired {
+    /// Server-assigned key → the request to put to the client (`method`, `params`).
+    pub requests: Vec<(String, Value)>,
+    /// Opaque state to echo back exactly, as its JSON text.
+    pub state: Option<Box<RawValue>>,
+}
+
+/// Why an `input_required` result cannot be carried out.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum InputError {
+    /// The result is not shaped as the 2026-07-28 schema says.
+    Malformed(String),
+    /// The client did not declare the capability an input request needs.
+    Missing {
+        method: String,
+        capability: &'static str,
+    },
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputError::Malformed(why) => {
+                write!(f, "the server asked for input in a malformed way: {why}")
+            }
+            InputError::Missing { method, capability } => write!(
+                f,
+                "the server asked the client for {method}, but the client did not declare the \
+                 {capability:?} capability"
+            ),
+        }
+    }
+}
+
+/// The result of a response, when it is an `input_required` one. `max_state` bounds the
+/// `requestState` echoed back. `Some(Err)` ends the client's request with that error.
+pub(crate) fn input_required(
+    answer: &[u8],
+    capabilities: &Value,
+    max_state: usize,
+) -> Option<Result<InputRequired, InputError>> {
+    #[derive(serde::Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        result: Option<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Interim {
+        #[serde(rename = "resultType")]
+        result_type: Option<String>,
+        #[serde(rename = "inputRequests")]
+        input_requests: Option<Value>,
+        #[serde(rename = "requestState")]
+        request_state: Option<Box<RawValue>>,
+    }
+    let answer: Answer<'_> = serde_json::from_slice(answer).ok()?;
+    let interim: Interim = serde_json::from_str(answer.result?.get()).ok()?;
+    if interim.result_type.as_deref() != Some("input_required") {
+        return None;
+    }
+    Some(read_interim(
+        interim.input_requests,
+        interim.request_state,
+        capabilities,
+        max_state,
+    ))
+}
+
+fn read_interim(
+    requests: Option<Value>,
+    state: Option<Box<RawValue>>,
+    capabilities: &Value,
+    max_state: usize,
+) -> Result<InputRequired, InputError> {
+    let bad = |why: &str| InputError::Malformed(why.to_owned());
+    if let Some(s) = &state {
+        if !s.get().starts_with('"') {
+            return Err(bad("requestState is not a string"));
+        }
+        if s.get().len() > max_state {
+            return Err(bad(&format!(
+                "its requestState of {} bytes is over the {max_state}-byte limit (--max-message-size)",
+                s.get().len()
+            )));
+        }
+    }
+    let requests = match requests {
+        None => Vec::new(),
+        Some(Value::Object(map)) => map.into_iter().collect(),
+        Some(_) => return Err(bad("inputRequests is not an object")),
+    };
+    if requests.is_empty() && state.is_none() {
+        return Err(bad("neither inputRequests nor requestState"));
+    }
+    for (key, request) in &requests {
+        let method = request
+            .get("method")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(&format!("input request {key:?} has no method")))?;
+        let capability = match method {
+            "elicitation/create" => "elicitation",
+            "sampling/createMessage" => "sampling",
+            "roots/list" => "roots",
+            other => return Err(bad(&format!("input request {key:?} asks for {other:?}"))),
+        };
+        if capabilities.get(capability).is_none() {
+            return Err(InputError::Missing {
+                method: method.to_owned(),
+                capability,
+            });
+        }
+    }
+    Ok(InputRequired { requests, state })
+}
+
+impl Translation {
+    /// The client capabilities the client declared in its `initialize`.
+    pub(crate) fn capabilities(&self) -> &Value {
+        self.meta
+            .get(META_CLIENT_CAPABILITIES)
+            .unwrap_or(&Value::Null)
+    }
+}
+
+/// The original request again, with the client's answers and the server's state (echoed
+/// as the server wrote it). Earlier rounds' `inputResponses` and `requestState` are
+/// replaced.
+pub(crate) fn reissue(
+    original: &[u8],
+    responses: Map<String, Value>,
+    state: Option<&RawValue>,
+) -> Option<Bytes> {
+    let mut msg: Value = serde_json::from_slice(original).ok()?;
+    let params = msg.get_mut("params")?.as_object_mut()?;
+    params.remove("requestState");
+    params.remove("inputResponses");
+    if !responses.is_empty() {
+        params.insert("inputResponses".into(), Value::Object(responses));
+    }
+    let mut text = serde_json::to_string(&msg).ok()?;
+    if let Some(state) = state {
+        // Spliced in as raw text, so the state goes back exactly as it came.
+        let params_end = params_close(&text)?;
+        let sep = if text[..params_end].ends_with('{') {
+            ""
+        } else {
+            ","
+        };
+        text.insert_str(
+            params_end,
+            &format!("{sep}\"requestState\":{}", state.get()),
+        );
+    }
+    Some(Bytes::from(text))
+}
+
+/// The byte offset of the `}` that closes the top-level `params` object in compact JSON.
+fn params_close(text: &str) -> Option<usize> {
+    let start = text.find("\"params\":{")? + "\"params\":".len();
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for (i, c) in text[start..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_str => escaped = true,
+            '"' => in_str = !in_str,
+            '{' | '[' if !in_str => depth += 1,
+            '}' | ']' if !in_str => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(start + i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -241,6 +432,14 @@ mod tests {
             serde_json::from_slice(&initialize_answer(&id("0"), Some("1999-01-01"), &discover))
                 .unwrap();
         assert_eq!(v["result"]["protocolVersion"], "2025-11-25");
+        // As the Python SDK's server answers: the server info in `_meta`.
+        let sdk = json!({"capabilities":{},"resultType":"complete","supportedVersions":["2026-07-28"],
+            "_meta":{"io.modelcontextprotocol/serverInfo":{"name":"py","version":"1.0.0"}}});
+        let v: Value = serde_json::from_slice(&initialize_answer(&id("0"), None, &sdk)).unwrap();
+        assert_eq!(
+            v["result"]["serverInfo"],
+            json!({"name":"py","version":"1.0.0"})
+        );
     }
 
     #[test]
@@ -260,5 +459,69 @@ mod tests {
         );
         assert_eq!(modern_version(&[]), Some(MODERN_VERSION));
         assert_eq!(modern_version(&["2030-01-01".to_owned()]), None);
+    }
+
+    #[test]
+    fn input_required_results_are_read_and_checked() {
+        let caps = json!({"elicitation":{}});
+        let ok = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","inputRequests":{"name":{"method":"elicitation/create","params":{"message":"Name?"}}},"requestState":"s\u00e9-1"}}"#;
+        let ir = input_required(ok, &caps, 1000).unwrap().unwrap();
+        assert_eq!(ir.requests[0].0, "name");
+        assert_eq!(ir.state.unwrap().get(), r#""s\u00e9-1""#);
+        assert!(
+            input_required(
+                br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}"#,
+                &caps,
+                1000
+            )
+            .is_none()
+        );
+        assert!(input_required(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, &caps, 1000).is_none());
+        let sampling = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","inputRequests":{"s":{"method":"sampling/createMessage","params":{}}}}}"#;
+        let e = input_required(sampling, &caps, 1000).unwrap().unwrap_err();
+        assert_eq!(
+            e,
+            InputError::Missing {
+                method: "sampling/createMessage".into(),
+                capability: "sampling"
+            }
+        );
+        assert!(e.to_string().contains("\"sampling\" capability"));
+        for bad in [
+            &br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","inputRequests":[1]}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","inputRequests":{"k":{"params":{}}}}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","requestState":7}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","requestState":"0123456789"}}"#,
+        ] {
+            assert!(matches!(input_required(bad, &caps, 8), Some(Err(InputError::Malformed(_)))), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn reissue_carries_the_answers_and_echoes_the_state_exactly() {
+        let original = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask","arguments":{"q":"}"},"requestState":"old"}}"#;
+        let state = RawValue::from_string(r#""s\u00e9\/1""#.to_owned()).unwrap();
+        let mut answers = Map::new();
+        answers.insert(
+            "name".into(),
+            json!({"action":"accept","content":{"name":"Ada"}}),
+        );
+        let body = reissue(original, answers, Some(&state)).unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.contains(r#""requestState":"s\u00e9\/1""#), "{text}");
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            v["params"]["inputResponses"]["name"]["content"]["name"],
+            "Ada"
+        );
+        assert_eq!(v["params"]["arguments"]["q"], "}");
+        assert_eq!(v["id"], 3);
+        let bare = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{}}"#;
+        let body = reissue(bare, Map::new(), Some(&state)).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"id":3,"jsonrpc":"2.0","method":"tools/call","params":{"requestState":"s\u00e9\/1"}}"#
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! 2026-07-28 revision. Everything here runs inside request tasks; the loop in
 //! `proxy.rs` owns the state and hears back over its event channel.
 
+use super::mrtr;
 use super::*;
 use crate::stdio::one_line;
 
@@ -36,6 +37,7 @@ pub(super) fn unit(body: &Bytes, m: &jsonrpc::Message<'_>, chain: &Chain) -> Out
         era,
         retried: false,
         unit: 0,
+        translated: None,
     }
 }
 
@@ -48,6 +50,9 @@ pub(super) async fn forward(
 ) -> Event {
     let unit = msg.unit;
     let mut budget = AuthBudget::default();
+    // A translated request's answer is held until it is known to be final (MRTR).
+    let translated = msg.translated.clone().filter(|_| !msg.expects.is_empty());
+    let mut rounds = 0;
     loop {
         let headers = match &msg.era {
             Era::Modern { version } => ctx.tools.headers_for(version, &msg.body),
@@ -61,6 +66,9 @@ pub(super) async fn forward(
         };
         let modern = msg.era.is_modern();
         let mut sink = Inbound::new(&ctx.down, msg.expects.clone());
+        if translated.is_some() {
+            sink = sink.quiet();
+        }
         let post = Post {
             body: msg.body.clone(),
             headers,
@@ -100,6 +108,30 @@ pub(super) async fn forward(
             }
             Outcome::Status { error, .. } | Outcome::Failed(error) => Some(error),
         };
+        if let (None, Some(t), Some(answer)) = (&error, &translated, sink.capture.clone()) {
+            match mrtr::step(ctx, &msg, t, &answer, &mut rounds).await {
+                mrtr::Step::Deliver => {
+                    let hook = msg.expects.first().and_then(|e| e.hook.as_ref());
+                    let _ = ctx.down.write_answer(answer, hook).await;
+                }
+                mrtr::Step::Retry(body) => {
+                    msg.body = body;
+                    continue;
+                }
+                mrtr::Step::Failed(error) => {
+                    let unanswered = if error.is_some() {
+                        msg.ids()
+                    } else {
+                        Vec::new()
+                    };
+                    return Event::Finished {
+                        unit,
+                        unanswered,
+                        error,
+                    };
+                }
+            }
+        }
         if let Some(e) = &error
             && msg.expects.is_empty()
         {

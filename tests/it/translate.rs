@@ -1,7 +1,7 @@
 //! Era translation (M-BRIDGE): a legacy client before a modern-only (2026-07-28) server.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::mock::{Mock, Options};
 use crate::support::{Proxy, call};
@@ -123,4 +123,102 @@ async fn cancel_in_a_translated_session_closes_the_stream() {
             .any(|r| r.rpc_method() == Some("notifications/cancelled")),
         "the cancellation is the closed stream"
     );
+}
+
+/// MRTR through translation: each `input_required` round becomes server→client requests
+/// on stdout (under the proxy's ids); the client's answers go back as `inputResponses`
+/// with the server's `requestState` echoed exactly; the client sees one final answer.
+/// A declined elicitation is an answer like any other.
+#[tokio::test]
+async fn input_rounds_become_client_requests() {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(7, "ask", json!({}))).await;
+    let ask = p.recv().await;
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    assert_eq!(ask["params"]["message"], "Name?");
+    let ask_id = ask["id"].clone();
+    assert!(
+        ask_id
+            .as_str()
+            .unwrap()
+            .starts_with("clerk-mcp-server/input/")
+    );
+    p.send(
+        &json!({"jsonrpc":"2.0","id":ask_id,"result":{"action":"accept","content":{"v":"Ada"}}})
+            .to_string(),
+    )
+    .await;
+    let ask = p.recv().await;
+    assert_eq!(ask["params"]["message"], "Age?", "{ask}");
+    p.send(&json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"decline"}}).to_string())
+        .await;
+    let (done, before) = p.recv_response(7.into()).await;
+    assert!(before.is_empty(), "{before:?}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], r#"age answer: {"action":"decline"}"#,
+        "{done}"
+    );
+    p.finish().await;
+    let calls: Vec<Value> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.rpc_method() == Some("tools/call"))
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(calls.len(), 3, "three rounds");
+    assert_eq!(calls[1]["params"]["requestState"], "r1-\u{e9}");
+    assert_eq!(
+        calls[1]["params"]["inputResponses"]["name"]["content"]["v"],
+        "Ada"
+    );
+    assert!(calls[2]["params"]["inputResponses"].get("name").is_none());
+    for c in &calls {
+        assert_eq!(c["id"], 7, "the client's id on every round");
+    }
+}
+
+/// An input request for a capability the client did not declare ends the request with
+/// one error naming it (-32021), and nothing is put to the client.
+#[tokio::test]
+async fn input_for_an_undeclared_capability_is_one_error() {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(8, "ask_sampling", json!({}))).await;
+    let (err, before) = p.recv_response(8.into()).await;
+    assert!(before.is_empty(), "{before:?}");
+    assert_eq!(err["error"]["code"], -32021, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"sampling\" capability"),
+        "{err}"
+    );
+    assert!(p.rest_after_eof().await.is_empty());
+}
+
+/// State-only rounds are retried after a short pause; a client that answers an input
+/// request with an error ends the request with an error that says so.
+#[tokio::test]
+async fn state_only_rounds_and_client_errors() {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(9, "wait_state", json!({}))).await;
+    let (ready, _) = p.recv_response(9.into()).await;
+    assert_eq!(ready["result"]["content"][0]["text"], "ready", "{ready}");
+    p.send(&call(10, "ask", json!({}))).await;
+    let ask = p.recv().await;
+    p.send(&json!({"jsonrpc":"2.0","id":ask["id"],"error":{"code":-1,"message":"user closed the dialog"}}).to_string())
+        .await;
+    let (err, _) = p.recv_response(10.into()).await;
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("with an error: user closed the dialog"),
+        "{msg}"
+    );
+    assert!(p.rest_after_eof().await.is_empty());
 }

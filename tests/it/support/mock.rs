@@ -785,6 +785,9 @@ async fn modern(m: Mock, headers: &HeaderMap, req: &Value, version: String) -> R
             }
             sse_response(rx)
         }
+        "tools/call" if name.is_some_and(|n| n.starts_with("ask") || n == "wait_state") => {
+            json_response(mrtr_tool(&id, name.unwrap_or(""), &req["params"]))
+        }
         "tools/call" => json_response(result(
             &id,
             text(format!(
@@ -815,6 +818,45 @@ async fn modern(m: Mock, headers: &HeaderMap, req: &Value, version: String) -> R
             "Method not found",
             Value::Null,
         ),
+    }
+}
+
+/// Multi-round tools (MRTR) of the modern mock:
+/// - `ask`: asks the client's name, then (state "r2") its age, then answers with both;
+/// - `ask_sampling`: asks for a sampling/createMessage;
+/// - `wait_state`: answers twice with state only ("not ready"), then "ready".
+fn mrtr_tool(id: &Value, name: &str, params: &Value) -> Value {
+    let interim = |requests: Value, state: &str| {
+        let mut r = json!({"resultType":"input_required","requestState":state});
+        if !requests.is_null() {
+            r["inputRequests"] = requests;
+        }
+        result(id, r)
+    };
+    let elicit = |message: &str| {
+        json!({"method":"elicitation/create","params":{"message":message,
+            "requestedSchema":{"type":"object","properties":{"v":{"type":"string"}}}}})
+    };
+    let state = params["requestState"].as_str();
+    let answers = &params["inputResponses"];
+    match (name, state) {
+        ("ask", None) => interim(json!({"name": elicit("Name?")}), "r1-\u{e9}"),
+        ("ask", Some("r1-\u{e9}")) if answers["name"].is_object() => {
+            interim(json!({"age": elicit("Age?")}), "r2")
+        }
+        ("ask", Some("r2")) => result(
+            id,
+            json!({"resultType":"complete","content":[{"type":"text",
+                "text":format!("age answer: {}", answers["age"])}]}),
+        ),
+        ("ask_sampling", _) => interim(
+            json!({"s":{"method":"sampling/createMessage","params":{"messages":[],"maxTokens":5}}}),
+            "s1",
+        ),
+        ("wait_state", None) => interim(Value::Null, "w1"),
+        ("wait_state", Some("w1")) => interim(Value::Null, "w2"),
+        ("wait_state", Some("w2")) => result(id, text("ready")),
+        _ => json!({"jsonrpc":"2.0","id":id,"error":{"code":-32602,"message":"bad MRTR round"}}),
     }
 }
 
