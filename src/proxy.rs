@@ -619,7 +619,7 @@ impl Proxy {
     fn translate(&mut self, t: &Arc<Translation>, mut msg: Outgoing) {
         let text = std::str::from_utf8(&msg.body).unwrap_or_default();
         let local = match jsonrpc::parse(text) {
-            Ok(jsonrpc::Parsed::Single(m)) => translate::local(&m),
+            Ok(jsonrpc::Parsed::Single(m)) => translate::local(&m, t),
             _ => Local::Forward,
         };
         let unit = msg.unit;

@@ -12,6 +12,8 @@ use crate::jsonrpc::{IdKey, META_PROTOCOL_VERSION, Message};
 
 const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// Where a modern request asks for log messages, in place of `logging/setLevel`.
+const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 /// The modern revision this proxy speaks.
 pub(crate) const MODERN_VERSION: &str = "2026-07-28";
 /// Legacy revisions a client may ask for and be answered in.
@@ -26,6 +28,8 @@ pub(crate) struct Translation {
     pub version: String,
     /// The `_meta` entries every request carries: version, client info, capabilities.
     pub meta: Map<String, Value>,
+    /// The level the client set with `logging/setLevel`, sent with every later request.
+    log_level: std::sync::Mutex<Option<Value>>,
 }
 
 impl Translation {
@@ -52,6 +56,7 @@ impl Translation {
         Some(Translation {
             version: version.to_owned(),
             meta,
+            log_level: std::sync::Mutex::default(),
         })
     }
 
@@ -77,7 +82,21 @@ impl Translation {
         for (k, v) in &self.meta {
             meta.insert(k.clone(), v.clone());
         }
+        if let Some(level) = self
+            .log_level
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            meta.insert(META_LOG_LEVEL.into(), level);
+        }
         serde_json::to_vec(&msg).ok().map(Bytes::from)
+    }
+
+    /// `logging/setLevel`: the modern era asks per request, so the level is kept and sent
+    /// in every later request's `_meta`.
+    pub(crate) fn set_log_level(&self, level: Value) {
+        *self.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(level);
     }
 }
 
@@ -92,10 +111,27 @@ pub(crate) enum Local {
     Drop,
 }
 
-pub(crate) fn local(m: &Message<'_>) -> Local {
+pub(crate) fn local(m: &Message<'_>, t: &Translation) -> Local {
     match (m.method(), &m.id) {
         ("notifications/initialized", _) => Local::Drop,
         ("ping", Some(id)) => Local::Reply(result_line(id, &json!({}))),
+        ("logging/setLevel", Some(id)) => {
+            let level = m
+                .params
+                .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                .and_then(|p| p.get("level").cloned());
+            match level {
+                Some(level @ Value::String(_)) => {
+                    t.set_log_level(level);
+                    Local::Reply(result_line(id, &json!({})))
+                }
+                _ => Local::Reply(Bytes::from(crate::jsonrpc::error_response(
+                    Some(id),
+                    -32602,
+                    "logging/setLevel needs params.level, a string",
+                ))),
+            }
+        }
         _ => Local::Forward,
     }
 }
@@ -397,22 +433,39 @@ mod tests {
     }
 
     #[test]
-    fn initialized_and_ping_are_answered_here() {
+    fn initialized_ping_and_set_level_are_answered_here() {
+        let t = Translation::from_initialize(INIT.as_bytes(), MODERN_VERSION).unwrap();
+        let local = |text: &str| local(&single(text), &t);
         assert_eq!(
-            local(&single(
-                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
-            )),
+            local(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
             Local::Drop
         );
         assert_eq!(
-            local(&single(r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#)),
+            local(r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#),
             Local::Reply(Bytes::from_static(
                 br#"{"jsonrpc":"2.0","id":"p","result":{}}"#
             ))
         );
         assert_eq!(
-            local(&single(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)),
+            local(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
             Local::Forward
+        );
+        assert_eq!(
+            local(
+                r#"{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"debug"}}"#
+            ),
+            Local::Reply(Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":2,"result":{}}"#
+            ))
+        );
+        let stamped = t
+            .stamp(r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#)
+            .unwrap();
+        let v: Value = serde_json::from_slice(&stamped).unwrap();
+        assert_eq!(v["params"]["_meta"][META_LOG_LEVEL], "debug");
+        let bad = local(r#"{"jsonrpc":"2.0","id":4,"method":"logging/setLevel","params":{}}"#);
+        assert!(
+            matches!(bad, Local::Reply(l) if l.starts_with(br#"{"jsonrpc":"2.0","id":4,"error""#))
         );
     }
 

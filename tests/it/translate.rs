@@ -222,3 +222,34 @@ async fn state_only_rounds_and_client_errors() {
     );
     assert!(p.rest_after_eof().await.is_empty());
 }
+
+/// logging/setLevel is answered here and carried as `_meta` logLevel on every later
+/// request, as the modern era asks for log messages per request.
+#[tokio::test]
+async fn set_level_becomes_per_request_metadata() {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send(r#"{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"debug"}}"#)
+        .await;
+    let (ok, _) = p.recv_response(1.into()).await;
+    assert_eq!(ok["result"], json!({}));
+    p.send(&call(2, "route", json!({"region": "x"}))).await;
+    p.recv_response(2.into()).await;
+    p.finish().await;
+    let reqs = mock.requests();
+    assert!(
+        !reqs
+            .iter()
+            .any(|r| r.rpc_method() == Some("logging/setLevel")),
+        "answered here"
+    );
+    let routed = reqs
+        .iter()
+        .find(|r| r.rpc_method() == Some("tools/call"))
+        .unwrap();
+    assert_eq!(
+        routed.body["params"]["_meta"]["io.modelcontextprotocol/logLevel"],
+        "debug"
+    );
+}
