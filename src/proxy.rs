@@ -203,6 +203,8 @@ where
         conn: Conn::Fresh,
         init_body: None,
         table: Table::default(),
+        listen: None,
+        listens: 0,
         generation: 0,
         config,
     };
@@ -223,6 +225,10 @@ struct Proxy {
     init_body: Option<Bytes>,
     /// Every unit of client traffic in flight, queued or running.
     table: Table,
+    /// A translated session's `subscriptions/listen`, by the proxy's own id.
+    listen: Option<IdKey>,
+    /// Listen streams opened so far, for their ids.
+    listens: u64,
     generation: u64,
     config: Arc<Config>,
 }
@@ -627,16 +633,12 @@ impl Proxy {
             Local::Drop => {
                 self.table.finish(unit, Vec::new());
             }
-            Local::Reply(line) => {
-                let out = self.out.clone();
-                self.spawn_attempt(unit, msg.ids(), async move {
-                    let _ = out.send(line).await;
-                    Event::Finished {
-                        unit,
-                        unanswered: Vec::new(),
-                        error: None,
-                    }
-                });
+            Local::Reply(line) => self.reply_here(unit, msg.ids(), line),
+            Local::Subscribe { reply, uri, on } => {
+                self.reply_here(unit, msg.ids(), reply);
+                if t.subscribe(&uri, on) {
+                    self.relisten(t);
+                }
             }
             Local::Forward => {
                 if let Some(stamped) = t.stamp(text) {
@@ -655,6 +657,48 @@ impl Proxy {
                 self.spawn_streamable(msg, None);
             }
         }
+    }
+
+    /// Answer a unit here with `line`, in order with everything else written to stdout.
+    fn reply_here(&mut self, unit: UnitId, ids: Vec<IdKey>, line: Bytes) {
+        let out = self.out.clone();
+        self.spawn_attempt(unit, ids, async move {
+            let _ = out.send(line).await;
+            Event::Finished {
+                unit,
+                unanswered: Vec::new(),
+                error: None,
+            }
+        });
+    }
+
+    /// (Re)open the translated session's `subscriptions/listen`, which carries what a
+    /// legacy client hears on its GET stream: the list changes the server announces and
+    /// the resources the client subscribed to. The previous one is closed first.
+    fn relisten(&mut self, t: &Arc<Translation>) {
+        if let Some(old) = self.listen.take() {
+            self.table.cancel(&old);
+        }
+        self.listens += 1;
+        let id = format!("clerk-mcp-server/listen/{}", self.listens);
+        let Some(body) = t.listen_request(&id) else {
+            return;
+        };
+        let raw = serde_json::value::RawValue::from_string(format!("{id:?}")).expect("valid id");
+        let id = IdKey::from_raw(&raw);
+        let msg = Outgoing {
+            body,
+            expects: vec![Expect::plain(id.clone())],
+            method: "subscriptions/listen".into(),
+            era: Era::Modern {
+                version: t.version.clone(),
+            },
+            retried: false,
+            unit: self.table.insert(std::slice::from_ref(&id), true, true),
+            translated: Some(t.clone()),
+        };
+        self.listen = Some(id);
+        self.spawn_streamable(msg, None);
     }
 
     /// Open the GET stream; `ListenerReady` follows once it has its answer, or after
@@ -740,7 +784,15 @@ impl Proxy {
     }
 
     async fn finished(&mut self, unit: UnitId, unanswered: Vec<IdKey>, error: Option<RemoteError>) {
-        let report = self.table.finish(unit, unanswered);
+        let mut report = self.table.finish(unit, unanswered);
+        // The proxy's own requests (a translated session's listen) have no client waiting.
+        report.retain(|id| {
+            let own = id.as_json().starts_with("\"clerk-mcp-server/");
+            if own {
+                tracing::debug!(%id, "the proxy's own request ended: {error:?}");
+            }
+            !own
+        });
         if !report.is_empty() {
             let error = error.map(|e| e.to_string());
             let msg = error.as_deref().unwrap_or("the server sent no response");
@@ -818,7 +870,10 @@ impl Proxy {
                 self.conn = Conn::Ready(session);
             }
             InitResult::Sse(sse) => self.conn = Conn::Sse(sse),
-            InitResult::Translated(t) => self.conn = Conn::Translated(t),
+            InitResult::Translated(t) => {
+                self.relisten(&t);
+                self.conn = Conn::Translated(t);
+            }
             InitResult::Failed => self.conn = Conn::Fresh,
         }
         for m in queued {

@@ -140,6 +140,8 @@ pub(crate) struct Inbound<'a> {
     /// The first response, kept (the initialize result is read for its version).
     pub(crate) capture: Option<Bytes>,
     malformed: Option<String>,
+    /// A translated session's legacy client: modern-only notifications are not for it.
+    legacy_client: bool,
 }
 
 impl<'a> Inbound<'a> {
@@ -150,7 +152,15 @@ impl<'a> Inbound<'a> {
             forward_responses: true,
             capture: None,
             malformed: None,
+            legacy_client: false,
         }
+    }
+
+    /// For a legacy client in a translated session (M-BRIDGE): the modern era's own
+    /// notifications (a listen stream's acknowledgement) are not forwarded.
+    pub(crate) fn for_legacy_client(mut self) -> Self {
+        self.legacy_client = true;
+        self
     }
 
     /// Keep the responses from the client (the proxy's own requests).
@@ -186,6 +196,12 @@ impl Deliver for Inbound<'_> {
                 return Ok(());
             }
         };
+        if self.legacy_client
+            && let Parsed::Single(m) = &parsed
+            && m.method() == "notifications/subscriptions/acknowledged"
+        {
+            return Ok(());
+        }
         let responses = responses(&parsed);
         let mut hooks = Vec::with_capacity(responses.len());
         let mut answered = false;

@@ -30,6 +30,10 @@ pub(crate) struct Translation {
     pub meta: Map<String, Value>,
     /// The level the client set with `logging/setLevel`, sent with every later request.
     log_level: std::sync::Mutex<Option<Value>>,
+    /// The server's capabilities, from `server/discover`: which list changes to listen to.
+    server_capabilities: std::sync::Mutex<Value>,
+    /// Resource URIs the client subscribed to (`resources/subscribe`).
+    subscriptions: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Translation {
@@ -57,6 +61,8 @@ impl Translation {
             version: version.to_owned(),
             meta,
             log_level: std::sync::Mutex::default(),
+            server_capabilities: std::sync::Mutex::new(Value::Null),
+            subscriptions: std::sync::Mutex::default(),
         })
     }
 
@@ -93,6 +99,61 @@ impl Translation {
         serde_json::to_vec(&msg).ok().map(Bytes::from)
     }
 
+    /// Keep the server's capabilities from its `server/discover` result.
+    pub(crate) fn set_server_capabilities(&self, capabilities: Value) {
+        *self
+            .server_capabilities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = capabilities;
+    }
+
+    /// Subscribe to (`on`) or unsubscribe from a resource. Returns whether the set changed.
+    pub(crate) fn subscribe(&self, uri: &str, on: bool) -> bool {
+        let mut set = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+        if on {
+            set.insert(uri.to_owned())
+        } else {
+            set.remove(uri)
+        }
+    }
+
+    /// The `subscriptions/listen` that carries what a legacy client would hear on its GET
+    /// stream: the list changes the server announces, and the subscribed resources.
+    /// `None` when there is nothing to listen to.
+    pub(crate) fn listen_request(&self, id: &str) -> Option<Bytes> {
+        let caps = self
+            .server_capabilities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut filter = Map::new();
+        for (kind, flag) in [
+            ("tools", "toolsListChanged"),
+            ("prompts", "promptsListChanged"),
+            ("resources", "resourcesListChanged"),
+        ] {
+            if caps.pointer(&format!("/{kind}/listChanged")) == Some(&Value::Bool(true)) {
+                filter.insert(flag.into(), Value::Bool(true));
+            }
+        }
+        let uris: Vec<Value> = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|u| Value::String(u.clone()))
+            .collect();
+        if !uris.is_empty() {
+            filter.insert("resourceSubscriptions".into(), Value::Array(uris));
+        }
+        if filter.is_empty() {
+            return None;
+        }
+        let request = json!({"jsonrpc":"2.0","id":id,"method":"subscriptions/listen",
+                             "params":{"notifications": filter}});
+        self.stamp(&request.to_string())
+    }
+
     /// `logging/setLevel`: the modern era asks per request, so the level is kept and sent
     /// in every later request's `_meta`.
     pub(crate) fn set_log_level(&self, level: Value) {
@@ -109,6 +170,9 @@ pub(crate) enum Local {
     Reply(Bytes),
     /// Nothing to send: the modern era has no such message.
     Drop,
+    /// `resources/subscribe` (`on`) or `unsubscribe`: answered with this line, and the
+    /// listen stream follows the new set.
+    Subscribe { reply: Bytes, uri: String, on: bool },
 }
 
 pub(crate) fn local(m: &Message<'_>, t: &Translation) -> Local {
@@ -129,6 +193,24 @@ pub(crate) fn local(m: &Message<'_>, t: &Translation) -> Local {
                     Some(id),
                     -32602,
                     "logging/setLevel needs params.level, a string",
+                ))),
+            }
+        }
+        (method @ ("resources/subscribe" | "resources/unsubscribe"), Some(id)) => {
+            let uri = m
+                .params
+                .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                .and_then(|p| p.get("uri").and_then(Value::as_str).map(str::to_owned));
+            match uri {
+                Some(uri) => Local::Subscribe {
+                    reply: result_line(id, &json!({})),
+                    uri,
+                    on: method == "resources/subscribe",
+                },
+                None => Local::Reply(Bytes::from(crate::jsonrpc::error_response(
+                    Some(id),
+                    -32602,
+                    &format!("{method} needs params.uri, a string"),
                 ))),
             }
         }
@@ -466,6 +548,32 @@ mod tests {
         let bad = local(r#"{"jsonrpc":"2.0","id":4,"method":"logging/setLevel","params":{}}"#);
         assert!(
             matches!(bad, Local::Reply(l) if l.starts_with(br#"{"jsonrpc":"2.0","id":4,"error""#))
+        );
+    }
+
+    #[test]
+    fn the_listen_follows_the_announced_changes_and_the_subscriptions() {
+        let t = Translation::from_initialize(INIT.as_bytes(), MODERN_VERSION).unwrap();
+        assert!(t.listen_request("l").is_none(), "nothing to listen to");
+        t.set_server_capabilities(json!({"tools":{"listChanged":true},"prompts":{}}));
+        let v: Value = serde_json::from_slice(&t.listen_request("l").unwrap()).unwrap();
+        assert_eq!(v["method"], "subscriptions/listen");
+        assert_eq!(
+            v["params"]["notifications"],
+            json!({"toolsListChanged":true})
+        );
+        assert_eq!(v["params"]["_meta"][META_PROTOCOL_VERSION], "2026-07-28");
+        assert!(t.subscribe("file:///a", true));
+        assert!(!t.subscribe("file:///a", true));
+        let v: Value = serde_json::from_slice(&t.listen_request("l").unwrap()).unwrap();
+        assert_eq!(
+            v["params"]["notifications"]["resourceSubscriptions"],
+            json!(["file:///a"])
+        );
+        assert!(t.subscribe("file:///a", false));
+        let sub = r#"{"jsonrpc":"2.0","id":5,"method":"resources/subscribe","params":{"uri":"u"}}"#;
+        assert!(
+            matches!(local(&single(sub), &t), Local::Subscribe { on: true, ref uri, .. } if uri == "u")
         );
     }
 

@@ -51,7 +51,10 @@ pub(super) async fn forward(
     let unit = msg.unit;
     let mut budget = AuthBudget::default();
     // A translated request's answer is held until it is known to be final (MRTR).
-    let translated = msg.translated.clone().filter(|_| !msg.expects.is_empty());
+    let translated = msg
+        .translated
+        .clone()
+        .filter(|_| !msg.expects.is_empty() && !msg.long_lived());
     let mut rounds = 0;
     loop {
         let headers = match &msg.era {
@@ -66,6 +69,9 @@ pub(super) async fn forward(
         };
         let modern = msg.era.is_modern();
         let mut sink = Inbound::new(&ctx.down, msg.expects.clone());
+        if msg.translated.is_some() {
+            sink = sink.for_legacy_client();
+        }
         if translated.is_some() {
             sink = sink.quiet();
         }
@@ -454,6 +460,7 @@ async fn translate_initialize(ctx: &Ctx, msg: &Outgoing, supported: &[String]) -
             return InitResult::Failed;
         }
     };
+    t.set_server_capabilities(result.get("capabilities").cloned().unwrap_or_default());
     let requested = requested_version(&msg.body);
     for id in msg.ids() {
         let line = translate::initialize_answer(&id, requested.as_deref(), &result);

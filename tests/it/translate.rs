@@ -253,3 +253,62 @@ async fn set_level_becomes_per_request_metadata() {
         "debug"
     );
 }
+
+/// resources/subscribe and unsubscribe are answered here and carried by one
+/// `subscriptions/listen` stream, whose notifications reach the client as they would on a
+/// legacy GET stream (its modern acknowledgement does not); unsubscribing the last
+/// resource closes it.
+#[tokio::test]
+async fn subscriptions_ride_one_listen_stream() {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send(
+        r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///a"}}"#,
+    )
+    .await;
+    let (ok, _) = p.recv_response(1.into()).await;
+    assert_eq!(ok["result"], json!({}));
+    let note = p.recv().await;
+    assert_eq!(note["method"], "notifications/tools/list_changed", "{note}");
+    let listen = mock
+        .requests()
+        .into_iter()
+        .find(|r| r.rpc_method() == Some("subscriptions/listen"))
+        .expect("a listen stream");
+    assert_eq!(
+        listen.body["params"]["notifications"]["resourceSubscriptions"],
+        json!(["file:///a"])
+    );
+    assert_eq!(
+        listen.body["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+        "2026-07-28"
+    );
+    p.send(
+        r#"{"jsonrpc":"2.0","id":2,"method":"resources/unsubscribe","params":{"uri":"file:///a"}}"#,
+    )
+    .await;
+    let (ok, _) = p.recv_response(2.into()).await;
+    assert_eq!(ok["result"], json!({}));
+    mock.wait_for("the listen stream closed", |_| {
+        !mock.inner.lock().unwrap().closed_streams.is_empty()
+    })
+    .await;
+    assert_eq!(
+        mock.inner.lock().unwrap().closed_streams,
+        vec![listen.body["id"].clone()]
+    );
+    assert!(
+        p.rest_after_eof().await.is_empty(),
+        "no error for the proxy's own stream"
+    );
+    let methods: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.rpc_method().map(str::to_owned))
+        .collect();
+    assert!(
+        !methods.iter().any(|m| m.starts_with("resources/")),
+        "{methods:?}"
+    );
+}
