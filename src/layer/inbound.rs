@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::{Chain, Expect, Hook};
 use crate::error::RemoteError;
 use crate::jsonrpc::{self, IdKey, Kind, Message, Parsed};
+use crate::layer::translate::Translation;
 use crate::remote::http::with_idle;
 use crate::remote::legacy_sse::{LegacySse, StreamEnd};
 use crate::remote::{Closed, Deliver};
@@ -140,8 +141,9 @@ pub(crate) struct Inbound<'a> {
     /// The first response, kept (the initialize result is read for its version).
     pub(crate) capture: Option<Bytes>,
     malformed: Option<String>,
-    /// A translated session's legacy client: modern-only notifications are not for it.
-    legacy_client: bool,
+    /// A translated session's legacy client: modern-only notifications are not for it,
+    /// and list changes make its cached lists stale.
+    legacy_client: Option<Arc<Translation>>,
 }
 
 impl<'a> Inbound<'a> {
@@ -152,14 +154,14 @@ impl<'a> Inbound<'a> {
             forward_responses: true,
             capture: None,
             malformed: None,
-            legacy_client: false,
+            legacy_client: None,
         }
     }
 
     /// For a legacy client in a translated session (M-BRIDGE): the modern era's own
     /// notifications (a listen stream's acknowledgement) are not forwarded.
-    pub(crate) fn for_legacy_client(mut self) -> Self {
-        self.legacy_client = true;
+    pub(crate) fn for_legacy_client(mut self, t: Arc<Translation>) -> Self {
+        self.legacy_client = Some(t);
         self
     }
 
@@ -196,11 +198,13 @@ impl Deliver for Inbound<'_> {
                 return Ok(());
             }
         };
-        if self.legacy_client
-            && let Parsed::Single(m) = &parsed
-            && m.method() == "notifications/subscriptions/acknowledged"
+        if let (Some(t), Parsed::Single(m)) = (&self.legacy_client, &parsed)
+            && m.kind == Kind::Notification
         {
-            return Ok(());
+            if m.method() == "notifications/subscriptions/acknowledged" {
+                return Ok(());
+            }
+            t.notified(m.method());
         }
         let responses = responses(&parsed);
         let mut hooks = Vec::with_capacity(responses.len());

@@ -34,6 +34,38 @@ pub(crate) struct Translation {
     server_capabilities: std::sync::Mutex<Value>,
     /// Resource URIs the client subscribed to (`resources/subscribe`).
     subscriptions: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// List results the server said may be reused (`ttlMs`), by method and cursor.
+    cache: std::sync::Mutex<std::collections::HashMap<(String, String), Cached>>,
+}
+
+/// A list result and until when it may be reused.
+#[derive(Debug)]
+struct Cached {
+    until: std::time::Instant,
+    result: Value,
+}
+
+/// The list methods whose results carry `ttlMs` and `cacheScope`, with the notification
+/// that makes them stale.
+const LISTS: [(&str, &str); 4] = [
+    ("tools/list", "notifications/tools/list_changed"),
+    ("prompts/list", "notifications/prompts/list_changed"),
+    ("resources/list", "notifications/resources/list_changed"),
+    (
+        "resources/templates/list",
+        "notifications/resources/list_changed",
+    ),
+];
+
+/// The cache key of a list request: its method and cursor.
+fn list_key(method: &str, raw: &str) -> Option<(String, String)> {
+    LISTS.iter().find(|(m, _)| *m == method)?;
+    let msg: Value = serde_json::from_str(raw).ok()?;
+    let cursor = msg
+        .pointer("/params/cursor")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Some((method.to_owned(), cursor.to_owned()))
 }
 
 impl Translation {
@@ -63,6 +95,7 @@ impl Translation {
             log_level: std::sync::Mutex::default(),
             server_capabilities: std::sync::Mutex::new(Value::Null),
             subscriptions: std::sync::Mutex::default(),
+            cache: std::sync::Mutex::default(),
         })
     }
 
@@ -97,6 +130,65 @@ impl Translation {
             meta.insert(META_LOG_LEVEL.into(), level);
         }
         serde_json::to_vec(&msg).ok().map(Bytes::from)
+    }
+
+    fn cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), Cached>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh cached result for this list request (`raw`, the client's message).
+    pub(crate) fn cached(&self, method: &str, raw: &str) -> Option<Value> {
+        let key = list_key(method, raw)?;
+        let mut cache = self.cache();
+        match cache.get(&key) {
+            Some(c) if c.until > std::time::Instant::now() => Some(c.result.clone()),
+            Some(_) => {
+                cache.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keep a list result for as long as its `ttlMs` allows (0 or absent: not at all).
+    pub(crate) fn remember(&self, method: &str, raw: &str, answer: &[u8]) {
+        let Some(key) = list_key(method, raw) else {
+            return;
+        };
+        let Some(result) = serde_json::from_slice::<Value>(answer)
+            .ok()
+            .and_then(|mut v| v.get_mut("result").map(Value::take))
+        else {
+            return;
+        };
+        let ttl = result.get("ttlMs").and_then(Value::as_u64).unwrap_or(0);
+        if ttl == 0 {
+            return;
+        }
+        // Bounded: a day at most, and a few hundred pages.
+        let ttl = std::time::Duration::from_millis(ttl.min(86_400_000));
+        let mut cache = self.cache();
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            Cached {
+                until: std::time::Instant::now() + ttl,
+                result,
+            },
+        );
+    }
+
+    /// A server notification passing to the client: a list change makes that list stale.
+    pub(crate) fn notified(&self, method: &str) {
+        if !method.ends_with("/list_changed") {
+            return;
+        }
+        self.cache()
+            .retain(|(list, _), _| !LISTS.iter().any(|(l, n)| l == list && *n == method));
     }
 
     /// Keep the server's capabilities from its `server/discover` result.
@@ -575,6 +667,38 @@ mod tests {
         assert!(
             matches!(local(&single(sub), &t), Local::Subscribe { on: true, ref uri, .. } if uri == "u")
         );
+    }
+
+    #[test]
+    fn list_results_are_reused_while_fresh_and_dropped_on_change() {
+        let t = Translation::from_initialize(INIT.as_bytes(), MODERN_VERSION).unwrap();
+        let first = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+        let page2 = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":"c"}}"#;
+        assert!(t.cached("tools/list", first).is_none());
+        t.remember("tools/list", first, br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"ttlMs":60000,"cacheScope":"private"}}"#);
+        assert_eq!(t.cached("tools/list", first).unwrap()["ttlMs"], 60000);
+        assert!(t.cached("tools/list", page2).is_none(), "per cursor");
+        t.remember(
+            "tools/list",
+            page2,
+            br#"{"jsonrpc":"2.0","id":2,"result":{"tools":[],"ttlMs":0}}"#,
+        );
+        assert!(
+            t.cached("tools/list", page2).is_none(),
+            "ttlMs 0: not cached"
+        );
+        t.remember(
+            "prompts/list",
+            first,
+            br#"{"jsonrpc":"2.0","id":1,"result":{"prompts":[],"ttlMs":60000}}"#,
+        );
+        t.notified("notifications/tools/list_changed");
+        assert!(t.cached("tools/list", first).is_none());
+        assert!(
+            t.cached("prompts/list", first).is_some(),
+            "other lists stay"
+        );
+        assert!(t.cached("tools/call", first).is_none());
     }
 
     #[test]

@@ -69,8 +69,8 @@ pub(super) async fn forward(
         };
         let modern = msg.era.is_modern();
         let mut sink = Inbound::new(&ctx.down, msg.expects.clone());
-        if msg.translated.is_some() {
-            sink = sink.for_legacy_client();
+        if let Some(t) = &msg.translated {
+            sink = sink.for_legacy_client(t.clone());
         }
         if translated.is_some() {
             sink = sink.quiet();
@@ -117,6 +117,9 @@ pub(super) async fn forward(
         if let (None, Some(t), Some(answer)) = (&error, &translated, sink.capture.clone()) {
             match mrtr::step(ctx, &msg, t, &answer, &mut rounds).await {
                 mrtr::Step::Deliver => {
+                    if let Ok(raw) = std::str::from_utf8(&msg.body) {
+                        t.remember(&msg.method, raw, &answer);
+                    }
                     let hook = msg.expects.first().and_then(|e| e.hook.as_ref());
                     let _ = ctx.down.write_answer(answer, hook).await;
                 }

@@ -312,3 +312,39 @@ async fn subscriptions_ride_one_listen_stream() {
         "{methods:?}"
     );
 }
+
+/// A list result with `ttlMs` answers the same list request again from the cache while it
+/// is fresh; a list-changed notification makes it stale.
+#[tokio::test]
+async fn fresh_lists_come_from_the_cache() {
+    let mock = Mock::start(modern_only()).await;
+    mock.inner.lock().unwrap().list_ttl_ms = Some(600_000);
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    let list_calls = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.rpc_method() == Some("tools/list"))
+            .count()
+    };
+    for id in 1..=3 {
+        p.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/list"}).to_string())
+            .await;
+        let (list, _) = p.recv_response(id.into()).await;
+        assert_eq!(list["result"]["tools"][0]["name"], "route", "{list}");
+        assert_eq!(list["id"], id);
+    }
+    assert_eq!(list_calls(), 1, "two answered from the cache");
+    // The listen stream brings notifications/tools/list_changed.
+    p.send(
+        r#"{"jsonrpc":"2.0","id":9,"method":"resources/subscribe","params":{"uri":"file:///a"}}"#,
+    )
+    .await;
+    p.recv_response(9.into()).await;
+    assert_eq!(p.recv().await["method"], "notifications/tools/list_changed");
+    p.send(r#"{"jsonrpc":"2.0","id":10,"method":"tools/list"}"#)
+        .await;
+    p.recv_response(10.into()).await;
+    assert_eq!(list_calls(), 2, "stale after the change");
+    p.finish().await;
+}

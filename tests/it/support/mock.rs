@@ -86,6 +86,8 @@ pub struct Inner {
     /// When set, `tools/list` (every transport and era) serves these pages, cursor
     /// "page-N"; tests change them to play a server that changes its tools.
     pub tool_pages: Option<Vec<Vec<Value>>>,
+    /// When set, modern `tools/list` results say they may be reused for this long.
+    pub list_ttl_ms: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -755,6 +757,16 @@ async fn modern(m: Mock, headers: &HeaderMap, req: &Value, version: String) -> R
         && let Some(list) = paged_tools(&m, req)
     {
         return json_response(result(&id, list));
+    }
+    let ttl = m.inner.lock().unwrap().list_ttl_ms;
+    if method == "tools/list"
+        && let Some(ttl) = ttl
+    {
+        return json_response(result(
+            &id,
+            json!({"tools":[{"name":"route","inputSchema":{"type":"object"}}],
+                   "ttlMs": ttl, "cacheScope": "private", "resultType": "complete"}),
+        ));
     }
     match method {
         "server/discover" => json_response(result(
