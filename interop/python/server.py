@@ -35,8 +35,10 @@ from typing import Annotated, Any
 import uvicorn
 from pydantic import Field
 
+from pydantic import BaseModel
+
 from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, Elicit, Resolve
 
 mcp = MCPServer("clerk-interop-server", version="1.0.0", instructions="Interop test server for clerk-mcp-server.")
 
@@ -100,6 +102,21 @@ async def poke(ctx: Context) -> str:
     return "poked"
 
 
+class Person(BaseModel):
+    name: str
+
+
+def ask_name() -> Elicit[Person]:
+    """Resolver: ask the client for a name. On 2026-07-28 this is one MRTR round."""
+    return Elicit("What is your name?", Person)
+
+
+@mcp.tool()
+def greet(person: Annotated[Person, Resolve(ask_name)]) -> str:
+    """Greet a person whose name is elicited from the client."""
+    return f"Hello, {person.name}!"
+
+
 @mcp.resource("config://app", mime_type="application/json")
 def app_config() -> str:
     """A static JSON resource."""
@@ -116,6 +133,67 @@ def greeting(name: str) -> str:
 def review(code: str) -> str:
     """A one-message prompt."""
     return f"Please review this code:\n\n{code}"
+
+
+class _ModernOnly:
+    """ASGI middleware that makes the endpoint modern-only (2026-07-28).
+
+    The SDK serves both eras on one endpoint and offers no switch to refuse the legacy
+    handshake, so this refuses it in front of the SDK: a POST whose JSON-RPC method is
+    `initialize` gets HTTP 400 with UnsupportedProtocolVersion (-32022), naming the
+    supported version, as a 2026-07-28-only server answers.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            request = json.loads(body)
+        except ValueError:
+            request = None
+        if isinstance(request, dict) and request.get("method") == "initialize":
+            requested = (request.get("params") or {}).get("protocolVersion")
+            answer = json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": request.get("id"),
+                    "error": {
+                        "code": -32022,
+                        "message": "Unsupported protocol version",
+                        "data": {"supported": ["2026-07-28"], "requested": requested},
+                    },
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer})
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class _HeaderLogger:
@@ -172,11 +250,14 @@ def main() -> None:
     parser.add_argument("--stateless", action="store_true", help="stateless legacy Streamable HTTP (no session id)")
     parser.add_argument("--json", action="store_true", help="JSON responses instead of SSE where the SDK allows")
     parser.add_argument("--log-headers", metavar="FILE", help="append one JSON line per HTTP request to FILE")
+    parser.add_argument("--modern-only", action="store_true", help="refuse the legacy initialize handshake (-32022)")
     args = parser.parse_args()
 
     app: Any = mcp.streamable_http_app(
         json_response=args.json, stateless_http=args.stateless, host="127.0.0.1", session_idle_timeout=300
     )
+    if args.modern_only:
+        app = _ModernOnly(app)
     if args.log_headers:
         app = _HeaderLogger(app, args.log_headers)
 
