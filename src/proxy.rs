@@ -159,6 +159,9 @@ struct Ctx {
     protocol: ProtocolMode,
     /// Client answers to the proxy's own requests (MRTR input).
     answers: mrtr::Answers,
+    /// The server refused a legacy initialize as an unsupported version once: later ones
+    /// (a client that initializes again) are translated at once, without another try.
+    modern_only: std::sync::atomic::AtomicBool,
 }
 
 /// Run the proxy until stdin ends, `shutdown` fires, or stdout closes.
@@ -196,6 +199,7 @@ where
         transport: config.transport,
         protocol: config.protocol,
         answers: mrtr::Answers::default(),
+        modern_only: std::sync::atomic::AtomicBool::new(false),
     });
     let mut proxy = Proxy {
         ctx,

@@ -289,7 +289,8 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
     // A first initialize may meet a modern-only server: its answer is held until it is
     // known not to be that refusal (M-BRIDGE).
     let may_translate = !reinit && ctx.protocol != ProtocolMode::Legacy;
-    if may_translate && ctx.protocol == ProtocolMode::Modern {
+    let learned = ctx.modern_only.load(std::sync::atomic::Ordering::Relaxed);
+    if may_translate && (ctx.protocol == ProtocolMode::Modern || learned) {
         return translate_initialize(ctx, &msg, &[]).await;
     }
     let mut sink = Inbound::new(&ctx.down, expects);
@@ -303,6 +304,8 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
             .as_deref()
             .and_then(translate::refused_versions)
         {
+            ctx.modern_only
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             return translate_initialize(ctx, &msg, &supported).await;
         }
         if let Some(answer) = &sink.capture {

@@ -348,3 +348,24 @@ async fn fresh_lists_come_from_the_cache() {
     assert_eq!(list_calls(), 2, "stale after the change");
     p.finish().await;
 }
+
+/// What was learned is kept: a client that initializes again is translated at once,
+/// with no second legacy initialize refused.
+#[tokio::test]
+async fn the_servers_era_is_learned_once() {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    let methods: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.rpc_method().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        methods,
+        ["initialize", "server/discover", "server/discover"],
+        "one refused initialize"
+    );
+}
