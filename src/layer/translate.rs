@@ -268,6 +268,12 @@ pub(crate) enum Local {
 }
 
 pub(crate) fn local(m: &Message<'_>, t: &Translation) -> Local {
+    if m.kind == crate::jsonrpc::Kind::Response {
+        // A modern server asks nothing over the wire: the only requests the client
+        // answers are the proxy's own (MRTR), taken before this. Anything else is late.
+        tracing::debug!("dropped a client response that answers no pending request");
+        return Local::Drop;
+    }
     match (m.method(), &m.id) {
         ("notifications/initialized", _) => Local::Drop,
         ("ping", Some(id)) => Local::Reply(result_line(id, &json!({}))),
@@ -637,6 +643,10 @@ mod tests {
             .unwrap();
         let v: Value = serde_json::from_slice(&stamped).unwrap();
         assert_eq!(v["params"]["_meta"][META_LOG_LEVEL], "debug");
+        assert_eq!(
+            local(r#"{"jsonrpc":"2.0","id":"late","result":{}}"#),
+            Local::Drop
+        );
         let bad = local(r#"{"jsonrpc":"2.0","id":4,"method":"logging/setLevel","params":{}}"#);
         assert!(
             matches!(bad, Local::Reply(l) if l.starts_with(br#"{"jsonrpc":"2.0","id":4,"error""#))
