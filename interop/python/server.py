@@ -135,6 +135,31 @@ def review(code: str) -> str:
     return f"Please review this code:\n\n{code}"
 
 
+async def _read_body(receive: Any) -> bytes:
+    """The whole request body of an ASGI HTTP request."""
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Any) -> Any:
+    """An ASGI `receive` that hands the already-read body to the app first."""
+    replayed = False
+
+    async def replay() -> Any:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class _ModernOnly:
     """ASGI middleware that makes the endpoint modern-only (2026-07-28).
 
@@ -151,13 +176,7 @@ class _ModernOnly:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await _read_body(receive)
         try:
             request = json.loads(body)
         except ValueError:
@@ -184,16 +203,7 @@ class _ModernOnly:
             )
             await send({"type": "http.response.body", "body": answer})
             return
-        replayed = False
-
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, _replaying(body, receive), send)
 
 
 class _HeaderLogger:
@@ -207,13 +217,7 @@ class _HeaderLogger:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await _read_body(receive)
         status: list[int] = []
         record = {
             "method": scope["method"],
@@ -221,15 +225,6 @@ class _HeaderLogger:
             "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
             "body": body.decode("utf-8", "replace"),
         }
-        replayed = False
-
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
         async def watch(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
@@ -241,7 +236,7 @@ class _HeaderLogger:
                     f.write(json.dumps(record) + "\n")
             await send(message)
 
-        await self.app(scope, replay, watch)
+        await self.app(scope, _replaying(body, receive), watch)
 
 
 def main() -> None:

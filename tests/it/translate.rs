@@ -13,6 +13,14 @@ fn modern_only() -> Options {
     }
 }
 
+/// A modern-only mock, and the proxy before it with a legacy client's handshake done.
+async fn translated() -> (Mock, Proxy) {
+    let mock = Mock::start(modern_only()).await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    (mock, p)
+}
+
 /// The client's initialize is answered from server/discover, in the version it asked
 /// for; initialized and ping are answered here; every request goes out stamped with
 /// the modern `_meta` and headers, with no session, GET stream or DELETE.
@@ -97,9 +105,7 @@ async fn forced_modern_skips_the_legacy_handshake() {
 /// (M-CANCEL): no notification is POSTed and no error reaches the client.
 #[tokio::test]
 async fn cancel_in_a_translated_session_closes_the_stream() {
-    let mock = Mock::start(modern_only()).await;
-    let mut p = Proxy::spawn(&[&mock.url]);
-    p.initialize("2025-11-25").await;
+    let (mock, mut p) = translated().await;
     p.send(&call(5, "hang", json!({}))).await;
     assert_eq!(p.recv().await["method"], "notifications/message");
     p.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}"#)
@@ -131,9 +137,7 @@ async fn cancel_in_a_translated_session_closes_the_stream() {
 /// A declined elicitation is an answer like any other.
 #[tokio::test]
 async fn input_rounds_become_client_requests() {
-    let mock = Mock::start(modern_only()).await;
-    let mut p = Proxy::spawn(&[&mock.url]);
-    p.initialize("2025-11-25").await;
+    let (mock, mut p) = translated().await;
     p.send(&call(7, "ask", json!({}))).await;
     let ask = p.recv().await;
     assert_eq!(ask["method"], "elicitation/create", "{ask}");
@@ -183,9 +187,7 @@ async fn input_rounds_become_client_requests() {
 /// one error naming it (-32021), and nothing is put to the client.
 #[tokio::test]
 async fn input_for_an_undeclared_capability_is_one_error() {
-    let mock = Mock::start(modern_only()).await;
-    let mut p = Proxy::spawn(&[&mock.url]);
-    p.initialize("2025-11-25").await;
+    let (_mock, mut p) = translated().await;
     p.send(&call(8, "ask_sampling", json!({}))).await;
     let (err, before) = p.recv_response(8.into()).await;
     assert!(before.is_empty(), "{before:?}");
@@ -204,9 +206,7 @@ async fn input_for_an_undeclared_capability_is_one_error() {
 /// request with an error ends the request with an error that says so.
 #[tokio::test]
 async fn state_only_rounds_and_client_errors() {
-    let mock = Mock::start(modern_only()).await;
-    let mut p = Proxy::spawn(&[&mock.url]);
-    p.initialize("2025-11-25").await;
+    let (_mock, mut p) = translated().await;
     p.send(&call(9, "wait_state", json!({}))).await;
     let (ready, _) = p.recv_response(9.into()).await;
     assert_eq!(ready["result"]["content"][0]["text"], "ready", "{ready}");
@@ -227,9 +227,7 @@ async fn state_only_rounds_and_client_errors() {
 /// request, as the modern era asks for log messages per request.
 #[tokio::test]
 async fn set_level_becomes_per_request_metadata() {
-    let mock = Mock::start(modern_only()).await;
-    let mut p = Proxy::spawn(&[&mock.url]);
-    p.initialize("2025-11-25").await;
+    let (mock, mut p) = translated().await;
     p.send(r#"{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"debug"}}"#)
         .await;
     let (ok, _) = p.recv_response(1.into()).await;
@@ -260,9 +258,7 @@ async fn set_level_becomes_per_request_metadata() {
 /// resource closes it.
 #[tokio::test]
 async fn subscriptions_ride_one_listen_stream() {
-    let mock = Mock::start(modern_only()).await;
-    let mut p = Proxy::spawn(&[&mock.url]);
-    p.initialize("2025-11-25").await;
+    let (mock, mut p) = translated().await;
     p.send(
         r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///a"}}"#,
     )
@@ -353,9 +349,7 @@ async fn fresh_lists_come_from_the_cache() {
 /// with no second legacy initialize refused.
 #[tokio::test]
 async fn the_servers_era_is_learned_once() {
-    let mock = Mock::start(modern_only()).await;
-    let mut p = Proxy::spawn(&[&mock.url]);
-    p.initialize("2025-11-25").await;
+    let (mock, mut p) = translated().await;
     p.initialize("2025-11-25").await;
     p.finish().await;
     let methods: Vec<String> = mock
