@@ -115,30 +115,9 @@ pub(super) async fn forward(
             Outcome::Status { error, .. } | Outcome::Failed(error) => Some(error),
         };
         if let (None, Some(t), Some(answer)) = (&error, &translated, sink.capture.clone()) {
-            match mrtr::step(ctx, &msg, t, &answer, &mut rounds).await {
-                mrtr::Step::Deliver => {
-                    if let Ok(raw) = std::str::from_utf8(&msg.body) {
-                        t.remember(&msg.method, raw, &answer);
-                    }
-                    let hook = msg.expects.first().and_then(|e| e.hook.as_ref());
-                    let _ = ctx.down.write_answer(answer, hook).await;
-                }
-                mrtr::Step::Retry(body) => {
-                    msg.body = body;
-                    continue;
-                }
-                mrtr::Step::Failed(error) => {
-                    let unanswered = if error.is_some() {
-                        msg.ids()
-                    } else {
-                        Vec::new()
-                    };
-                    return Event::Finished {
-                        unit,
-                        unanswered,
-                        error,
-                    };
-                }
+            match mrtr::settle(ctx, &mut msg, t, answer, &mut rounds).await {
+                std::ops::ControlFlow::Continue(()) => continue,
+                std::ops::ControlFlow::Break(event) => return event,
             }
         }
         if let Some(e) = &error
@@ -298,19 +277,8 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
         sink = sink.quiet();
     }
     let outcome = post_initialize(ctx, &body, &mut sink).await;
-    if may_translate {
-        if let Some(supported) = sink
-            .capture
-            .as_deref()
-            .and_then(translate::refused_versions)
-        {
-            ctx.modern_only
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            return translate_initialize(ctx, &msg, &supported).await;
-        }
-        if let Some(answer) = &sink.capture {
-            let _ = ctx.down.out.send(one_line(answer.clone())).await;
-        }
+    if may_translate && let Some(translated) = refused_legacy(ctx, &msg, &sink).await {
+        return translated;
     }
     let (status, error) = match outcome {
         Outcome::Done { session_id } => {
@@ -395,6 +363,24 @@ async fn replay_initialized(ctx: &Ctx, session: &SessionHeaders) {
         .http
         .exchange(post, &mut Inbound::new(&ctx.down, Vec::new()))
         .await;
+}
+
+/// The held answer to a first initialize: a refusal as an unsupported version means a
+/// modern-only server, so the client is translated for (and that is remembered); any
+/// other answer goes to the client as it came.
+async fn refused_legacy(ctx: &Ctx, msg: &Outgoing, sink: &Inbound<'_>) -> Option<InitResult> {
+    let answer = sink.capture.as_ref()?;
+    match translate::refused_versions(answer) {
+        Some(supported) => {
+            ctx.modern_only
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(translate_initialize(ctx, msg, &supported).await)
+        }
+        None => {
+            let _ = ctx.down.out.send(one_line(answer.clone())).await;
+            None
+        }
+    }
 }
 
 /// Answer a legacy client's `initialize` from the modern-only server's `server/discover`

@@ -14,7 +14,7 @@ use crate::layer::translate::{self, InputError, Translation};
 const MAX_ROUNDS: u32 = 10;
 
 /// What to do with a translated request's answer.
-pub(super) enum Step {
+enum Step {
     /// It is the final answer: hand it to the client.
     Deliver,
     /// Send the request again with this body.
@@ -57,14 +57,44 @@ impl Answers {
     }
 }
 
-/// One round: read `answer`; when it asks for input, get it from the client.
-pub(super) async fn step(
+/// A translated request's held answer: delivered when final (and remembered, for lists
+/// with `ttlMs`), or the input it asks for gathered and the request sent again
+/// (`Continue`, with `msg.body` the next round's).
+pub(super) async fn settle(
     ctx: &Ctx,
-    msg: &Outgoing,
+    msg: &mut Outgoing,
     t: &Translation,
-    answer: &[u8],
-    round: &mut u32,
-) -> Step {
+    answer: Bytes,
+    rounds: &mut u32,
+) -> std::ops::ControlFlow<Event> {
+    let finished = |unanswered, error| {
+        std::ops::ControlFlow::Break(Event::Finished {
+            unit: msg.unit,
+            unanswered,
+            error,
+        })
+    };
+    match step(ctx, msg, t, &answer, rounds).await {
+        Step::Deliver => {
+            if let Ok(raw) = std::str::from_utf8(&msg.body) {
+                t.remember(&msg.method, raw, &answer);
+            }
+            let hook = msg.expects.first().and_then(|e| e.hook.as_ref());
+            let _ = ctx.down.write_answer(answer, hook).await;
+            finished(Vec::new(), None)
+        }
+        Step::Retry(body) => {
+            msg.body = body;
+            std::ops::ControlFlow::Continue(())
+        }
+        // `None`: the client was already answered.
+        Step::Failed(None) => finished(Vec::new(), None),
+        Step::Failed(error) => finished(msg.ids(), error),
+    }
+}
+
+/// One round: read `answer`; when it asks for input, get it from the client.
+async fn step(ctx: &Ctx, msg: &Outgoing, t: &Translation, answer: &[u8], round: &mut u32) -> Step {
     let input = match translate::input_required(answer, t.capabilities(), ctx.http.max_message) {
         None => return Step::Deliver,
         Some(Ok(input)) => input,
