@@ -145,12 +145,18 @@ async fn ask_client(
     round: u32,
     requests: Vec<(String, Value)>,
 ) -> Result<Map<String, Value>, RemoteError> {
+    // Forgets the ids however this ends, a cancellation (abort) included.
+    let mut asked = Asked {
+        answers: &ctx.answers,
+        ids: Vec::with_capacity(requests.len()),
+    };
     let mut pending = Vec::with_capacity(requests.len());
     for (key, request) in requests {
         let id = json!(format!("clerk-mcp-server/input/{unit}/{round}/{key}"));
         let raw = serde_json::value::RawValue::from_string(id.to_string()).expect("a JSON string");
         let id_key = IdKey::from_raw(&raw);
         let rx = ctx.answers.expect(id_key.clone());
+        asked.ids.push(id_key);
         let method = request["method"].as_str().unwrap_or_default().to_owned();
         let line = json!({"jsonrpc":"2.0","id":id,"method":method,
                           "params":request.get("params").cloned().unwrap_or_else(|| json!({}))});
@@ -161,23 +167,31 @@ async fn ask_client(
             .await
             .is_err()
         {
-            ctx.answers.forget(&[id_key]);
             return Err(RemoteError::Other("the client's stdout is closed".into()));
         }
-        pending.push((key, method, id_key, rx));
+        pending.push((key, method, rx));
     }
-    let ids: Vec<IdKey> = pending.iter().map(|(_, _, id, _)| id.clone()).collect();
-    let result = collect(ctx, pending).await;
-    ctx.answers.forget(&ids);
-    result
+    collect(ctx, pending).await
+}
+
+/// The proxy's open questions to the client, forgotten when the round ends.
+struct Asked<'a> {
+    answers: &'a Answers,
+    ids: Vec<IdKey>,
+}
+
+impl Drop for Asked<'_> {
+    fn drop(&mut self) {
+        self.answers.forget(&self.ids);
+    }
 }
 
 async fn collect(
     ctx: &Ctx,
-    pending: Vec<(String, String, IdKey, oneshot::Receiver<Bytes>)>,
+    pending: Vec<(String, String, oneshot::Receiver<Bytes>)>,
 ) -> Result<Map<String, Value>, RemoteError> {
     let mut responses = Map::new();
-    for (key, method, _, rx) in pending {
+    for (key, method, rx) in pending {
         let line = match tokio::time::timeout(ctx.http.request_timeout, rx).await {
             Ok(Ok(line)) => line,
             _ => {
