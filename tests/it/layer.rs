@@ -9,8 +9,10 @@ use crate::support::mock::{Mock, Options};
 use crate::support::{Proxy, call};
 
 fn modern_listen(id: i64) -> String {
+    // The mock holds its list-changed notification for a minute: only the acknowledgement
+    // comes before EOF, so anything after it would be the proxy's doing.
     json!({"jsonrpc":"2.0","id":id,"method":"subscriptions/listen","params":{
-        "notifications":{"toolsListChanged":true},
+        "notifications":{"toolsListChanged":true},"delayMs":60000,
         "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
                  "io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"},
                  "io.modelcontextprotocol/clientCapabilities":{}}}})
