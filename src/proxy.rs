@@ -472,10 +472,7 @@ impl Proxy {
             .await;
             return false;
         }
-        let request = Request {
-            method: m.method(),
-            params: m.params,
-        };
+        let request = Request::new(m.method(), m.params);
         if let Err(refusal) = self.ctx.down.chain.on_request(&request) {
             tracing::info!(%id, method = m.method(), "answered here: {}", refusal.message);
             self.reply_error(Some(id), refusal.code, &refusal.message)

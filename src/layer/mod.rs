@@ -55,6 +55,29 @@ impl Era {
 pub(crate) struct Request<'a> {
     pub(crate) method: &'a str,
     pub(crate) params: Option<&'a RawValue>,
+    /// The `tools/call` tool name, read from the params once for every stage that asks.
+    tool: std::cell::OnceCell<Option<std::borrow::Cow<'a, str>>>,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn new(method: &'a str, params: Option<&'a RawValue>) -> Request<'a> {
+        Request {
+            method,
+            params,
+            tool: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The tool a `tools/call` names (`""` when it names none); `None` for other methods.
+    pub(crate) fn tool_name(&self) -> Option<&str> {
+        if self.method != "tools/call" {
+            return None;
+        }
+        let name = self
+            .tool
+            .get_or_init(|| crate::jsonrpc::ParamsProbe::of(self.params).name);
+        Some(name.as_deref().unwrap_or(""))
+    }
 }
 
 /// A stage's local answer to a client request: a JSON-RPC error, and the server never
@@ -180,8 +203,5 @@ pub(crate) fn tool_name(tool: &Value) -> &str {
 pub(crate) fn call_tool(stage: &dyn Stage, name: &str) -> Result<(), Refusal> {
     let params =
         RawValue::from_string(serde_json::json!({ "name": name }).to_string()).expect("valid JSON");
-    stage.on_request(&Request {
-        method: "tools/call",
-        params: Some(&params),
-    })
+    stage.on_request(&Request::new("tools/call", Some(&params)))
 }

@@ -18,7 +18,6 @@ use serde_json::Value;
 
 use super::{Refusal, Request, Stage, tool_name, tools_of};
 use crate::config::{Config, redact_url};
-use crate::jsonrpc::ParamsProbe;
 
 /// The fields of a tool definition that are pinned, each hashed on its own.
 pub(crate) const FIELDS: [&str; 5] = [
@@ -289,11 +288,9 @@ impl Pinning {
 
 impl Stage for Pinning {
     fn on_request(&self, req: &Request<'_>) -> Result<(), Refusal> {
-        if req.method != "tools/call" {
+        let Some(name) = req.tool_name() else {
             return Ok(());
-        }
-        let probe = ParamsProbe::of(req.params);
-        let name = probe.name.as_deref().unwrap_or("");
+        };
         let st = self.state();
         let why = match (&st.broken, st.changed.get(name)) {
             (Some(broken), _) => {

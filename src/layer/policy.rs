@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use super::{Refusal, Request, Stage, tool_name, tools_of};
-use crate::jsonrpc::ParamsProbe;
 
 /// JSON-RPC "invalid params": what servers answer for a tool they do not have.
 const INVALID_PARAMS: i64 = -32602;
@@ -137,11 +136,9 @@ impl Policy {
 
 impl Stage for Policy {
     fn on_request(&self, req: &Request<'_>) -> Result<(), Refusal> {
-        if req.method != "tools/call" {
+        let Some(name) = req.tool_name() else {
             return Ok(());
-        }
-        let probe = ParamsProbe::of(req.params);
-        let name = probe.name.as_deref().unwrap_or("");
+        };
         if let Some(why) = self.policy.by_name(name) {
             return Err(Policy::refusal(name, &why));
         }
@@ -262,13 +259,7 @@ mod tests {
     #[test]
     fn other_methods_pass() {
         let p = stage(&[], &["*"], false);
-        assert!(
-            p.on_request(&Request {
-                method: "tools/list",
-                params: None,
-            })
-            .is_ok()
-        );
+        assert!(p.on_request(&Request::new("tools/list", None)).is_ok());
     }
 
     #[test]
