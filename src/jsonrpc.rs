@@ -24,6 +24,7 @@ pub mod code {
     /// 2026-07-28: the server does not implement the requested protocol version.
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
     pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
 }
 
 /// The `_meta` key that marks a modern (2026-07-28+) request (M-ERA).

@@ -18,6 +18,7 @@ use tokio::task::AbortHandle;
 use crate::config::{Config, ProtocolMode, TransportMode};
 use crate::error::RemoteError;
 use crate::jsonrpc::{self, IdKey, Kind, ParamsProbe};
+use crate::layer::backport::Backport;
 use crate::layer::inbound::{Downstream, Inbound, SseSession};
 use crate::layer::table::{Cancelled, Table, UnitId};
 use crate::layer::translate::{self, Local, Translation};
@@ -26,6 +27,7 @@ use crate::remote::http::{Http, Outcome, Post, SessionHeaders};
 use crate::remote::modern::ToolHeaders;
 use crate::stdio::{Frame, LineReader, Out, spawn_writer};
 
+mod backport;
 mod exchange;
 mod mrtr;
 use exchange::{forward, initialize, unit};
@@ -88,7 +90,7 @@ enum Conn {
     Initializing {
         unit: UnitId,
         queued: VecDeque<Outgoing>,
-        reinit: bool,
+        opening: Opening,
     },
     /// The session exists but is not ready for traffic yet (see [`Stage`]); later
     /// messages wait, in order.
@@ -104,6 +106,17 @@ enum Conn {
     /// A legacy client before a modern-only server: its messages are made modern
     /// (M-BRIDGE).
     Translated(Arc<Translation>),
+}
+
+/// Whose initialize opens a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Opening {
+    /// The client's own: its answer goes to the client.
+    Client,
+    /// The kept initialize again, the old session being gone (H-404, B-SSE reconnect).
+    Renewal,
+    /// The proxy's, for a modern client before a legacy-only server (M-BACKPORT).
+    ForModernClient,
 }
 
 /// Why a new session still holds messages back.
@@ -135,17 +148,25 @@ enum Event {
     ListenerReady { generation: u64 },
     /// The initialize exchange ended.
     Initialized { unit: UnitId, result: InitResult },
+    /// A modern message met a legacy-only server (M-BACKPORT): send it again on a
+    /// legacy session opened for the client.
+    LegacyOnly { msg: Outgoing },
 }
 
 enum InitResult {
-    /// Streamable HTTP session (possibly without a session id).
-    Streamable { headers: SessionHeaders },
+    /// Streamable HTTP session (possibly without a session id), with the initialize's
+    /// answer when it was the proxy's own.
+    Streamable {
+        headers: SessionHeaders,
+        answer: Option<Bytes>,
+    },
     /// Fell back to HTTP+SSE; the initialize was sent there.
     Sse(Arc<SseSession>),
     /// The server is modern-only: the initialize was answered from `server/discover`.
     Translated(Arc<Translation>),
-    /// The initialize failed; its error was already reported.
-    Failed,
+    /// The initialize failed; its error was already reported to the client when the
+    /// initialize was the client's.
+    Failed(Option<RemoteError>),
 }
 
 /// Shared, read-only context for attempt tasks.
@@ -162,6 +183,10 @@ struct Ctx {
     /// The server refused a legacy initialize as an unsupported version once: later ones
     /// (a client that initializes again) are translated at once, without another try.
     modern_only: std::sync::atomic::AtomicBool,
+    /// A modern client served from a legacy session (M-BACKPORT); also a stage.
+    backport: Arc<Backport>,
+    /// Backported requests waiting for the client's input.
+    parking: backport::Parking,
 }
 
 /// Run the proxy until stdin ends, `shutdown` fires, or stdout closes.
@@ -186,9 +211,10 @@ where
         config.max_message_size,
     );
     let tools = Arc::new(ToolHeaders::default());
+    let backport = Arc::new(Backport::default());
     let down = Arc::new(Downstream {
         out: out.clone(),
-        chain: Arc::new(Chain::new(&config, tools.clone())),
+        chain: Arc::new(Chain::new(&config, tools.clone(), backport.clone())),
         host: http.host.clone(),
     });
     let ctx = Arc::new(Ctx {
@@ -200,6 +226,8 @@ where
         protocol: config.protocol,
         answers: mrtr::Answers::default(),
         modern_only: std::sync::atomic::AtomicBool::new(false),
+        backport,
+        parking: backport::Parking::new(config.request_timeout),
     });
     let mut proxy = Proxy {
         ctx,
@@ -496,7 +524,7 @@ impl Proxy {
             && msg.era == Era::Legacy
             && !matches!(self.conn, Conn::Initializing { .. })
         {
-            return self.start_initialize(msg, false);
+            return self.start_initialize(msg, Opening::Client);
         }
         self.dispatch(msg);
     }
@@ -516,8 +544,8 @@ impl Proxy {
         self.table.cancel(&target) == Cancelled::Aborted
     }
 
-    fn start_initialize(&mut self, msg: Outgoing, reinit: bool) {
-        if !reinit {
+    fn start_initialize(&mut self, msg: Outgoing, opening: Opening) {
+        if opening == Opening::Client {
             self.init_body = Some(msg.body.clone());
         }
         if let Conn::Ready(s) = &self.conn
@@ -529,9 +557,10 @@ impl Proxy {
         self.conn = Conn::Initializing {
             unit,
             queued: VecDeque::new(),
-            reinit,
+            opening,
         };
         let ctx = self.ctx.clone();
+        let reinit = opening != Opening::Client;
         let ids = if reinit { Vec::new() } else { msg.ids() };
         self.spawn_attempt(unit, ids, async move {
             Event::Initialized {
@@ -556,17 +585,30 @@ impl Proxy {
             unit: self.table.insert(&[], false, false),
             translated: None,
         };
-        self.start_initialize(init, true);
+        let opening = if self.ctx.backport.active() {
+            Opening::ForModernClient
+        } else {
+            Opening::Renewal
+        };
+        self.start_initialize(init, opening);
         true
     }
 
     /// Send a message according to the current state.
     fn dispatch(&mut self, msg: Outgoing) {
         if msg.era.is_modern() {
+            if self.backports() {
+                return self.backport(msg);
+            }
             // Modern messages are stateless (M-STATELESS): no session, no queue.
             self.spawn_streamable(msg, None);
             return;
         }
+        self.dispatch_legacy(msg);
+    }
+
+    /// Send a legacy message according to the current state.
+    fn dispatch_legacy(&mut self, msg: Outgoing) {
         match &mut self.conn {
             Conn::Initializing { queued, .. } | Conn::Starting { queued, .. } => {
                 queued.push_back(msg)
@@ -736,6 +778,14 @@ impl Proxy {
             let _ = tokio::time::timeout(LISTEN_READY_WAIT, ready).await;
             let _ = events.send(Event::ListenerReady { generation });
         });
+        if self.ctx.backport.active() {
+            let relay = backport::ListenRelay {
+                ctx: self.ctx.clone(),
+                session: headers.clone(),
+            };
+            return tokio::spawn(async move { http.listen(headers, relay, Some(ready_tx)).await })
+                .abort_handle();
+        }
         tokio::spawn(async move {
             let inbound = Inbound::new(&down, Vec::new());
             http.listen(headers, inbound, Some(ready_tx)).await
@@ -781,7 +831,7 @@ impl Proxy {
                     });
                     let _ = events.send(Event::Initialized {
                         unit,
-                        result: InitResult::Failed,
+                        result: InitResult::Failed(None),
                     });
                 }
             }
@@ -804,6 +854,22 @@ impl Proxy {
             } => self.session_gone(unit, generation, msg).await,
             Event::ListenerReady { generation } => self.listening(generation),
             Event::Initialized { unit, result } => self.initialized(unit, result).await,
+            Event::LegacyOnly { mut msg } => {
+                if !self.ctx.backport.active() {
+                    tracing::info!(host = %self.ctx.http.host, "the server speaks only the legacy protocol era; translating for this 2026-07-28 client");
+                    self.ctx.backport.activate();
+                    self.ctx.http.set_transport(
+                        "Streamable HTTP (legacy session, translated for a 2026-07-28 client)",
+                    );
+                }
+                // Its result is completed for the modern client now: its hooks anew.
+                let chain = &self.ctx.down.chain;
+                msg.expects = std::mem::take(&mut msg.expects)
+                    .into_iter()
+                    .map(|e| Expect::new(chain, e.id, &msg.method, true))
+                    .collect();
+                self.dispatch(msg);
+            }
         }
     }
 
@@ -856,23 +922,34 @@ impl Proxy {
         if !matches!(&self.conn, Conn::Initializing { unit: u, .. } if *u == unit) {
             return;
         }
-        let Conn::Initializing { queued, reinit, .. } =
-            std::mem::replace(&mut self.conn, Conn::Fresh)
+        let Conn::Initializing {
+            queued, opening, ..
+        } = std::mem::replace(&mut self.conn, Conn::Fresh)
         else {
             unreachable!("checked above");
         };
-        if reinit && let InitResult::Failed = result {
-            // The renewed session failed: queued requests fail now.
+        let reinit = opening != Opening::Client;
+        if let (true, InitResult::Failed(why)) = (reinit, &result) {
+            // The session could not be opened: the requests that waited fail now.
+            let why = why.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
+            let what = match opening {
+                Opening::ForModernClient => format!(
+                    "{} speaks only the legacy protocol era, and opening a session for this 2026-07-28 client failed",
+                    self.ctx.http.host
+                ),
+                _ => "the session expired and a new one could not be opened".into(),
+            };
             for m in queued {
-                let error = RemoteError::Other(
-                    "the session expired and a new one could not be opened".into(),
-                );
+                let error = RemoteError::Other(format!("{what}{why}"));
                 self.finished(m.unit, m.ids(), Some(error)).await;
             }
             return;
         }
         match result {
-            InitResult::Streamable { headers } => {
+            InitResult::Streamable { headers, answer } => {
+                if let (Opening::ForModernClient, Some(answer)) = (opening, &answer) {
+                    self.ctx.backport.initialized(answer);
+                }
                 self.generation += 1;
                 let mut session = Session {
                     headers,
@@ -898,7 +975,7 @@ impl Proxy {
                 self.relisten(&t);
                 self.conn = Conn::Translated(t);
             }
-            InitResult::Failed => self.conn = Conn::Fresh,
+            InitResult::Failed(_) => self.conn = Conn::Fresh,
         }
         for m in queued {
             self.dispatch(m);

@@ -16,10 +16,13 @@
 //!
 //! - [`translate`]: era translation for a legacy client before a modern-only server
 //!   (M-BRIDGE); the proxy loop applies it to a translated session's messages.
+//! - [`backport`]: the other direction, a modern client before a legacy-only server
+//!   (M-BACKPORT). Its stage completes the results; `proxy/backport.rs` drives it.
 //!
 //! To add a stage: write a file with a type that implements [`Stage`], and add one line
 //! to [`Chain::new`], where the order lives.
 
+pub(crate) mod backport;
 pub(crate) mod inbound;
 pub(crate) mod modern_tools;
 pub(crate) mod pinning;
@@ -116,8 +119,13 @@ pub(crate) struct Chain {
 
 impl Chain {
     /// The one place the order is written.
-    pub(crate) fn new(config: &Config, tools: Arc<ToolHeaders>) -> Chain {
-        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+    pub(crate) fn new(
+        config: &Config,
+        tools: Arc<ToolHeaders>,
+        backport: Arc<backport::Backport>,
+    ) -> Chain {
+        // First, so results pass it last: what the client finally sees is complete.
+        let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(backport)];
         if let Some(policy) = policy::Policy::from_config(&config.tools) {
             stages.push(Box::new(policy));
         }

@@ -81,6 +81,11 @@ pub(super) async fn forward(
             session: session.as_ref().map(|(s, _)| s),
             idle,
             resumable: !modern,
+            // Same-era traffic pays nothing for this: it only changes how a 400 is read.
+            probe_era: modern
+                && msg.translated.is_none()
+                && ctx.protocol == ProtocolMode::Auto
+                && !ctx.backport.active(),
         };
         let outcome = ctx.http.exchange(post, &mut sink).await;
         let error = match outcome {
@@ -92,6 +97,7 @@ pub(super) async fn forward(
                     Err(e) => Some(e),
                 }
             }
+            Outcome::LegacyOnly(_) => return Event::LegacyOnly { msg },
             Outcome::SessionGone => {
                 let generation = session.as_ref().map(|(_, g)| *g).unwrap_or(0);
                 return Event::SessionGone {
@@ -137,7 +143,7 @@ pub(super) async fn forward(
 /// `insufficient_scope` (step up) is one round, and three rounds at most (A-STEPUP), so
 /// a server that never accepts cannot loop the user through sign-ins.
 #[derive(Default)]
-struct AuthBudget {
+pub(super) struct AuthBudget {
     rounds: u8,
     step_ups: u8,
 }
@@ -146,7 +152,11 @@ const MAX_AUTH_ROUNDS: u8 = 3;
 
 impl AuthBudget {
     /// Ok: retry the request. Err: give up with this error for the client.
-    async fn handle(&mut self, http: &Http, outcome: Outcome) -> Result<(), RemoteError> {
+    pub(super) async fn handle(
+        &mut self,
+        http: &Http,
+        outcome: Outcome,
+    ) -> Result<(), RemoteError> {
         let Some(auth) = &http.auth else {
             return Err(RemoteError::Other(format!(
                 "authorization required: pass a token with {}",
@@ -228,6 +238,7 @@ async fn refresh_tools(ctx: &Ctx, msg: &Outgoing, idle: Option<Duration>) {
             session: None,
             idle,
             resumable: false,
+            probe_era: false,
         };
         if !matches!(
             ctx.http.exchange(post, &mut sink).await,
@@ -285,7 +296,7 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
             let version = sink.capture.as_deref().and_then(negotiated_version);
             let Some(version) = version else {
                 // The server answered initialize with an error: no session.
-                return InitResult::Failed;
+                return InitResult::Failed(None);
             };
             tracing::info!(host = %ctx.http.host, %version, "session initialized (Streamable HTTP)");
             let headers = SessionHeaders {
@@ -295,12 +306,13 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
             if reinit {
                 replay_initialized(ctx, &headers).await;
             }
-            return InitResult::Streamable { headers };
+            let answer = if reinit { sink.capture.clone() } else { None };
+            return InitResult::Streamable { headers, answer };
         }
         Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. } => {
             unreachable!("handled by the sign-in loop above")
         }
-        Outcome::OutputClosed => return InitResult::Failed,
+        Outcome::OutputClosed => return InitResult::Failed(None),
         Outcome::SessionGone => (None, RemoteError::Other("unexpected 404".into())),
         Outcome::Status {
             status,
@@ -308,7 +320,7 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
             error,
             ..
         } => (Some((status, modern)), error),
-        Outcome::Failed(e) => (None, e),
+        Outcome::Failed(e) | Outcome::LegacyOnly(e) => (None, e),
     };
     // B-DETECT: 400/404/405 (and, before 2025-11-25, other 4xx) that is not a modern
     // error means an HTTP+SSE server. 401 starts sign-in instead; never a fallback.
@@ -323,7 +335,7 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
     if !reinit {
         report_failure(ctx, &sink.unanswered(), &error).await;
     }
-    InitResult::Failed
+    InitResult::Failed(Some(error))
 }
 
 /// POST the initialize, with the sign-in rounds it may need.
@@ -336,6 +348,7 @@ async fn post_initialize(ctx: &Ctx, body: &Bytes, sink: &mut Inbound<'_>) -> Out
             session: None,
             idle: Some(ctx.http.request_timeout),
             resumable: false,
+            probe_era: false,
         };
         match ctx.http.exchange(post, sink).await {
             o @ (Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. }) => {
@@ -358,6 +371,7 @@ async fn replay_initialized(ctx: &Ctx, session: &SessionHeaders) {
         session: Some(session),
         idle: Some(ctx.http.request_timeout),
         resumable: false,
+        probe_era: false,
     };
     let _ = ctx
         .http
@@ -395,7 +409,7 @@ async fn translate_initialize(ctx: &Ctx, msg: &Outgoing, supported: &[String]) -
     let Some(version) = translate::modern_version(supported) else {
         let e = fail(format!("it supports only {}", supported.join(", ")));
         report_failure(ctx, &msg.ids(), &e).await;
-        return InitResult::Failed;
+        return InitResult::Failed(None);
     };
     let Some(t) = Translation::from_initialize(&msg.body, version) else {
         report_failure(
@@ -404,7 +418,7 @@ async fn translate_initialize(ctx: &Ctx, msg: &Outgoing, supported: &[String]) -
             &fail("the initialize had no params".into()),
         )
         .await;
-        return InitResult::Failed;
+        return InitResult::Failed(None);
     };
     tracing::info!(host = %ctx.http.host, "the server is modern-only; translating for this legacy client");
     let id = "clerk-mcp-server/discover";
@@ -417,6 +431,7 @@ async fn translate_initialize(ctx: &Ctx, msg: &Outgoing, supported: &[String]) -
         session: None,
         idle: Some(ctx.http.request_timeout),
         resumable: false,
+        probe_era: false,
     };
     let outcome = ctx.http.exchange(post, &mut sink).await;
     let discover = sink
@@ -436,11 +451,11 @@ async fn translate_initialize(ctx: &Ctx, msg: &Outgoing, supported: &[String]) -
                 &fail(format!("server/discover answered {why}")),
             )
             .await;
-            return InitResult::Failed;
+            return InitResult::Failed(None);
         }
         (Outcome::Failed(e) | Outcome::Status { error: e, .. }, _) => {
             report_failure(ctx, &msg.ids(), &fail(format!("server/discover: {e}"))).await;
-            return InitResult::Failed;
+            return InitResult::Failed(None);
         }
         _ => {
             report_failure(
@@ -449,7 +464,7 @@ async fn translate_initialize(ctx: &Ctx, msg: &Outgoing, supported: &[String]) -
                 &fail("server/discover had no answer".into()),
             )
             .await;
-            return InitResult::Failed;
+            return InitResult::Failed(None);
         }
     };
     t.set_server_capabilities(result.get("capabilities").cloned().unwrap_or_default());
@@ -486,7 +501,7 @@ async fn init_over_sse(
                 None => e,
             };
             report_failure(ctx, &msg.ids(), &e).await;
-            return InitResult::Failed;
+            return InitResult::Failed(None);
         }
     };
     ctx.http.set_transport("HTTP+SSE (2024-11-05)");
@@ -508,7 +523,7 @@ async fn init_over_sse(
         }
         Err((ids, e)) => {
             report_failure(ctx, &ids, &e).await;
-            InitResult::Failed
+            InitResult::Failed(Some(e))
         }
     }
 }

@@ -87,6 +87,9 @@ pub(crate) enum Outcome {
     Failed(RemoteError),
     /// Stdout is closed: nothing more can be delivered.
     OutputClosed,
+    /// A modern request sent with [`Post::probe_era`] was refused the way only a
+    /// legacy-only server refuses it (M-BACKPORT); nothing of the answer was delivered.
+    LegacyOnly(RemoteError),
     /// 401: sign in (or refresh), then retry (A-401).
     Unauthorized {
         challenge: Option<crate::auth::challenge::Challenge>,
@@ -109,6 +112,10 @@ pub(crate) struct Post<'a> {
     pub(crate) idle: Option<Duration>,
     /// Whether a broken stream may be resumed with GET (not in the modern era).
     pub(crate) resumable: bool,
+    /// A modern request to a server whose era is not known yet: a 400 that is not a
+    /// modern error and says the server wants a session ends as [`Outcome::LegacyOnly`]
+    /// and is not delivered, so the request can be sent again in the legacy era.
+    pub(crate) probe_era: bool,
 }
 
 impl Http {
@@ -191,7 +198,9 @@ impl Http {
             return refused;
         }
         if !resp.status().is_success() {
-            return self.error_status(resp, sink, post.idle).await;
+            return self
+                .error_status(resp, sink, post.idle, post.probe_era)
+                .await;
         }
         if let Some(auth) = &self.auth {
             auth.mark_served_anonymously();
@@ -332,6 +341,7 @@ impl Http {
         resp: reqwest::Response,
         sink: &mut D,
         idle: Option<Duration>,
+        probe_era: bool,
     ) -> Outcome {
         let status = resp.status();
         let header = |name| {
@@ -344,6 +354,14 @@ impl Http {
         let is_json = header(CONTENT_TYPE).is_some_and(|c| c.contains("json"));
         let body = self.error_body(resp, idle).await;
         let error = ErrorBody::read(status, &body);
+        if probe_era && error.legacy {
+            let why = error.message.as_deref().unwrap_or("no JSON-RPC error");
+            return Outcome::LegacyOnly(RemoteError::Status {
+                host: self.host.clone(),
+                status: status.as_u16(),
+                detail: format!(": {}", truncate(why, 300)),
+            });
+        }
         if let Some(answer) = error.answer.filter(|_| !sink.complete()) {
             // The server may have answered our request with an error status: the
             // receiver forwards it if it does.
@@ -598,6 +616,9 @@ struct ErrorBody {
     modern: bool,
     /// A HeaderMismatch error (M-MISMATCH).
     header_mismatch: bool,
+    /// A 400 that is no modern error and asks for a session or a known version: what
+    /// a legacy-only server answers a modern request (M-BACKPORT).
+    legacy: bool,
     /// Its `message`.
     message: Option<String>,
     /// The error as a response to hand to the receiver (never a HeaderMismatch, which
@@ -607,33 +628,60 @@ struct ErrorBody {
 
 impl ErrorBody {
     fn read(status: StatusCode, body: &[u8]) -> ErrorBody {
+        // Without a JSON-RPC error, a bare 400 is what the spec says identifies a legacy
+        // server too.
+        let bare = ErrorBody {
+            legacy: status == StatusCode::BAD_REQUEST,
+            ..ErrorBody::default()
+        };
         let Ok(text) = std::str::from_utf8(body) else {
-            return ErrorBody::default();
+            return bare;
         };
         let Ok(jsonrpc::Parsed::Single(m)) = jsonrpc::parse(text.trim()) else {
-            return ErrorBody::default();
+            return bare;
         };
         let Some(err) = m.error.filter(|_| m.kind == Kind::Response) else {
-            return ErrorBody::default();
+            return bare;
         };
         let code = jsonrpc::error_code(err);
         let header_mismatch = code == Some(jsonrpc::code::HEADER_MISMATCH);
+        let modern = matches!(
+            (status.as_u16(), code),
+            (400, Some(jsonrpc::code::HEADER_MISMATCH))
+                | (400, Some(jsonrpc::code::MISSING_CLIENT_CAPABILITY))
+                | (400, Some(jsonrpc::code::UNSUPPORTED_PROTOCOL_VERSION))
+                | (404, Some(jsonrpc::code::METHOD_NOT_FOUND))
+        );
+        let message = serde_json::from_str::<serde_json::Value>(err.get())
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned));
         ErrorBody {
-            modern: matches!(
-                (status.as_u16(), code),
-                (400, Some(jsonrpc::code::HEADER_MISMATCH))
-                    | (400, Some(jsonrpc::code::MISSING_CLIENT_CAPABILITY))
-                    | (400, Some(jsonrpc::code::UNSUPPORTED_PROTOCOL_VERSION))
-                    | (404, Some(jsonrpc::code::METHOD_NOT_FOUND))
-            ),
+            modern,
             header_mismatch,
-            message: serde_json::from_str::<serde_json::Value>(err.get())
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned)),
+            legacy: status == StatusCode::BAD_REQUEST
+                && !modern
+                && message.as_deref().is_some_and(wants_session),
+            message,
             answer: (!header_mismatch && m.id.is_some())
                 .then(|| Bytes::copy_from_slice(text.trim().as_bytes())),
         }
     }
+}
+
+/// Whether an error message is a legacy server's refusal of a request outside a
+/// session: "Server not initialized", "No valid session ID provided", "Missing session
+/// ID", or an unsupported protocol version header (the TypeScript and Python SDKs').
+/// A modern server's own 400s (invalid params, say) never read like this.
+fn wants_session(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "not initialized",
+        "session id",
+        "session-id",
+        "protocol version",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
 }
 
 enum ResumeError {

@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod backport;
 mod cli;
 mod fallback;
 mod faults;

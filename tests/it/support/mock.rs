@@ -66,6 +66,10 @@ pub struct Options {
     pub modern_only: bool,
     /// Hold every initialize answer until this gate is opened (`add_permits`).
     pub hold_initialize: Option<Arc<tokio::sync::Semaphore>>,
+    /// Speak only the legacy era, like a TypeScript SDK 1.x server: a modern request
+    /// outside a session gets 400 "Server not initialized"; inside one, it is served as
+    /// legacy (M-BACKPORT). Announces list changes, subscriptions and logging.
+    pub legacy_sessions: bool,
 }
 
 #[derive(Default)]
@@ -292,15 +296,24 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
         .unwrap_or("")
         .to_owned();
     let id = parsed.get("id").cloned();
-    if let Some(version) =
-        parsed["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"].as_str()
-    {
-        return modern(m, &headers, &parsed, version.to_owned()).await;
-    }
     let session = headers
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if m.opts.legacy_sessions && method != "initialize" && session.is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: Server not initialized"},"id":null}"#,
+        )
+            .into_response();
+    }
+    if let Some(version) =
+        parsed["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"].as_str()
+        && !m.opts.legacy_sessions
+    {
+        return modern(m, &headers, &parsed, version.to_owned()).await;
+    }
     if method == "initialize" && m.opts.modern_only {
         return modern_error(
             StatusCode::BAD_REQUEST,
@@ -318,11 +331,16 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
             .as_str()
             .unwrap_or("2025-03-26")
             .to_owned();
-        let mut resp = json_response(result(
-            id.as_ref().unwrap(),
+        let answer = if m.opts.legacy_sessions {
+            json!({"protocolVersion": version, "instructions": "Ask the mock.",
+                   "capabilities": {"tools": {"listChanged": true}, "logging": {},
+                                    "resources": {"subscribe": true, "listChanged": true}},
+                   "serverInfo": {"name": "mock-legacy", "version": "1.0"}})
+        } else {
             json!({"protocolVersion": version, "capabilities": {"tools": {}, "logging": {}},
-                   "serverInfo": {"name": "mock", "version": "1.0"}}),
-        ));
+                   "serverInfo": {"name": "mock", "version": "1.0"}})
+        };
+        let mut resp = json_response(result(id.as_ref().unwrap(), answer));
         if !m.opts.stateless {
             let sid = {
                 let mut inner = m.inner.lock().unwrap();
@@ -368,6 +386,13 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
             paged_tools(&m, &parsed).unwrap_or_else(|| json!({"tools": [{"name":"echo","inputSchema":{"type":"object"}}, {"name":"slow","inputSchema":{"type":"object"}}]})),
         )),
         "tools/call" => tool_call(m, id, &parsed).await,
+        "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
+            json_response(result(&id, json!({})))
+        }
+        "resources/read" => json_response(result(
+            &id,
+            json!({"contents":[{"uri": parsed["params"]["uri"], "text": "hello"}]}),
+        )),
         _ => json_response(
             json!({"jsonrpc":"2.0","id":id,"error":{"code":-32601,"message":"Method not found"}}),
         ),
@@ -430,6 +455,64 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
                 }
             });
             sse_response(rx)
+        }
+        "ask_twice" => {
+            // Two rounds of questions on one stream, as a legacy server asks in a tool:
+            // an elicitation, then a sampling request; the answers are echoed.
+            let (tx, rx) = mpsc::unbounded_channel();
+            let inner = m.inner.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for (n, (method, params)) in [
+                    ("elicitation/create", json!({"message":"Name?","requestedSchema":{"type":"object","properties":{"name":{"type":"string"}}}})),
+                    ("sampling/createMessage", json!({"messages":[],"maxTokens":5})),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let (atx, arx) = oneshot::channel();
+                    let sid = format!("srv-q{n}");
+                    inner.lock().unwrap().answers.insert(format!("{sid:?}"), atx);
+                    let note = json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":n}});
+                    let _ = tx.send(sse_frame(None, &note));
+                    let ask = json!({"jsonrpc":"2.0","id":sid,"method":method,"params":params});
+                    let _ = tx.send(sse_frame(None, &ask));
+                    match arx.await {
+                        Ok(answer) => got.push(answer),
+                        Err(_) => return,
+                    }
+                }
+                let _ = tx.send(sse_frame(
+                    None,
+                    &result(&id, text(Value::Array(got).to_string())),
+                ));
+            });
+            sse_response(rx)
+        }
+        "log" => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let log = json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hello log"}});
+            let _ = tx.send(sse_frame(None, &log));
+            let _ = tx.send(sse_frame(None, &result(&id, text("logged"))));
+            sse_response(rx)
+        }
+        "poke" => {
+            // Server notifications with no request to go with them: on the GET stream.
+            let sent = m.inner.lock().unwrap().get_tx.as_ref().is_some_and(|tx| {
+                [
+                    json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"session log"}}),
+                    json!({"jsonrpc":"2.0","method":"notifications/prompts/list_changed"}),
+                    json!({"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///other"}}),
+                    json!({"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}),
+                    json!({"jsonrpc":"2.0","method":"notifications/tools/list_changed"}),
+                ]
+                .iter()
+                .all(|n| tx.send(sse_frame(None, n)).is_ok())
+            });
+            reply(result(
+                &id,
+                text(if sent { "poked" } else { "no GET stream" }),
+            ))
         }
         "elicit_get" => {
             // Like the TypeScript SDK: a server request with no related stream goes on the
@@ -559,7 +642,7 @@ async fn mcp_get(State(m): State<Mock>, headers: HeaderMap) -> Response {
             None => StatusCode::NOT_FOUND.into_response(),
         };
     }
-    if m.opts.get_requests {
+    if m.opts.get_requests || m.opts.legacy_sessions {
         let (tx, rx) = mpsc::unbounded_channel();
         m.inner.lock().unwrap().get_tx = Some(tx);
         return sse_response(rx);
