@@ -8,7 +8,11 @@
 # 2. starts server.py on a free 127.0.0.1 port (it prints "PORT <n>" first), waits until it accepts;
 # 3. runs client.py three times through `BIN ARGS... http://127.0.0.1:<n>/mcp`:
 #    legacy (initialize), modern auto (server/discover), modern pinned (no discover);
-# 4. stops the server and prints "N passed, M failed" as the last line; exit 1 if anything failed.
+# 4. era translation, both ways (needs interop/node's npm ci: Node 22, the TypeScript SDK,
+#    server-everything): a TypeScript SDK 1.x client before `server.py --modern-only`
+#    (legacy-to-modern.mjs), and a pinned 2026-07-28 Python client before server-everything,
+#    which is legacy-only (modern_to_legacy.py);
+# 5. prints "N passed, M failed" as the last line; exit 1 if anything failed.
 #
 # Logs (proxy stderr, stdio traces, HTTP requests seen by the server) go to $INTEROP_LOG_DIR
 # (default: a fresh temp dir, printed at the end).
@@ -139,7 +143,10 @@ if [ -x "$NODE22" ]; then
     sleep 0.1
   done
   out="$LOG_DIR/legacy-to-modern.out"
-  (cd "$NODE_DIR" && CLERK_MCP_BIN="$1" timeout -k 5 90 "$NODE22" legacy-to-modern.mjs \
+  bin="$1"
+  # The TypeScript client runs from interop/node: a relative path must not break there.
+  [[ "$bin" == */* && "$bin" != /* ]] && bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+  (cd "$NODE_DIR" && CLERK_MCP_BIN="$bin" timeout -k 5 90 "$NODE22" legacy-to-modern.mjs \
       "http://127.0.0.1:$PORT/mcp" "${@:2}") > "$out" 2>&1
   cat "$out"
   line="$(grep -E '^legacy-to-modern: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)"
@@ -152,11 +159,25 @@ if [ -x "$NODE22" ]; then
   fi
   cleanup
   SERVER_PID=""
+  # ---- the other way: a modern Python client before server-everything (legacy-only) ----
+  out="$LOG_DIR/modern-to-legacy.out"
+  timeout -k 5 200 "$PY" "$HERE/modern_to_legacy.py" --node "$NODE22" \
+      --everything "$NODE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js" \
+      --log-dir "$LOG_DIR" --proxy-stderr "$LOG_DIR/proxy-stderr-modern-to-legacy.log" "$@" > "$out" 2>&1
+  cat "$out"
+  line="$(grep -E '^modern-to-legacy: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)"
+  if [ -n "$line" ]; then
+    total_pass=$((total_pass + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
+    total_fail=$((total_fail + $(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")))
+  else
+    echo "FAIL modern-to-legacy ended without a result line"
+    total_fail=$((total_fail + 1))
+  fi
 elif [ "${CI:-}" = true ]; then
-  echo "FAIL legacy-to-modern: $NODE22 is missing (run npm ci in interop/node)"
+  echo "FAIL era translation: $NODE22 is missing (run npm ci in interop/node)"
   total_fail=$((total_fail + 1))
 else
-  echo "# SKIPPED legacy-to-modern: run npm ci in interop/node for Node 22 and the TypeScript SDK"
+  echo "# SKIPPED era translation (legacy-to-modern, modern-to-legacy): run npm ci in interop/node for Node 22, the TypeScript SDK and server-everything"
 fi
 echo "# logs: $LOG_DIR"
 echo "$total_pass passed, $total_fail failed"
