@@ -170,7 +170,7 @@ async fn forward(
             )));
         };
         answer_server(&ctx, &parked.flight.session, &parked.asked, answers).await;
-        return match drive(&ctx, parked.flight, &expect, &legacy).await {
+        return match drive(&ctx, parked.flight, &expect, &legacy, parked.rounds).await {
             Driven::Answered | Driven::Parked => finished_ok(unit),
             Driven::Ended(outcome) => finished(Some(ended(outcome))),
         };
@@ -181,7 +181,7 @@ async fn forward(
     let mut budget = AuthBudget::default();
     loop {
         let flight = Flight::start(&ctx, &legacy.body, &session, &expect.id, idle);
-        let outcome = match drive(&ctx, flight, &expect, &legacy).await {
+        let outcome = match drive(&ctx, flight, &expect, &legacy, 0).await {
             Driven::Answered | Driven::Parked => return finished_ok(unit),
             Driven::Ended(outcome) => outcome,
         };
@@ -396,7 +396,13 @@ enum Driven {
 /// Read a flight until it answers the client's request (`expect`) or asks it for
 /// input. Progress goes to the client as it comes; log messages only when the request
 /// asked for them (`_meta` logLevel), as the 2026-07-28 revision has it.
-async fn drive(ctx: &Arc<Ctx>, mut flight: Flight, expect: &Expect, legacy: &Legacy) -> Driven {
+async fn drive(
+    ctx: &Arc<Ctx>,
+    mut flight: Flight,
+    expect: &Expect,
+    legacy: &Legacy,
+    rounds: u32,
+) -> Driven {
     loop {
         let Some(data) = flight.rx.recv().await else {
             flight.done = true;
@@ -431,7 +437,7 @@ async fn drive(ctx: &Arc<Ctx>, mut flight: Flight, expect: &Expect, legacy: &Leg
                     }
                 }
                 if let Some(questions) = questions(ctx, &flight.session, asked, legacy).await {
-                    return park(ctx, flight, expect, questions).await;
+                    return park(ctx, flight, expect, questions, rounds + 1).await;
                 }
             }
             Some(_) => forward_notification(ctx, &data, legacy).await,
@@ -510,17 +516,36 @@ async fn park(
     flight: Flight,
     expect: &Expect,
     questions: Vec<(String, Value, Value)>,
+    rounds: u32,
 ) -> Driven {
+    if rounds > mrtr::MAX_ROUNDS {
+        // Dropping the flight cancels the server's request.
+        let line = jsonrpc::error_response(
+            Some(&expect.id),
+            jsonrpc::code::TRANSPORT_ERROR,
+            &format!(
+                "{} asked for input more than {} times for one request; gave up",
+                ctx.http.host,
+                mrtr::MAX_ROUNDS
+            ),
+        );
+        let _ = ctx.down.out.send(Bytes::from(line)).await;
+        return Driven::Parked;
+    }
     let mut requests = Map::new();
     let mut asked = Vec::with_capacity(questions.len());
     for (key, server_id, entry) in questions {
         requests.insert(key.clone(), entry);
         asked.push((key, server_id));
     }
-    let Some(state) = ctx
-        .parking
-        .park(Parked { flight, asked }, Arc::downgrade(ctx))
-    else {
+    let Some(state) = ctx.parking.park(
+        Parked {
+            flight,
+            asked,
+            rounds,
+        },
+        Arc::downgrade(ctx),
+    ) else {
         let line = jsonrpc::error_response(
             Some(&expect.id),
             jsonrpc::code::TRANSPORT_ERROR,
@@ -560,6 +585,8 @@ pub(super) struct Parked {
     flight: Flight,
     /// The `inputRequests` keys and the server request ids they answer.
     asked: Vec<(String, Value)>,
+    /// Rounds of input so far (bounded, as for a modern server's).
+    rounds: u32,
 }
 
 /// The flights waiting for input, by the `requestState` the client was given.

@@ -11,7 +11,7 @@ use super::*;
 use crate::layer::translate::{self, InputError, Translation};
 
 /// Rounds of input one request may take.
-const MAX_ROUNDS: u32 = 10;
+pub(super) const MAX_ROUNDS: u32 = 10;
 
 /// What to do with a translated request's answer.
 enum Step {

@@ -445,3 +445,67 @@ async fn listen_maps_onto_the_get_stream_and_subscribe() {
     assert!(before.is_empty(), "{before:?}");
     p.finish().await;
 }
+
+/// The rounds are bounded (10, as for a modern server): a server that keeps asking
+/// gets its request cancelled, and the client an error that says why.
+#[tokio::test]
+async fn endless_questions_are_bounded() {
+    let mock = Mock::start(legacy_sessions()).await;
+    let mut p = Proxy::spawn(&[&mock.url, "--protocol", "legacy"]);
+    let caps = json!({"elicitation": {}});
+    let mut extra = json!({});
+    for id in 1..=11 {
+        p.send(&modern_call(
+            id.into(),
+            "ask_forever",
+            extra.clone(),
+            caps.clone(),
+        ))
+        .await;
+        let (answer, _) = p.recv_response(id.into()).await;
+        if id <= 10 {
+            let state = answer["result"]["requestState"].as_str().unwrap();
+            extra = json!({"inputResponses": {"input-1": {"action": "accept", "content": {}}},
+                           "requestState": state});
+            continue;
+        }
+        let msg = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("more than 10 times"), "{answer}");
+    }
+    mock.wait_for("the cancellation", |r| {
+        r.iter()
+            .any(|r| r.rpc_method() == Some("notifications/cancelled"))
+    })
+    .await;
+    p.finish().await;
+}
+
+/// A client that never comes back with its input: after --request-timeout the server's
+/// request is cancelled, and a late re-issue gets the expired-state error.
+#[tokio::test]
+async fn a_question_left_unanswered_expires() {
+    let mock = Mock::start(legacy_sessions()).await;
+    let mut p = Proxy::spawn(&[&mock.url, "--protocol", "legacy", "--request-timeout", "1"]);
+    let caps = json!({"elicitation": {}});
+    p.send(&modern_call(1.into(), "elicit", json!({}), caps.clone()))
+        .await;
+    let (asked, _) = p.recv_response(1.into()).await;
+    let state = asked["result"]["requestState"].as_str().unwrap().to_owned();
+    mock.wait_for("the cancellation", |r| {
+        r.iter().any(|r| {
+            r.rpc_method() == Some("notifications/cancelled") && r.body["params"]["requestId"] == 1
+        })
+    })
+    .await;
+    let late = json!({"inputResponses": {"input-1": {"action": "decline"}}, "requestState": state});
+    p.send(&modern_call(2.into(), "elicit", late, caps)).await;
+    let (err, _) = p.recv_response(2.into()).await;
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown or expired"),
+        "{err}"
+    );
+    p.finish().await;
+}

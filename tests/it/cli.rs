@@ -179,6 +179,41 @@ async fn check_summarizes_a_working_server() {
     );
 }
 
+/// `check` names the eras the server speaks and what the proxy will translate
+/// (M-BRIDGE, M-BACKPORT).
+#[tokio::test]
+async fn check_reports_the_servers_eras() {
+    for (opts, want) in [
+        (
+            Options::default(),
+            "eras:      legacy and 2026-07-28: every client passes through",
+        ),
+        (
+            Options {
+                legacy_sessions: true,
+                ..Default::default()
+            },
+            "eras:      legacy only: 2026-07-28 clients are translated",
+        ),
+        (
+            Options {
+                modern_only: true,
+                ..Default::default()
+            },
+            "eras:      2026-07-28 only: legacy clients (initialize-based) are translated",
+        ),
+    ] {
+        let mock = Mock::start(opts).await;
+        let out = run(&["check", &mock.url], &[]).await;
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+        assert!(
+            stdout.contains(want),
+            "check output lacks {want:?}:\n{stdout}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn check_diagnoses_failures() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -489,6 +489,27 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
             });
             sse_response(rx)
         }
+        "ask_forever" => {
+            // A server that never stops asking (the proxy bounds the rounds).
+            let (tx, rx) = mpsc::unbounded_channel();
+            let inner = m.inner.clone();
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let (atx, arx) = oneshot::channel();
+                    let sid = format!("srv-f{n}");
+                    inner
+                        .lock()
+                        .unwrap()
+                        .answers
+                        .insert(format!("{sid:?}"), atx);
+                    let ask = json!({"jsonrpc":"2.0","id":sid,"method":"elicitation/create","params":{"message":"Again?","requestedSchema":{"type":"object","properties":{}}}});
+                    if tx.send(sse_frame(None, &ask)).is_err() || arx.await.is_err() {
+                        return;
+                    }
+                }
+            });
+            sse_response(rx)
+        }
         "log" => {
             let (tx, rx) = mpsc::unbounded_channel();
             let log = json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hello log"}});
