@@ -509,3 +509,37 @@ async fn a_question_left_unanswered_expires() {
     );
     p.finish().await;
 }
+
+/// Over HTTP+SSE (2024-11-05) too: the session is opened for the client, requests go
+/// out stripped, results come back complete, and discover is answered here.
+#[tokio::test]
+async fn a_modern_client_over_http_sse() {
+    let mock = Mock::start(Options::default()).await;
+    let url = format!("{}/sse", mock.base);
+    let mut p = Proxy::spawn(&[&url, "--protocol", "legacy"]);
+    p.send(&modern(1.into(), "tools/list", json!({}), json!({})))
+        .await;
+    let (list, _) = p.recv_response(1.into()).await;
+    assert_eq!(list["result"]["resultType"], "complete", "{list}");
+    assert_eq!(list["result"]["cacheScope"], "private");
+    p.send(&modern(2.into(), "server/discover", json!({}), json!({})))
+        .await;
+    let (discover, _) = p.recv_response(2.into()).await;
+    assert_eq!(
+        discover["result"]["supportedVersions"],
+        json!(["2026-07-28"]),
+        "{discover}"
+    );
+    p.finish().await;
+    let reqs = mock.requests();
+    let sent: Vec<Recorded> = reqs.into_iter().filter(|r| r.path == "/messages").collect();
+    assert_eq!(
+        methods(&sent),
+        ["initialize", "notifications/initialized", "tools/list"]
+    );
+    assert!(
+        sent[2].body["params"].get("_meta").is_none(),
+        "{:?}",
+        sent[2].body
+    );
+}
