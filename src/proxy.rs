@@ -160,8 +160,12 @@ enum InitResult {
         headers: SessionHeaders,
         answer: Option<Bytes>,
     },
-    /// Fell back to HTTP+SSE; the initialize was sent there.
-    Sse(Arc<SseSession>),
+    /// Fell back to HTTP+SSE; the initialize was sent there (its answer, when it was
+    /// the proxy's own).
+    Sse {
+        session: Arc<SseSession>,
+        answer: Option<Bytes>,
+    },
     /// The server is modern-only: the initialize was answered from `server/discover`.
     Translated(Arc<Translation>),
     /// The initialize failed; its error was already reported to the client when the
@@ -650,7 +654,7 @@ impl Proxy {
                 let answered = sse.send(msg.body, msg.expects, true, idle);
                 self.spawn_attempt(unit, ids, async move {
                     let (unanswered, error) = match answered.await {
-                        Ok(()) => (Vec::new(), None),
+                        Ok(_) => (Vec::new(), None),
                         Err((ids, e)) => (ids, Some(e)),
                     };
                     Event::Finished {
@@ -934,7 +938,7 @@ impl Proxy {
             let why = why.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
             let what = match opening {
                 Opening::ForModernClient => format!(
-                    "{} speaks only the legacy protocol era, and opening a session for this 2026-07-28 client failed",
+                    "opening a legacy session on {} for this 2026-07-28 client failed",
                     self.ctx.http.host
                 ),
                 _ => "the session expired and a new one could not be opened".into(),
@@ -970,7 +974,12 @@ impl Proxy {
                 }
                 self.conn = Conn::Ready(session);
             }
-            InitResult::Sse(sse) => self.conn = Conn::Sse(sse),
+            InitResult::Sse { session, answer } => {
+                if let (Opening::ForModernClient, Some(answer)) = (opening, &answer) {
+                    self.ctx.backport.initialized(answer);
+                }
+                self.conn = Conn::Sse(session);
+            }
             InitResult::Translated(t) => {
                 self.relisten(&t);
                 self.conn = Conn::Translated(t);

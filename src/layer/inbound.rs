@@ -261,7 +261,8 @@ fn align(parsed: &Parsed<'_>, hooks: Vec<Option<Hook>>) -> Vec<Option<Hook>> {
 
 /// A request waiting on the HTTP+SSE stream.
 struct Waiter {
-    done: oneshot::Sender<()>,
+    /// Woken with the response when it is kept from the client (`forward: false`).
+    done: oneshot::Sender<Option<Bytes>>,
     forward: bool,
     hook: Option<Hook>,
 }
@@ -330,7 +331,8 @@ impl Deliver for Inbox {
             Ok(())
         };
         for w in woken {
-            let _ = w.done.send(());
+            let kept = (!w.forward).then(|| data.clone());
+            let _ = w.done.send(kept);
         }
         sent
     }
@@ -376,15 +378,16 @@ impl SseSession {
     }
 
     /// POST a message whose answers arrive on the stream; `forward: false` keeps the
-    /// responses from the client. Registers the waiters and queues the POST at once (so
-    /// the POSTs keep the client's order); the returned future waits for them.
+    /// responses from the client and returns them instead. Registers the waiters and
+    /// queues the POST at once (so the POSTs keep the client's order); the returned
+    /// future waits for them.
     pub(crate) fn send(
         &self,
         body: Bytes,
         expects: Vec<Expect>,
         forward: bool,
         idle: Option<Duration>,
-    ) -> impl Future<Output = Result<(), (Vec<IdKey>, RemoteError)>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<Bytes>, (Vec<IdKey>, RemoteError)>> + Send + 'static {
         let mut receivers = Vec::with_capacity(expects.len());
         let posted = {
             let mut guard = self.router.waiters();
@@ -434,9 +437,10 @@ impl SseSession {
             }
             let mut unanswered = Vec::new();
             let mut reason = None;
+            let mut kept = Vec::new();
             for (id, rx) in receivers {
                 match with_idle(idle, rx).await {
-                    Some(Ok(())) => {}
+                    Some(Ok(answer)) => kept.extend(answer),
                     Some(Err(_)) => {
                         unanswered.push(id);
                         reason = Some(closed());
@@ -452,7 +456,7 @@ impl SseSession {
             }
             router.forget(&unanswered);
             match reason {
-                None => Ok(()),
+                None => Ok(kept),
                 Some(r) => Err((unanswered, r)),
             }
         }

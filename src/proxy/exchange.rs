@@ -295,8 +295,17 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
         Outcome::Done { session_id } => {
             let version = sink.capture.as_deref().and_then(negotiated_version);
             let Some(version) = version else {
-                // The server answered initialize with an error: no session.
-                return InitResult::Failed(None);
+                // The server answered initialize with an error: no session. (The client
+                // has it already when the initialize was the client's.)
+                let why = sink
+                    .capture
+                    .as_deref()
+                    .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok())
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "no result".into());
+                return InitResult::Failed(Some(RemoteError::Other(format!(
+                    "initialize was answered with an error: {why}"
+                ))));
             };
             tracing::info!(host = %ctx.http.host, %version, "session initialized (Streamable HTTP)");
             let headers = SessionHeaders {
@@ -512,14 +521,17 @@ async fn init_over_sse(
     };
     let answered = sse.send(body, expects, !reinit, Some(ctx.http.request_timeout));
     match answered.await {
-        Ok(()) => {
+        Ok(kept) => {
             if reinit {
                 // Replay `initialized`; its POST is queued before anything else, and
                 // nothing waits for an answer to it.
                 let note = Bytes::from_static(INITIALIZED);
                 drop(sse.send(note, Vec::new(), true, None));
             }
-            InitResult::Sse(sse)
+            InitResult::Sse {
+                session: sse,
+                answer: kept.into_iter().next(),
+            }
         }
         Err((ids, e)) => {
             report_failure(ctx, &ids, &e).await;

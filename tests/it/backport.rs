@@ -530,6 +530,11 @@ async fn a_modern_client_over_http_sse() {
         json!(["2026-07-28"]),
         "{discover}"
     );
+    assert_eq!(discover["result"]["capabilities"], json!({"tools": {}}));
+    assert_eq!(
+        discover["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "legacy-mock"
+    );
     p.finish().await;
     let reqs = mock.requests();
     let sent: Vec<Recorded> = reqs.into_iter().filter(|r| r.path == "/messages").collect();
@@ -542,4 +547,29 @@ async fn a_modern_client_over_http_sse() {
         "{:?}",
         sent[2].body
     );
+}
+
+/// A legacy session that cannot be opened ends the waiting request with one error that
+/// says so and why; the next request tries again.
+#[tokio::test]
+async fn a_session_that_cannot_be_opened_is_an_error() {
+    let mock = Mock::start(Options {
+        modern_only: true,
+        ..Default::default()
+    })
+    .await;
+    let mut p = Proxy::spawn(&[&mock.url, "--protocol", "legacy"]);
+    for id in [1, 2] {
+        p.send(&modern(id.into(), "tools/list", json!({}), json!({})))
+            .await;
+        let (err, _) = p.recv_response(id.into()).await;
+        let msg = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("opening a legacy session")
+                && msg.contains("Unsupported protocol version"),
+            "{err}"
+        );
+    }
+    p.finish().await;
+    assert_eq!(methods(&mock.requests()), ["initialize", "initialize"]);
 }
