@@ -580,15 +580,7 @@ impl Proxy {
         let Some(body) = self.init_body.clone() else {
             return false;
         };
-        let init = Outgoing {
-            body,
-            expects: Vec::new(),
-            method: "initialize".into(),
-            era: Era::Legacy,
-            retried: false,
-            unit: self.table.insert(&[], false, false),
-            translated: None,
-        };
+        let init = self.own_initialize(body);
         let opening = if self.ctx.backport.active() {
             Opening::ForModernClient
         } else {
@@ -596,6 +588,20 @@ impl Proxy {
         };
         self.start_initialize(init, opening);
         true
+    }
+
+    /// An initialize of the proxy's own (`body`), recorded in the table; no client
+    /// waits for its answer.
+    fn own_initialize(&mut self, body: Bytes) -> Outgoing {
+        Outgoing {
+            body,
+            expects: Vec::new(),
+            method: "initialize".into(),
+            era: Era::Legacy,
+            retried: false,
+            unit: self.table.insert(&[], false, false),
+            translated: None,
+        }
     }
 
     /// Send a message according to the current state.

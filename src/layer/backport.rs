@@ -373,15 +373,8 @@ pub(crate) fn acknowledged(id: &IdKey, honoured: &Filter) -> Bytes {
 
 fn stamp_subscription(msg: &Value, id: &IdKey) -> Option<Bytes> {
     let mut msg = msg.clone();
-    let obj = msg.as_object_mut()?;
-    let params = obj.entry("params").or_insert_with(|| json!({}));
-    let meta = params
-        .as_object_mut()?
-        .entry("_meta")
-        .or_insert_with(|| json!({}));
     let id: Value = serde_json::from_str(id.as_json()).ok()?;
-    meta.as_object_mut()?
-        .insert(META_SUBSCRIPTION_ID.into(), id);
+    super::meta_mut(&mut msg)?.insert(META_SUBSCRIPTION_ID.into(), id);
     serde_json::to_vec(&msg).ok().map(Bytes::from)
 }
 

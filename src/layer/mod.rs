@@ -196,6 +196,20 @@ impl Expect {
     }
 }
 
+/// The `params._meta` object of a message, made if missing; `None` when the message or
+/// its params are not objects.
+pub(crate) fn meta_mut(msg: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+    let params = msg
+        .as_object_mut()?
+        .entry("params")
+        .or_insert_with(|| Value::Object(Default::default()));
+    params
+        .as_object_mut()?
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()
+}
+
 /// The `tools` array of a `tools/list` result, for the stages that filter it.
 pub(crate) fn tools_of(result: &mut Value) -> Option<&mut Vec<Value>> {
     result.get_mut("tools").and_then(Value::as_array_mut)

@@ -111,13 +111,7 @@ impl Translation {
     /// kept, and the era's entries are added. `None` when it cannot be read.
     pub(crate) fn stamp(&self, raw: &str) -> Option<Bytes> {
         let mut msg: Value = serde_json::from_str(raw).ok()?;
-        let obj = msg.as_object_mut()?;
-        let params = obj.entry("params").or_insert_with(|| json!({}));
-        let meta = params
-            .as_object_mut()?
-            .entry("_meta")
-            .or_insert_with(|| json!({}));
-        let meta = meta.as_object_mut()?;
+        let meta = super::meta_mut(&mut msg)?;
         for (k, v) in &self.meta {
             meta.insert(k.clone(), v.clone());
         }

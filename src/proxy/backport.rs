@@ -42,15 +42,7 @@ impl Proxy {
                 let body = backport::initialize_request(OWN_INIT_ID, &msg.body);
                 tracing::info!(host = %self.ctx.http.host, "opening a legacy session for this 2026-07-28 client");
                 self.init_body = Some(body.clone());
-                let init = Outgoing {
-                    body,
-                    expects: Vec::new(),
-                    method: "initialize".into(),
-                    era: Era::Legacy,
-                    retried: false,
-                    unit: self.table.insert(&[], false, false),
-                    translated: None,
-                };
+                let init = self.own_initialize(body);
                 self.start_initialize(init, Opening::ForModernClient);
                 if let Conn::Initializing { queued, .. } = &mut self.conn {
                     queued.push_back(msg);
@@ -251,27 +243,10 @@ async fn set_log_level(ctx: &Ctx, session: &SessionHeaders, level: &str) {
     if !b.logs() || !b.set_log_level(level) {
         return;
     }
-    let id = own_id("set-level", ctx.parking.next());
-    let body = json!({"jsonrpc":"2.0","id":serde_json::from_str::<Value>(id.as_json()).unwrap_or_default(),
-        "method":"logging/setLevel","params":{"level":level}});
-    let mut sink = Inbound::new(&ctx.down, vec![Expect::plain(id)]).quiet();
-    let outcome = ctx
-        .http
-        .exchange(
-            post(
-                Bytes::from(body.to_string()),
-                session,
-                Some(ctx.http.request_timeout),
-            ),
-            &mut sink,
-        )
-        .await;
-    let ok = matches!(outcome, Outcome::Done { .. })
-        && sink.capture.as_deref().is_some_and(|c| {
-            serde_json::from_slice::<Value>(c).is_ok_and(|v| v.get("result").is_some())
-        });
-    if !ok {
-        tracing::warn!("logging/setLevel {level} failed: {outcome:?}");
+    if own_request(ctx, session, "logging/setLevel", json!({ "level": level }))
+        .await
+        .is_none()
+    {
         b.unset_log_level();
     }
 }
@@ -687,24 +662,36 @@ async fn listen(
 }
 
 async fn subscribe(ctx: &Ctx, session: &SessionHeaders, method: &str, uri: &str) {
-    let id = own_id("subscribe", ctx.parking.next());
-    let body = json!({"jsonrpc":"2.0","id":serde_json::from_str::<Value>(id.as_json()).unwrap_or_default(),
-        "method":method,"params":{"uri":uri}});
+    own_request(ctx, session, method, json!({ "uri": uri })).await;
+}
+
+/// A request of the proxy's own on the session; its result, or `None` (and a warning)
+/// when it failed.
+async fn own_request(
+    ctx: &Ctx,
+    session: &SessionHeaders,
+    method: &str,
+    params: Value,
+) -> Option<Value> {
+    let id = own_id(method, ctx.parking.next());
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"method":{},"params":{}}}"#,
+        id.as_json(),
+        json!(method),
+        params
+    );
     let mut sink = Inbound::new(&ctx.down, vec![Expect::plain(id)]).quiet();
-    let outcome = ctx
-        .http
-        .exchange(
-            post(
-                Bytes::from(body.to_string()),
-                session,
-                Some(ctx.http.request_timeout),
-            ),
-            &mut sink,
-        )
-        .await;
-    if !matches!(outcome, Outcome::Done { .. }) {
-        tracing::warn!("{method} {uri} failed: {outcome:?}");
+    let post = post(Bytes::from(body), session, Some(ctx.http.request_timeout));
+    let outcome = ctx.http.exchange(post, &mut sink).await;
+    let result = sink
+        .capture
+        .as_deref()
+        .and_then(|c| serde_json::from_slice::<Value>(c).ok())
+        .and_then(|mut v| v.get_mut("result").map(Value::take));
+    if result.is_none() {
+        tracing::warn!(%params, "the proxy's {method} failed: {outcome:?}");
     }
+    result
 }
 
 /// An open listen; closing it unsubscribes what no other listen wants.
