@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::auth::Logout;
 use crate::auth::probe::{Probe, Reach, probe};
 use crate::auth::store::{Store, now_secs};
 use crate::cli::{LogoutArgs, RemoteArgs, StatusArgs};
@@ -11,7 +12,8 @@ use crate::error::{ConfigError, hint};
 
 /// Sign in ahead of time: discover, register, open the browser, store the tokens.
 pub(crate) async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::from_args(args)?;
+    let mut config = Config::from_args(args)?;
+    config.auth.interactive = true;
     let http = crate::connect::connect(&config)?;
     let Some(auth) = &http.auth else {
         println!("{}", hint::NOTHING_TO_SIGN_IN);
@@ -42,7 +44,7 @@ pub(crate) async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub(crate) fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     if args.all {
         let dir = config_dir(args.remote.auth.config_dir.as_ref())?;
         for sub in ["tokens", "clients"] {
@@ -61,10 +63,18 @@ pub(crate) fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
         config.url.clone(),
         config.auth.clone(),
     );
-    if auth.forget()? {
-        println!("Signed out of {}.", redact_url(&config.url));
-    } else {
-        println!("No sign-in stored for {}.", redact_url(&config.url));
+    let url = redact_url(&config.url);
+    match auth.logout().await? {
+        Logout::NothingStored => println!("No sign-in stored for {url}."),
+        Logout::SignedOut { revoked: None } => println!("Signed out of {url}."),
+        Logout::SignedOut {
+            revoked: Some(Ok(())),
+        } => println!("Signed out of {url}; its tokens were revoked."),
+        Logout::SignedOut {
+            revoked: Some(Err(why)),
+        } => println!(
+            "Signed out of {url} (its tokens are forgotten here, but revoking them failed: {why})."
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -54,7 +54,7 @@ pub fn main() -> ExitCode {
             None => proxy(args).await,
             Some(Command::Check(args)) => crate::check::run(args).await,
             Some(Command::Login(args)) => crate::accounts::login(args).await,
-            Some(Command::Logout(a)) => crate::accounts::logout(a),
+            Some(Command::Logout(a)) => crate::accounts::logout(a).await,
             Some(Command::Tools(a)) => crate::tools::run(a).await,
             Some(Command::Status(a)) => crate::accounts::status(a),
             Some(Command::SelfUpdate(_)) => unreachable!("handled before the runtime starts"),

@@ -186,6 +186,7 @@ fn auth_config(
         device_code: args.device_code,
         timeout: seconds("--auth-timeout", args.auth_timeout)?,
         config_dir,
+        interactive: false,
     })
 }
 

@@ -13,7 +13,6 @@ use thiserror::Error;
 /// command to run takes its words from here.
 pub(crate) mod hint {
     /// A sign-in that did not finish.
-    pub(crate) const LOGIN_AGAIN: &str = "run `clerk-mcp-server login` to try again";
     /// A server that refuses a signed-in user.
     pub(crate) const CHECK_ACCESS: &str = "check that your account has access";
     /// No registration the authorization server allows.
@@ -214,10 +213,17 @@ pub(crate) enum AuthError {
         error: OAuthError,
     },
     #[error(
-        "sign-in did not complete in time (--auth-timeout); {hint}",
-        hint = hint::LOGIN_AGAIN
+        "sign-in did not complete in time (--auth-timeout); run `clerk-mcp-server login {url}` to try again"
     )]
-    TimedOut,
+    TimedOut { url: String },
+    /// The authorization server does not know a client given by flags.
+    #[error(
+        "the authorization server refused the client {client_id:?} ({error}); check --client-id and --client-secret (CLERK_MCP_CLIENT_ID, CLERK_MCP_CLIENT_SECRET)"
+    )]
+    ClientRejected { client_id: String, error: String },
+    /// Internal: a stale registration was dropped; the sign-in starts over once.
+    #[error("the authorization server no longer knows this client's registration")]
+    RegistrationDropped,
     #[error(
         "the server still refuses the request after signing in ({0}); {hint}",
         hint = hint::CHECK_ACCESS
@@ -330,11 +336,14 @@ mod tests {
             unauthorized_detail(),
             " (the server requires sign-in: pass a token with --header \"Authorization: Bearer ...\")"
         );
-        let e = sign_in_failed("x.test", 401, &AuthError::TimedOut).to_string();
+        let timed_out = AuthError::TimedOut {
+            url: "https://x.test/mcp".into(),
+        };
+        let e = sign_in_failed("x.test", 401, &timed_out).to_string();
         assert!(
             e.ends_with(
-                "run `clerk-mcp-server login` to try again. If the server uses API keys \
-                 instead, pass one with --header \"Authorization: Bearer ...\""
+                "run `clerk-mcp-server login https://x.test/mcp` to try again. If the server \
+                 uses API keys instead, pass one with --header \"Authorization: Bearer ...\""
             ),
             "{e}"
         );

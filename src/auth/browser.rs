@@ -19,7 +19,8 @@ pub(crate) fn open(url: &Url, cfg: &AuthConfig) -> Result<(), AuthError> {
     if cfg.no_browser {
         return Ok(());
     }
-    if !brake(&cfg.config_dir) {
+    // A person who typed `login` is never braked: the brake is for runaway clients.
+    if !cfg.interactive && !brake(&cfg.config_dir) {
         tracing::warn!(
             "not opening the browser again: {MAX_OPENS_PER_MINUTE} sign-ins started within a minute; {}",
             hint::OPEN_URL_YOURSELF

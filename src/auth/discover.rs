@@ -39,6 +39,9 @@ pub(crate) struct AsMetadata {
     pub(crate) authorization_response_iss_parameter_supported: Option<bool>,
     #[serde(default)]
     pub(crate) scopes_supported: Option<Vec<String>>,
+    /// RFC 7009: where `logout` revokes tokens.
+    #[serde(default)]
+    pub(crate) revocation_endpoint: Option<String>,
 }
 
 /// What discovery found.

@@ -354,7 +354,66 @@ pub(crate) async fn token_request(
     mut params: Vec<(&'static str, String)>,
 ) -> Result<Tokens, AuthError> {
     let endpoint = check_endpoint("token_endpoint", &meta.token_endpoint)?;
-    let mut req = http.post(endpoint).header(ACCEPT, "application/json");
+    let req =
+        authenticated(http.post(endpoint), client, &mut params).header(ACCEPT, "application/json");
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let req = req
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body);
+    let t: TokenResponse = call(req, OAuthEndpoint::Token).await?;
+    Ok(Tokens {
+        access_token: Secret::new(t.access_token),
+        refresh_token: t.refresh_token.map(Secret::new),
+        expires_at: t.expires_in.map(|s| now_secs() + s),
+        scope: t.scope,
+    })
+}
+
+/// RFC 7009: revoke `token` (its kind in `hint`) at `endpoint`, as `client`.
+pub(crate) async fn revoke(
+    http: &reqwest::Client,
+    endpoint: &str,
+    client: &ClientRecord,
+    token: &Secret,
+    hint: &str,
+) -> Result<(), AuthError> {
+    let endpoint = check_endpoint("revocation_endpoint", endpoint)?;
+    let mut params = vec![
+        ("token", token.expose().to_owned()),
+        ("token_type_hint", hint.to_owned()),
+    ];
+    let req = authenticated(http.post(endpoint), client, &mut params);
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let resp = req
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            AuthError::Token(format!(
+                "cannot reach the revocation endpoint: {}",
+                e.without_url()
+            ))
+        })?;
+    match resp.status() {
+        s if s.is_success() => Ok(()),
+        s => Err(AuthError::Token(format!(
+            "the revocation endpoint answered HTTP {s}"
+        ))),
+    }
+}
+
+/// Client authentication on a token or revocation request (RFC 6749 §2.3): HTTP Basic,
+/// the secret in the form, or only the client id for a public client.
+fn authenticated(
+    mut req: reqwest::RequestBuilder,
+    client: &ClientRecord,
+    params: &mut Vec<(&'static str, String)>,
+) -> reqwest::RequestBuilder {
     match (client.auth_method.as_str(), &client.client_secret) {
         ("client_secret_basic", Some(secret)) => {
             // RFC 6749 §2.3.1: form-urlencode each part before joining.
@@ -373,19 +432,7 @@ pub(crate) async fn token_request(
         }
         _ => params.push(("client_id", client.client_id.clone())),
     }
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish();
-    let req = req
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body);
-    let t: TokenResponse = call(req, OAuthEndpoint::Token).await?;
-    Ok(Tokens {
-        access_token: Secret::new(t.access_token),
-        refresh_token: t.refresh_token.map(Secret::new),
-        expires_at: t.expires_in.map(|s| now_secs() + s),
-        scope: t.scope,
-    })
+    req
 }
 
 /// Pick the token endpoint auth method for a client with a secret: basic unless the
@@ -527,7 +574,7 @@ pub(crate) async fn device_flow(
         + deadline.min(Duration::from_secs(da.expires_in.unwrap_or(900)));
     loop {
         if tokio::time::Instant::now() + interval > until {
-            return Err(AuthError::TimedOut);
+            return Err(AuthError::TimedOut { url: String::new() });
         }
         tokio::time::sleep(interval).await;
         let params = vec![

@@ -46,6 +46,8 @@ pub struct AuthConfig {
     pub(crate) device_code: bool,
     pub(crate) timeout: Duration,
     pub(crate) config_dir: PathBuf,
+    /// A person asked for this sign-in (`login`): the browser brake does not apply.
+    pub(crate) interactive: bool,
 }
 
 pub struct Auth {
@@ -269,13 +271,23 @@ impl Auth {
         if !step_up && let Some(record) = record {
             match self.refresh(&record).await {
                 Ok(()) => return Ok(()),
+                // A client given by flags that the server does not know: signing in
+                // with it cannot work either.
+                Err(e @ AuthError::ClientRejected { .. }) => return Err(e),
                 Err(e) => tracing::info!("refresh failed ({e}); signing in again"),
             }
         }
+        let timed_out = || AuthError::TimedOut {
+            url: self.server.to_string(),
+        };
         let record =
             tokio::time::timeout(self.cfg.timeout, self.sign_in(challenge.as_ref(), step_up))
                 .await
-                .map_err(|_| AuthError::TimedOut)??;
+                .map_err(|_| timed_out())?
+                .map_err(|e| match e {
+                    AuthError::TimedOut { .. } => timed_out(),
+                    e => e,
+                })?;
         self.save(record)
     }
 
@@ -319,7 +331,9 @@ impl Auth {
             ("refresh_token", refresh.expose().to_owned()),
             ("resource", record.resource.clone()),
         ];
-        let mut tokens = flow::token_request(&self.http, &meta, &client, params).await?;
+        let mut tokens = flow::token_request(&self.http, &meta, &client, params)
+            .await
+            .map_err(|e| self.rejected(&client, e))?;
         if tokens.refresh_token.is_none() {
             tokens.refresh_token = record.tokens.refresh_token.clone();
         }
@@ -407,10 +421,24 @@ impl Auth {
             // Ask for the new scopes without losing the ones already granted.
             scope = Some(merge_scopes(&had, scope.as_deref()));
         }
-        let tokens = if self.cfg.device_code {
-            self.device_sign_in(&d, scope.as_deref()).await?
-        } else {
-            self.browser_sign_in(&d, scope.as_deref()).await?
+        // A registration the server forgot (it answers invalid_client) is dropped and
+        // made again, once.
+        let mut attempts = 0;
+        let (tokens, client) = loop {
+            attempts += 1;
+            let attempt = if self.cfg.device_code {
+                self.device_sign_in(&d, scope.as_deref()).await
+            } else {
+                self.browser_sign_in(&d, scope.as_deref()).await
+            };
+            match attempt {
+                Ok(done) => break done,
+                Err((e, Some(client))) => match self.rejected(&client, e) {
+                    AuthError::RegistrationDropped if attempts == 1 => continue,
+                    e => return Err(e),
+                },
+                Err((e, None)) => return Err(e),
+            }
         };
         tracing::info!(issuer = %d.issuer, "signed in");
         Ok(ServerRecord {
@@ -423,7 +451,56 @@ impl Auth {
                 scope: tokens.scope.clone().or(scope),
                 ..tokens
             },
+            client_id: Some(client.client_id),
+            revocation_endpoint: d.meta.revocation_endpoint.clone(),
         })
+    }
+
+    /// Whether `client` is a registration this proxy made (and may drop and make again).
+    fn registered(&self, client: &ClientRecord) -> bool {
+        self.store
+            .load_client(&client.issuer)
+            .is_some_and(|c| c.client_id == client.client_id)
+    }
+
+    /// Read a token endpoint error for `client`. `invalid_client` for a registration of
+    /// ours drops it (and the tokens it obtained): the next sign-in registers again. For
+    /// a client given by flags it names the flags to check. Anything else is `e`.
+    fn rejected(&self, client: &ClientRecord, e: AuthError) -> AuthError {
+        let AuthError::OAuth { error, .. } = &e else {
+            return e;
+        };
+        if error.code != "invalid_client" {
+            return e;
+        }
+        if self.registered(client) {
+            tracing::warn!(issuer = %client.issuer, "the authorization server no longer knows this client ({error}); registering again");
+            self.drop_registration(client);
+            return AuthError::RegistrationDropped;
+        }
+        if self.cfg.client_id.as_deref() == Some(client.client_id.as_str()) {
+            return AuthError::ClientRejected {
+                client_id: client.client_id.clone(),
+                error: error.to_string(),
+            };
+        }
+        e
+    }
+
+    /// Forget a registration and every stored token it obtained, for every server of
+    /// that issuer: each signs in again when next used.
+    fn drop_registration(&self, client: &ClientRecord) {
+        if let Err(e) = self.store.delete_client(&client.issuer, &client.client_id) {
+            tracing::warn!("cannot remove the stale registration: {e}");
+        }
+        for (key, record) in self.store.list() {
+            let obtained_by = record.client_id.as_deref();
+            if record.issuer == client.issuer && obtained_by.is_none_or(|id| id == client.client_id)
+            {
+                let _ = self.store.delete_tokens(&key);
+            }
+        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The scopes the current token was granted.
@@ -436,31 +513,46 @@ impl Auth {
     }
 
     /// RFC 8628: the user enters a code elsewhere while this process polls.
-    async fn device_sign_in(
-        &self,
-        d: &Discovered,
-        scope: Option<&str>,
-    ) -> Result<Tokens, AuthError> {
+    async fn device_sign_in(&self, d: &Discovered, scope: Option<&str>) -> SignIn {
         let client = self
             .client_for(d, "urn:ietf:wg:oauth:2.0:oob", scope)
-            .await?;
-        flow::device_flow(&self.http, d, &client, scope, self.cfg.timeout).await
+            .await
+            .map_err(|e| (e, None))?;
+        match flow::device_flow(&self.http, d, &client, scope, self.cfg.timeout).await {
+            Ok(tokens) => Ok((tokens, client)),
+            Err(e) => Err((e, Some(client))),
+        }
     }
 
     /// The authorization code flow: the browser, the loopback callback, the token request.
-    async fn browser_sign_in(
+    async fn browser_sign_in(&self, d: &Discovered, scope: Option<&str>) -> SignIn {
+        let stable_port = stable_port(&self.key);
+        let callback = flow::Callback::bind(&self.cfg, stable_port)
+            .await
+            .map_err(|e| (e, None))?;
+        let client = self
+            .client_for(d, &callback.redirect_uri, scope)
+            .await
+            .map_err(|e| (e, None))?;
+        match self.authorize(d, scope, callback, &client).await {
+            Ok(tokens) => Ok((tokens, client)),
+            Err(e) => Err((e, Some(client))),
+        }
+    }
+
+    /// The browser, the loopback callback and the code exchange, for `client`.
+    async fn authorize(
         &self,
         d: &Discovered,
         scope: Option<&str>,
+        callback: flow::Callback,
+        client: &ClientRecord,
     ) -> Result<Tokens, AuthError> {
-        let stable_port = stable_port(&self.key);
-        let callback = flow::Callback::bind(&self.cfg, stable_port).await?;
-        let client = self.client_for(d, &callback.redirect_uri, scope).await?;
         let (verifier, code_challenge) = flow::pkce();
         let state = flow::random_token(24);
         let url = flow::authorize_url(
             d,
-            &client,
+            client,
             &code_challenge,
             &state,
             scope,
@@ -478,17 +570,72 @@ impl Auth {
             ("code_verifier", verifier),
             ("resource", d.resource.clone()),
         ];
-        flow::token_request(&self.http, &d.meta, &client, token_params).await
+        flow::token_request(&self.http, &d.meta, client, token_params).await
     }
 
-    /// Forget this server's tokens (`logout`).
-    pub(crate) fn forget(&self) -> Result<bool, AuthError> {
+    /// `logout`: revoke this server's tokens where the authorization server offers
+    /// revocation (RFC 7009), forget them, and drop the registration unless another
+    /// stored server still uses it. Returns what was done, for the user.
+    pub(crate) async fn logout(&self) -> Result<Logout, AuthError> {
+        let record = self
+            .store
+            .load_tokens(&self.key)
+            .filter(|r| r.server_url == self.server.as_str());
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let Some(record) = record else {
+            return Ok(Logout::NothingStored);
+        };
+        let client = self
+            .store
+            .load_client(&record.issuer)
+            .or_else(|| self.preregistered(&record.issuer, ""));
+        let mut revoked = None;
+        if let (Some(endpoint), Some(client)) = (&record.revocation_endpoint, &client) {
+            // The refresh token first: revoking it may take the access token with it.
+            let tokens = &record.tokens;
+            let mut result = Ok(());
+            for (token, hint) in [
+                (tokens.refresh_token.as_ref(), "refresh_token"),
+                (Some(&tokens.access_token), "access_token"),
+            ] {
+                if let Some(token) = token {
+                    result =
+                        result.and(flow::revoke(&self.http, endpoint, client, token, hint).await);
+                }
+            }
+            revoked = Some(result.map_err(|e| e.to_string()));
+        }
         self.store
             .delete_tokens(&self.key)
-            .map_err(|e| AuthError::Store(e.to_string()))
+            .map_err(|e| AuthError::Store(e.to_string()))?;
+        let shared = self
+            .store
+            .list()
+            .iter()
+            .any(|(_, r)| r.issuer == record.issuer);
+        if let Some(client) = client.filter(|c| !shared && self.registered(c)) {
+            self.store
+                .delete_client(&client.issuer, &client.client_id)
+                .map_err(|e| AuthError::Store(e.to_string()))?;
+        }
+        Ok(Logout::SignedOut { revoked })
     }
 }
+
+/// What `logout` did.
+#[derive(Debug)]
+pub(crate) enum Logout {
+    NothingStored,
+    /// `revoked`: `None` when the server offers no revocation; `Err` says why it failed
+    /// (the tokens are forgotten here all the same).
+    SignedOut {
+        revoked: Option<Result<(), String>>,
+    },
+}
+
+/// A sign-in's tokens and the client that obtained them; or its error, with the client
+/// when one was chosen.
+type SignIn = Result<(Tokens, ClientRecord), (AuthError, Option<ClientRecord>)>;
 
 /// A callback port derived from the server identity, so the redirect URI is stable.
 fn stable_port(key: &str) -> u16 {

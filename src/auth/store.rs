@@ -62,6 +62,12 @@ pub(crate) struct ServerRecord {
     pub(crate) issuer: String,
     pub(crate) token_endpoint: String,
     pub(crate) tokens: Tokens,
+    /// The client that obtained the tokens: when its registration is dropped, so are they.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) client_id: Option<String>,
+    /// RFC 7009, from the metadata at sign-in: `logout` revokes the tokens there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) revocation_endpoint: Option<String>,
 }
 
 /// A client registered with (or configured for) one authorization server.
@@ -145,6 +151,20 @@ impl Store {
 
     pub(crate) fn save_client(&self, record: &ClientRecord) -> std::io::Result<()> {
         write_json(&self.client_path(&record.issuer), record)
+    }
+
+    /// Drop the stored registration with `issuer`, if it is `client_id`'s.
+    pub(crate) fn delete_client(&self, issuer: &str, client_id: &str) -> std::io::Result<()> {
+        if self
+            .load_client(issuer)
+            .is_some_and(|c| c.client_id == client_id)
+        {
+            match std::fs::remove_file(self.client_path(issuer)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Every stored server record, with its key.
@@ -251,6 +271,8 @@ mod tests {
                 expires_at: Some(now_secs() + 3600),
                 scope: None,
             },
+            client_id: Some("c1".into()),
+            revocation_endpoint: None,
         }
     }
 

@@ -684,3 +684,169 @@ async fn optional_auth_server_opens_nothing() {
         "no browser for a server that needs no sign-in"
     );
 }
+
+/// Runs the binary with `args` in `env`'s home (a subcommand), with the test browser.
+async fn run_cli(env: &Env, args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(crate::support::BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("HOME", env.dir.path())
+        .env("BROWSER", &env.browser);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(crate::support::WAIT, cmd.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A-STALE: the authorization server restarted and forgot its clients. The refresh
+/// answers invalid_client; the proxy drops that registration and the tokens it got,
+/// registers again and signs in once: the browser never sees the dead client id.
+#[tokio::test]
+async fn a_forgotten_registration_is_made_again() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let config = env.config();
+    let out = run_cli(&env, &["login", &as_.url, "--config-dir", &config], &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    as_.forget_clients();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(1, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    let (_, stderr) = p.finish().await;
+    assert!(stderr.contains("registering again"), "{stderr}");
+    let seen = as_.seen.lock().unwrap();
+    assert_eq!(seen.registrations.len(), 2, "registered again, once");
+    let clients: Vec<&str> = seen
+        .authorizations
+        .iter()
+        .map(|a| a["client_id"].as_str())
+        .collect();
+    assert_eq!(clients.len(), 2, "one sign-in after the first: {clients:?}");
+    assert_eq!(clients[0], "dyn-client-1");
+    assert_ne!(clients[1], "dyn-client-1", "never the forgotten client");
+    let refresh = seen
+        .token_requests
+        .iter()
+        .find(|(f, _)| f["grant_type"] == "refresh_token")
+        .expect("a refresh was tried first");
+    assert_eq!(refresh.0["client_id"], "dyn-client-1");
+}
+
+/// A client given by flags that the server does not know is one error naming the
+/// flags; no other grant or registration is tried.
+#[tokio::test]
+async fn a_rejected_flag_client_names_the_flags() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        preregistered: Some(("pre-1", "right")),
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(
+        &as_.url,
+        &["--client-id", "pre-1"],
+        &[("CLERK_MCP_CLIENT_SECRET", "wrong")],
+    );
+    p.send(&crate::support::init("2025-11-25")).await;
+    let (resp, _) = p.recv_response(0.into()).await;
+    let msg = resp["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("--client-id and --client-secret"), "{resp}");
+    assert!(
+        !msg.contains("wrong"),
+        "the secret stays out of errors: {msg}"
+    );
+    p.finish().await;
+    assert!(as_.seen.lock().unwrap().registrations.is_empty());
+}
+
+/// RFC 7009 at logout: the refresh token, then the access token, are revoked at the
+/// advertised endpoint; the tokens and the registration no other server uses are gone.
+#[tokio::test]
+async fn logout_revokes_and_drops_the_registration() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let config = env.config();
+    let out = run_cli(&env, &["login", &as_.url, "--config-dir", &config], &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_cli(&env, &["logout", &as_.url, "--config-dir", &config], &[]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("its tokens were revoked"), "{text}");
+    let hints: Vec<String> = as_
+        .seen
+        .lock()
+        .unwrap()
+        .revocations
+        .iter()
+        .map(|(h, _)| h.clone())
+        .collect();
+    assert_eq!(hints, ["refresh_token", "access_token"]);
+    let clients = std::path::Path::new(&config).join("clients");
+    let left = std::fs::read_dir(&clients).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the registration is dropped");
+    // Signing in again registers anew and works.
+    let out = run_cli(&env, &["login", &as_.url, "--config-dir", &config], &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(as_.seen.lock().unwrap().registrations.len(), 2);
+}
+
+/// The browser brake stops a runaway client, never a person: `login` opens the browser
+/// however many sign-ins started within the minute.
+#[tokio::test]
+async fn login_is_not_braked() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let config = env.config();
+    // A browser that records the URL and never completes the sign-in.
+    let idle = env.dir.path().join("idle-browser.sh");
+    let log = env.dir.path().join("idle-opened");
+    std::fs::write(
+        &idle,
+        format!("#!/bin/sh\necho \"$1\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&idle, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let browser = idle.to_str().unwrap();
+    for _ in 0..4 {
+        let out = run_cli(
+            &env,
+            &[
+                "login",
+                &as_.url,
+                "--config-dir",
+                &config,
+                "--auth-timeout",
+                "1",
+            ],
+            &[("BROWSER", browser)],
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("login {}", as_.url)),
+            "the hint names the URL: {text}"
+        );
+    }
+    let opened = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(opened.lines().count(), 4, "every login opened the browser");
+}

@@ -92,6 +92,8 @@ pub struct Seen {
     /// Device codes → approved yet?
     devices: HashMap<String, bool>,
     pub device_polls: usize,
+    /// (token_type_hint, token) of each revocation request (RFC 7009).
+    pub revocations: Vec<(String, String)>,
     clients: HashMap<String, (Option<String>, String)>, // id → (secret, redirect)
     access: HashMap<String, String>,                    // token → scope
     refresh: HashMap<String, String>,
@@ -147,6 +149,7 @@ impl OAuthMock {
             .route("/as/token", post(token))
             .route("/token", post(token))
             .route("/as/register", post(register))
+            .route("/as/revoke", post(revoke))
             .route("/as/device", post(device))
             .route("/as/device/approve", get(device_approve))
             .route("/register", post(register))
@@ -196,6 +199,15 @@ impl OAuthMock {
     /// Revoke every access token (the next MCP request gets 401).
     pub fn revoke_access(&self) {
         self.seen.lock().unwrap().access.clear();
+    }
+
+    /// Play an authorization server that restarted with in-memory state: it forgets
+    /// every registered client and every token it issued.
+    pub fn forget_clients(&self) {
+        let mut seen = self.seen.lock().unwrap();
+        seen.clients.retain(|id, _| !id.starts_with("dyn-client-"));
+        seen.access.clear();
+        seen.refresh.clear();
     }
 }
 
@@ -317,6 +329,7 @@ fn meta_doc(m: &OAuthMock) -> Response {
         doc["registration_endpoint"] = json!(m.endpoint("register"));
     }
     doc["device_authorization_endpoint"] = json!(m.endpoint("device"));
+    doc["revocation_endpoint"] = json!(m.endpoint("revoke"));
     if m.opts.cimd {
         doc["client_id_metadata_document_supported"] = json!(true);
     }
@@ -448,12 +461,22 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
             form.get("client_secret").cloned(),
         ),
     };
-    if let Some((Some(want), _)) = seen.clients.get(&client_id)
-        && secret.as_deref() != Some(want.as_str())
-    {
+    let known = match seen.clients.get(&client_id) {
+        Some((Some(want), _)) => secret.as_deref() == Some(want.as_str()),
+        Some((None, _)) => true,
+        // Clients this server never registered or forgot (CIMD URLs are fetched).
+        None => !client_id.starts_with("dyn-client-") && !client_id.starts_with("pre-"),
+    };
+    if !known {
         drop(seen);
         m.touch();
-        return bad("client authentication failed");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"error": "invalid_client", "error_description": "Client authentication failed"})
+                .to_string(),
+        )
+            .into_response();
     }
     let scope = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
@@ -531,6 +554,20 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
         .to_string(),
     )
         .into_response()
+}
+
+/// RFC 7009: record the revocation and forget the token.
+async fn revoke(State(m): State<OAuthMock>, body: Bytes) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let token = form.get("token").cloned().unwrap_or_default();
+    let hint = form.get("token_type_hint").cloned().unwrap_or_default();
+    let mut seen = m.seen.lock().unwrap();
+    seen.access.remove(&token);
+    seen.refresh.remove(&token);
+    seen.revocations.push((hint, token));
+    drop(seen);
+    m.touch();
+    StatusCode::OK.into_response()
 }
 
 /// A "browser": a script that follows the redirects with curl, like a user's click.
