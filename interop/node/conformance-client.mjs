@@ -151,6 +151,8 @@ for (const s of [
   "auth/2025-03-26-oauth-endpoint-fallback",
   "auth/offline-access-scope",
   "auth/offline-access-not-supported",
+  // 0.2.0 line: the PRM names a new issuer after the first authorized request.
+  "auth/authorization-server-migration",
 ]) {
   scenarios[s] = authFlow;
 }

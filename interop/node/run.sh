@@ -60,8 +60,14 @@ auth_scenarios=(
   auth/offline-access-scope
   auth/offline-access-not-supported
 )
+# The 0.2.0-alpha.12 line (npm alias conformance-next): scenarios the 0.1.16 line lacks. Their
+# servers speak 2026-07-28 only, so the SDK 1.x client goes through the era translation too.
+next_auth_scenarios=(
+  auth/authorization-server-migration
+)
 if [ -n "${INTEROP_AUTH_SCENARIOS:-}" ]; then
   read -r -a auth_scenarios <<<"$INTEROP_AUTH_SCENARIOS"
+  next_auth_scenarios=()
 fi
 
 if [ ! -d node_modules ]; then
@@ -102,11 +108,11 @@ run_sdk() { # label, args...
 }
 
 results="$(mktemp -d "${TMPDIR:-/tmp}/clerk-conformance.XXXXXX")"
-run_conformance() { # scenario
-  local s="$1"
-  echo "== conformance client --scenario $s"
-  local log="$results/${s//\//_}.log"
-  timeout -k 5 120 "$node22" node_modules/@modelcontextprotocol/conformance/dist/index.js client \
+run_conformance() { # scenario [package dir: the 0.1.16 line by default]
+  local s="$1" pkg="${2:-@modelcontextprotocol/conformance}"
+  echo "== conformance ($pkg) client --scenario $s"
+  local log="$results/${pkg//\//_}-${s//\//_}.log"
+  timeout -k 5 120 "$node22" "node_modules/$pkg/dist/index.js" client \
     --command "$node22 $here/conformance-client.mjs" --scenario "$s" --timeout 60000 \
     -o "$results" >"$log" 2>&1
   local rc=$?
@@ -137,6 +143,9 @@ fi
 if [ "$auth" != 0 ]; then
   for s in "${auth_scenarios[@]}"; do
     run_conformance "$s"
+  done
+  for s in "${next_auth_scenarios[@]}"; do
+    run_conformance "$s" conformance-next
   done
 fi
 

@@ -268,7 +268,24 @@ impl Auth {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if !step_up && let Some(record) = record {
+        // A 401 that points at metadata: see whether the authorization server changed.
+        // If it did, the old one's refresh token is useless and must not be sent on; the
+        // new issuer's own registration signs in (A-ISSUER-KEY).
+        let mut discovered = None;
+        if let (Some(record), Some(c)) = (&record, &challenge)
+            && c.resource_metadata.is_some()
+            && let Ok(d) = self.discover(Some(c)).await
+        {
+            if d.issuer != record.issuer {
+                tracing::info!(old = %record.issuer, new = %d.issuer, "the server names a new authorization server; signing in there");
+            }
+            discovered = Some(d);
+        }
+        let moved = matches!((&record, &discovered), (Some(r), Some(d)) if d.issuer != r.issuer);
+        if !step_up
+            && !moved
+            && let Some(record) = record
+        {
             match self.refresh(&record).await {
                 Ok(()) => return Ok(()),
                 // A client given by flags that the server does not know: signing in
@@ -280,14 +297,16 @@ impl Auth {
         let timed_out = || AuthError::TimedOut {
             url: self.server.to_string(),
         };
-        let record =
-            tokio::time::timeout(self.cfg.timeout, self.sign_in(challenge.as_ref(), step_up))
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|e| match e {
-                    AuthError::TimedOut { .. } => timed_out(),
-                    e => e,
-                })?;
+        let record = tokio::time::timeout(
+            self.cfg.timeout,
+            self.sign_in(challenge.as_ref(), step_up, discovered),
+        )
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| match e {
+            AuthError::TimedOut { .. } => timed_out(),
+            e => e,
+        })?;
         self.save(record)
     }
 
@@ -406,14 +425,12 @@ impl Auth {
         &self,
         challenge: Option<&Challenge>,
         step_up: bool,
+        discovered: Option<Discovered>,
     ) -> Result<ServerRecord, AuthError> {
-        let d = discover::discover(
-            &self.http,
-            &self.server,
-            challenge,
-            self.cfg.resource.as_deref(),
-        )
-        .await?;
+        let d = match discovered {
+            Some(d) => d,
+            None => self.discover(challenge).await?,
+        };
         flow::check_pkce(&d)?;
         let mut scope =
             flow::select_scope(&self.cfg, challenge.and_then(|c| c.scope.as_deref()), &d);
@@ -454,6 +471,16 @@ impl Auth {
             client_id: Some(client.client_id),
             revocation_endpoint: d.meta.revocation_endpoint.clone(),
         })
+    }
+
+    async fn discover(&self, challenge: Option<&Challenge>) -> Result<Discovered, AuthError> {
+        discover::discover(
+            &self.http,
+            &self.server,
+            challenge,
+            self.cfg.resource.as_deref(),
+        )
+        .await
     }
 
     /// Whether `client` is a registration this proxy made (and may drop and make again).

@@ -331,6 +331,16 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
         } => (Some((status, modern)), error),
         Outcome::Failed(e) | Outcome::LegacyOnly(e) => (None, e),
     };
+    // A modern-only server may refuse a legacy initialize with a 400 that names the
+    // version (header) instead of -32022: "Missing MCP-Protocol-Version header", say.
+    if may_translate
+        && matches!(status, Some((s, _)) if s == StatusCode::BAD_REQUEST)
+        && names_version(&error)
+    {
+        ctx.modern_only
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        return translate_initialize(ctx, &msg, &[]).await;
+    }
     // B-DETECT: 400/404/405 (and, before 2025-11-25, other 4xx) that is not a modern
     // error means an HTTP+SSE server. 401 starts sign-in instead; never a fallback.
     if let Some((status, modern)) = status
@@ -434,15 +444,26 @@ async fn translate_initialize(ctx: &Ctx, msg: &Outgoing, supported: &[String]) -
     let body = t.discover(id);
     let raw = serde_json::value::RawValue::from_string(format!("{id:?}")).expect("valid id");
     let mut sink = Inbound::new(&ctx.down, vec![Expect::plain(IdKey::from_raw(&raw))]).quiet();
-    let post = Post {
-        headers: ctx.tools.headers_for(version, &body),
-        body,
-        session: None,
-        idle: Some(ctx.http.request_timeout),
-        resumable: false,
-        probe_era: false,
+    // A server that wants a token for discover too gets the sign-in rounds.
+    let mut budget = AuthBudget::default();
+    let outcome = loop {
+        let post = Post {
+            headers: ctx.tools.headers_for(version, &body),
+            body: body.clone(),
+            session: None,
+            idle: Some(ctx.http.request_timeout),
+            resumable: false,
+            probe_era: false,
+        };
+        match ctx.http.exchange(post, &mut sink).await {
+            o @ (Outcome::Unauthorized { .. } | Outcome::InsufficientScope { .. }) => {
+                if let Err(e) = budget.handle(&ctx.http, o).await {
+                    break Outcome::Failed(e);
+                }
+            }
+            o => break o,
+        }
     };
-    let outcome = ctx.http.exchange(post, &mut sink).await;
     let discover = sink
         .capture
         .as_deref()
@@ -485,6 +506,12 @@ async fn translate_initialize(ctx: &Ctx, msg: &Outgoing, supported: &[String]) -
     ctx.http
         .set_transport("Streamable HTTP (2026-07-28, translated for a legacy client)");
     InitResult::Translated(Arc::new(t))
+}
+
+/// Whether an error names the protocol version (its header, or the value).
+fn names_version(error: &RemoteError) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    text.contains("protocol-version") || text.contains("protocol version")
 }
 
 fn fallback_status(status: StatusCode, requested: Option<&str>) -> bool {

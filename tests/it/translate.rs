@@ -363,3 +363,32 @@ async fn the_servers_era_is_learned_once() {
         "one refused initialize"
     );
 }
+
+/// A modern-only server may refuse the legacy initialize with a 400 that names the
+/// version header instead of -32022: that is detected too, and translated.
+#[tokio::test]
+async fn a_refusal_naming_the_version_header_is_translated() {
+    let mock = Mock::start(Options {
+        modern_only: true,
+        refuse_by_header: true,
+        ..Default::default()
+    })
+    .await;
+    let mut p = Proxy::spawn(&[&mock.url]);
+    let init = p.initialize("2025-11-25").await;
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "mock-modern",
+        "{init}"
+    );
+    p.finish().await;
+    let methods: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.rpc_method().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        methods,
+        ["initialize", "server/discover"],
+        "no HTTP+SSE fallback tried"
+    );
+}

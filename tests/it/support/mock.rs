@@ -70,6 +70,9 @@ pub struct Options {
     /// outside a session gets 400 "Server not initialized"; inside one, it is served as
     /// legacy (M-BACKPORT). Announces list changes, subscriptions and logging.
     pub legacy_sessions: bool,
+    /// With `modern_only`: refuse a legacy initialize as the conformance suite's
+    /// 2026-07-28 servers do, 400 "Missing MCP-Protocol-Version header" (no -32022).
+    pub refuse_by_header: bool,
 }
 
 #[derive(Default)]
@@ -313,6 +316,14 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
         && !m.opts.legacy_sessions
     {
         return modern(m, &headers, &parsed, version.to_owned()).await;
+    }
+    if method == "initialize" && m.opts.modern_only && m.opts.refuse_by_header {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Missing MCP-Protocol-Version header"}}"#,
+        )
+            .into_response();
     }
     if method == "initialize" && m.opts.modern_only {
         return modern_error(
