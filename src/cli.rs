@@ -279,6 +279,33 @@ pub struct AuthArgs {
     /// Where tokens and registrations are kept (default: the platform's config directory).
     #[arg(long, value_name = "DIR", env = "CLERK_MCP_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
+
+    /// How to sign in: `browser` (a person: the browser, or --device-code) or
+    /// `client-credentials` (a machine: --client-id with --client-secret or --client-key;
+    /// no browser ever opens).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "GRANT",
+        default_value = "browser",
+        env = "CLERK_MCP_GRANT"
+    )]
+    pub grant: GrantArg,
+
+    /// Same as --grant client-credentials (as mcp-remote spells it).
+    #[arg(long, env = "CLERK_MCP_CLIENT_CREDENTIALS", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub client_credentials: bool,
+
+    /// A PEM private key (PKCS#8: EC P-256 or P-384, Ed25519, RSA) that signs the
+    /// private_key_jwt client assertion of --grant client-credentials (RFC 7523).
+    #[arg(long, value_name = "FILE", env = "CLERK_MCP_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantArg {
+    Browser,
+    ClientCredentials,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -162,6 +162,7 @@ fn auth_config(
             });
         }
     }
+    let grant = grant(args)?;
     let config_dir = match &args.config_dir {
         Some(d) => d.clone(),
         None => crate::auth::store::default_dir().ok_or_else(|| ConfigError::Invalid {
@@ -187,7 +188,61 @@ fn auth_config(
         timeout: seconds("--auth-timeout", args.auth_timeout)?,
         config_dir,
         interactive: false,
+        grant,
     })
+}
+
+/// `--grant` (or `--client-credentials`) with what it needs: a machine grant names its
+/// client, and a key file is read and checked here, so a bad one stops the start.
+fn grant(args: &crate::cli::AuthArgs) -> Result<crate::auth::Grant, ConfigError> {
+    use crate::cli::GrantArg;
+    let chosen = if args.client_credentials {
+        GrantArg::ClientCredentials
+    } else {
+        args.grant
+    };
+    if chosen == GrantArg::Browser {
+        if args.client_key.is_some() {
+            return Err(ConfigError::Invalid {
+                flag: "--client-key",
+                why: "it signs the client assertion of --grant client-credentials; pass that too"
+                    .into(),
+            });
+        }
+        return Ok(crate::auth::Grant::Browser);
+    }
+    if args.client_id.is_none() {
+        return Err(ConfigError::Invalid {
+            flag: "--client-id",
+            why: "--grant client-credentials needs the client's id (CLERK_MCP_CLIENT_ID)".into(),
+        });
+    }
+    let key = match (&args.client_key, &args.client_secret) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                flag: "--client-key",
+                why: "give --client-secret or --client-key, not both".into(),
+            });
+        }
+        (None, None) => {
+            return Err(ConfigError::Invalid {
+                flag: "--client-secret",
+                why: "--grant client-credentials needs --client-secret (CLERK_MCP_CLIENT_SECRET) \
+                      or --client-key FILE"
+                    .into(),
+            });
+        }
+        (Some(path), None) => {
+            let invalid = |why: String| ConfigError::Invalid {
+                flag: "--client-key",
+                why: format!("{}: {why}", path.display()),
+            };
+            let pem = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+            Some(crate::auth::assertion::SigningKey::from_pem(&pem).map_err(invalid)?)
+        }
+        (None, Some(_)) => None,
+    };
+    Ok(crate::auth::Grant::ClientCredentials { key })
 }
 
 fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {

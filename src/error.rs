@@ -218,7 +218,7 @@ pub(crate) enum AuthError {
     TimedOut { url: String },
     /// The authorization server does not know a client given by flags.
     #[error(
-        "the authorization server refused the client {client_id:?} ({error}); check --client-id and --client-secret (CLERK_MCP_CLIENT_ID, CLERK_MCP_CLIENT_SECRET)"
+        "the authorization server refused the client {client_id:?} ({error}); check --client-id and --client-secret or --client-key (CLERK_MCP_CLIENT_ID, CLERK_MCP_CLIENT_SECRET, CLERK_MCP_CLIENT_KEY)"
     )]
     ClientRejected { client_id: String, error: String },
     /// Internal: a stale registration was dropped; the sign-in starts over once.

@@ -20,7 +20,7 @@
 // Env: INTEROP_TIMEOUT_MS (default 50000; keep below the runner's --timeout),
 //      INTEROP_VERBOSE=1 (dump the stdio trace even on success),
 //      INTEROP_KEEP_RESULTS=1 (keep the auth scenario's temp dir: config dir and browser log).
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -60,6 +60,16 @@ if (isAuth) {
     }
   }
   authArgs.push("--config-dir", configDir);
+  if (scenario.startsWith("auth/client-credentials-")) {
+    // A machine: client_credentials with a secret, or a private_key_jwt assertion signed
+    // with the key the scenario generated (written to a 0600 file for --client-key).
+    authArgs.push("--grant", "client-credentials");
+  }
+  if (ctx.private_key_pem) {
+    const keyFile = join(authDir, "client-key.pem");
+    writeFileSync(keyFile, ctx.private_key_pem, { mode: 0o600 });
+    authArgs.push("--client-key", keyFile);
+  }
   if (ctx.client_id) {
     authArgs.push("--client-id", ctx.client_id);
     if (ctx.client_secret) authArgs.push("--client-secret", ctx.client_secret);
@@ -153,6 +163,9 @@ for (const s of [
   "auth/offline-access-not-supported",
   // 0.2.0 line: the PRM names a new issuer after the first authorized request.
   "auth/authorization-server-migration",
+  // Extension scenarios (0.2.0 line): machine sign-in, no browser.
+  "auth/client-credentials-basic",
+  "auth/client-credentials-jwt",
 ]) {
   scenarios[s] = authFlow;
 }

@@ -64,6 +64,8 @@ auth_scenarios=(
 # servers speak 2026-07-28 only, so the SDK 1.x client goes through the era translation too.
 next_auth_scenarios=(
   auth/authorization-server-migration
+  auth/client-credentials-basic
+  auth/client-credentials-jwt
 )
 if [ -n "${INTEROP_AUTH_SCENARIOS:-}" ]; then
   read -r -a auth_scenarios <<<"$INTEROP_AUTH_SCENARIOS"

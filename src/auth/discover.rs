@@ -39,6 +39,9 @@ pub(crate) struct AsMetadata {
     pub(crate) authorization_response_iss_parameter_supported: Option<bool>,
     #[serde(default)]
     pub(crate) scopes_supported: Option<Vec<String>>,
+    /// RFC 8414: the algorithms a `private_key_jwt` assertion may use.
+    #[serde(default)]
+    pub(crate) token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// RFC 7009: where `logout` revokes tokens.
     #[serde(default)]
     pub(crate) revocation_endpoint: Option<String>,

@@ -7,6 +7,7 @@
 //!   calls it on 401 or 403 `insufficient_scope`. One sign-in or refresh at a time, in
 //!   this process (a mutex) and across processes (an OS file lock).
 
+pub(crate) mod assertion;
 pub(crate) mod browser;
 pub mod challenge;
 pub(crate) mod discover;
@@ -48,6 +49,17 @@ pub struct AuthConfig {
     pub(crate) config_dir: PathBuf,
     /// A person asked for this sign-in (`login`): the browser brake does not apply.
     pub(crate) interactive: bool,
+    pub(crate) grant: Grant,
+}
+
+/// How tokens are obtained.
+#[derive(Clone, Debug)]
+pub(crate) enum Grant {
+    /// A person signs in: the authorization code flow in a browser, or the device flow.
+    Browser,
+    /// A machine (RFC 6749 §4.4) with `--client-id` and a secret, or a key that signs a
+    /// `private_key_jwt` assertion. No refresh token: renewal runs the grant again.
+    ClientCredentials { key: Option<assertion::SigningKey> },
 }
 
 pub struct Auth {
@@ -154,7 +166,12 @@ impl Auth {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .is_some_and(|r| r.tokens.expiring(REFRESH_MARGIN) && r.tokens.refresh_token.is_some());
+            .is_some_and(|r| {
+                // A machine grant has no refresh token: it runs the grant again.
+                r.tokens.expiring(REFRESH_MARGIN)
+                    && (r.tokens.refresh_token.is_some()
+                        || matches!(self.cfg.grant, Grant::ClientCredentials { .. }))
+            });
         if expiring {
             let generation = self.generation.load(Ordering::Acquire);
             let _ = self.renew(generation, None, false).await;
@@ -282,8 +299,11 @@ impl Auth {
             discovered = Some(d);
         }
         let moved = matches!((&record, &discovered), (Some(r), Some(d)) if d.issuer != r.issuer);
+        // A machine grant renews by running itself again: no other grant is tried.
+        let machine = matches!(self.cfg.grant, Grant::ClientCredentials { .. });
         if !step_up
             && !moved
+            && !machine
             && let Some(record) = record
         {
             match self.refresh(&record).await {
@@ -442,6 +462,11 @@ impl Auth {
         // made again, once.
         let mut attempts = 0;
         let (tokens, client) = loop {
+            if let Grant::ClientCredentials { key } = &self.cfg.grant {
+                break self
+                    .client_credentials(&d, scope.as_deref(), key.as_ref())
+                    .await?;
+            }
             attempts += 1;
             let attempt = if self.cfg.device_code {
                 self.device_sign_in(&d, scope.as_deref()).await
@@ -481,6 +506,65 @@ impl Auth {
             self.cfg.resource.as_deref(),
         )
         .await
+    }
+
+    /// RFC 6749 §4.4, for a machine: the client authenticates with its secret, or with
+    /// a `private_key_jwt` assertion (RFC 7523) whose audience is the issuer. Errors name
+    /// the flags to check; no other grant is tried.
+    async fn client_credentials(
+        &self,
+        d: &Discovered,
+        scope: Option<&str>,
+        key: Option<&assertion::SigningKey>,
+    ) -> Result<(Tokens, ClientRecord), AuthError> {
+        let client_id = self.cfg.client_id.clone().unwrap_or_default();
+        let client = ClientRecord {
+            issuer: d.issuer.clone(),
+            client_id: client_id.clone(),
+            client_secret: self.cfg.client_secret.clone(),
+            auth_method: match key {
+                Some(_) => "private_key_jwt".to_owned(),
+                None => flow::secret_method(&d.meta).to_owned(),
+            },
+            redirect_uri: String::new(),
+        };
+        let mut params = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("resource", d.resource.clone()),
+        ];
+        if let Some(s) = scope {
+            params.push(("scope", s.to_owned()));
+        }
+        if let Some(key) = key {
+            let now = store::now_secs();
+            let claims = serde_json::json!({
+                "iss": client_id, "sub": client_id, "aud": d.issuer,
+                "jti": flow::random_token(16), "iat": now, "exp": now + 300,
+            });
+            let alg = key.alg(
+                d.meta
+                    .token_endpoint_auth_signing_alg_values_supported
+                    .as_deref(),
+            );
+            let jwt = key
+                .sign(alg, &claims)
+                .map_err(|e| AuthError::Token(format!("signing the client assertion: {e}")))?;
+            params.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ));
+            params.push(("client_assertion", jwt));
+        }
+        match flow::token_request(&self.http, &d.meta, &client, params).await {
+            Ok(tokens) => Ok((tokens, client)),
+            Err(e) => Err(match self.rejected(&client, e) {
+                e @ AuthError::ClientRejected { .. } => e,
+                e => AuthError::Token(format!(
+                    "the client_credentials grant failed ({e}); check --client-id, \
+                     --client-secret or --client-key, and --scope"
+                )),
+            }),
+        }
     }
 
     /// Whether `client` is a registration this proxy made (and may drop and make again).

@@ -850,3 +850,139 @@ async fn login_is_not_braked() {
     let opened = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(opened.lines().count(), 4, "every login opened the browser");
 }
+
+/// A-CC: --grant client-credentials signs a machine in with its secret: no browser, no
+/// registration, and renewal before expiry runs the grant again (there is no refresh
+/// token). `--client-credentials` is the same.
+#[tokio::test]
+async fn client_credentials_sign_a_machine_in() {
+    for flag in [
+        &["--grant", "client-credentials"][..],
+        &["--client-credentials"][..],
+    ] {
+        let as_ = OAuthMock::start(OAuthOptions {
+            preregistered: Some(("pre-1", "s3cr3t-value")),
+            expires_in: 30,
+            ..Default::default()
+        })
+        .await;
+        let env = Env::new();
+        let mut args = vec!["--client-id", "pre-1", "--scope", "mcp:tools"];
+        args.extend_from_slice(flag);
+        let mut p = env.spawn(
+            &as_.url,
+            &args,
+            &[("CLERK_MCP_CLIENT_SECRET", "s3cr3t-value")],
+        );
+        p.initialize("2025-11-25").await;
+        // expires_in 30 s is inside the refresh margin: this request renews first.
+        p.send(&call(1, "whoami", json!({}))).await;
+        let (resp, _) = p.recv_response(1.into()).await;
+        assert_eq!(
+            resp["result"]["content"][0]["text"], "ok:whoami:mcp:tools",
+            "{resp}"
+        );
+        let (_, stderr) = p.finish().await;
+        assert!(!stderr.contains("s3cr3t"), "{stderr}");
+        assert!(env.opened().is_empty(), "no browser for a machine");
+        let seen = as_.seen.lock().unwrap();
+        assert!(seen.registrations.is_empty() && seen.authorizations.is_empty());
+        let grants: Vec<&str> = seen
+            .token_requests
+            .iter()
+            .map(|(f, _)| f["grant_type"].as_str())
+            .collect();
+        assert!(grants.len() >= 2, "renewed by the grant again: {grants:?}");
+        assert!(
+            grants.iter().all(|g| *g == "client_credentials"),
+            "{grants:?}"
+        );
+        let (form, basic) = &seen.token_requests[0];
+        assert!(basic.as_deref().unwrap().starts_with("Basic "));
+        assert_eq!(form["resource"], as_.url);
+        assert_eq!(form["scope"], "mcp:tools");
+    }
+}
+
+/// A wrong secret is one error that names the flags, and nothing else is tried.
+#[tokio::test]
+async fn client_credentials_with_a_wrong_secret_name_the_flags() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        preregistered: Some(("pre-1", "right")),
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(
+        &as_.url,
+        &["--client-id", "pre-1", "--grant", "client-credentials"],
+        &[("CLERK_MCP_CLIENT_SECRET", "wrong")],
+    );
+    p.send(&crate::support::init("2025-11-25")).await;
+    let (resp, _) = p.recv_response(0.into()).await;
+    let msg = resp["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("--client-secret or --client-key"), "{resp}");
+    p.finish().await;
+    let seen = as_.seen.lock().unwrap();
+    assert!(seen.authorizations.is_empty() && seen.registrations.is_empty());
+    assert!(env.opened().is_empty());
+}
+
+/// Bad machine sign-in configuration stops the start (exit 2) with the flag named: a
+/// key that is no private key, an unreadable key file, a missing secret or client id.
+#[tokio::test]
+async fn bad_client_credentials_config_is_refused() {
+    let env = Env::new();
+    let cert = env.dir.path().join("cert.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let missing = env.dir.path().join("missing.pem");
+    let (cert, missing) = (cert.to_str().unwrap(), missing.to_str().unwrap());
+    let url = "http://127.0.0.1:9/mcp";
+    for (args, want) in [
+        (
+            vec![
+                url,
+                "--grant",
+                "client-credentials",
+                "--client-id",
+                "c",
+                "--client-key",
+                cert,
+            ],
+            "not a private key",
+        ),
+        (
+            vec![
+                url,
+                "--grant",
+                "client-credentials",
+                "--client-id",
+                "c",
+                "--client-key",
+                missing,
+            ],
+            "missing.pem",
+        ),
+        (
+            vec![url, "--grant", "client-credentials", "--client-id", "c"],
+            "--client-secret",
+        ),
+        (
+            vec![url, "--client-credentials", "--client-secret", "s"],
+            "--client-id",
+        ),
+        (
+            vec![url, "--client-key", cert],
+            "--grant client-credentials",
+        ),
+    ] {
+        let out = run_cli(&env, &args, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}

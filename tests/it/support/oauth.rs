@@ -521,6 +521,10 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
                 }
             }
         }
+        // A machine: the client authenticated above is all it takes (RFC 6749 §4.4).
+        Some("client_credentials") if seen.clients.contains_key(&client_id) => {
+            form.get("scope").cloned().unwrap_or_default()
+        }
         Some("refresh_token") => match seen
             .refresh
             .remove(form.get("refresh_token").map(String::as_str).unwrap_or(""))
@@ -545,13 +549,17 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
     seen.refresh.insert(refresh.clone(), scope.clone());
     drop(seen);
     m.touch();
+    let mut answer = json!({
+        "access_token": access, "token_type": "Bearer", "expires_in": m.opts.expires_in,
+        "refresh_token": refresh, "scope": scope,
+    });
+    if form.get("grant_type").map(String::as_str) == Some("client_credentials") {
+        // RFC 6749 §4.4.3: no refresh token for a machine.
+        answer.as_object_mut().unwrap().remove("refresh_token");
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        json!({
-            "access_token": access, "token_type": "Bearer", "expires_in": m.opts.expires_in,
-            "refresh_token": refresh, "scope": scope,
-        })
-        .to_string(),
+        answer.to_string(),
     )
         .into_response()
 }
