@@ -768,7 +768,7 @@ async fn a_rejected_flag_client_names_the_flags() {
     assert!(as_.seen.lock().unwrap().registrations.is_empty());
 }
 
-/// RFC 7009 at logout: the refresh token, then the access token, are revoked at the
+/// A-REVOKE, RFC 7009 at logout: the refresh token, then the access token, are revoked at the
 /// advertised endpoint; the tokens and the registration no other server uses are gone.
 #[tokio::test]
 async fn logout_revokes_and_drops_the_registration() {
