@@ -422,17 +422,7 @@ async fn login_status_logout() {
     let env = Env::new();
     let config = env.config();
     // Async: the mock servers run on this test's runtime and must keep answering.
-    let run = async |args: Vec<&str>| {
-        let mut cmd = tokio::process::Command::new(crate::support::BIN);
-        cmd.args(&args)
-            .env_clear()
-            .env("HOME", env.dir.path())
-            .env("BROWSER", &env.browser);
-        tokio::time::timeout(crate::support::WAIT, cmd.output())
-            .await
-            .unwrap()
-            .unwrap()
-    };
+    let run = async |args: Vec<&str>| run_cli(&env, &args, &[]).await;
     let out = run(vec![
         "login",
         &as_.url,
@@ -701,6 +691,21 @@ async fn run_cli(env: &Env, args: &[&str], extra_env: &[(&str, &str)]) -> std::p
         .unwrap()
 }
 
+/// `login URL`, which must succeed.
+async fn login(env: &Env, as_: &OAuthMock) {
+    let out = run_cli(
+        env,
+        &["login", &as_.url, "--config-dir", &env.config()],
+        &[],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A-STALE: the authorization server restarted and forgot its clients. The refresh
 /// answers invalid_client; the proxy drops that registration and the tokens it got,
 /// registers again and signs in once: the browser never sees the dead client id.
@@ -708,13 +713,7 @@ async fn run_cli(env: &Env, args: &[&str], extra_env: &[(&str, &str)]) -> std::p
 async fn a_forgotten_registration_is_made_again() {
     let as_ = OAuthMock::start(OAuthOptions::default()).await;
     let env = Env::new();
-    let config = env.config();
-    let out = run_cli(&env, &["login", &as_.url, "--config-dir", &config], &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login(&env, &as_).await;
     as_.forget_clients();
     let mut p = env.spawn(&as_.url, &[], &[]);
     p.initialize("2025-11-25").await;
@@ -775,12 +774,7 @@ async fn logout_revokes_and_drops_the_registration() {
     let as_ = OAuthMock::start(OAuthOptions::default()).await;
     let env = Env::new();
     let config = env.config();
-    let out = run_cli(&env, &["login", &as_.url, "--config-dir", &config], &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login(&env, &as_).await;
     let out = run_cli(&env, &["logout", &as_.url, "--config-dir", &config], &[]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("its tokens were revoked"), "{text}");
@@ -797,12 +791,7 @@ async fn logout_revokes_and_drops_the_registration() {
     let left = std::fs::read_dir(&clients).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "the registration is dropped");
     // Signing in again registers anew and works.
-    let out = run_cli(&env, &["login", &as_.url, "--config-dir", &config], &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login(&env, &as_).await;
     assert_eq!(as_.seen.lock().unwrap().registrations.len(), 2);
 }
 

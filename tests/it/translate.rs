@@ -13,6 +13,14 @@ fn modern_only() -> Options {
     }
 }
 
+/// The JSON-RPC methods the mock saw, in order.
+fn rpc_methods(mock: &Mock) -> Vec<String> {
+    mock.requests()
+        .iter()
+        .filter_map(|r| r.rpc_method().map(str::to_owned))
+        .collect()
+}
+
 /// A modern-only mock, and the proxy before it with a legacy client's handshake done.
 async fn translated() -> (Mock, Proxy) {
     let mock = Mock::start(modern_only()).await;
@@ -93,11 +101,7 @@ async fn forced_modern_skips_the_legacy_handshake() {
     let (list, _) = p.recv_response(1.into()).await;
     assert!(list["result"]["tools"].is_array(), "{list}");
     p.finish().await;
-    let methods: Vec<String> = mock
-        .requests()
-        .iter()
-        .filter_map(|r| r.rpc_method().map(str::to_owned))
-        .collect();
+    let methods = rpc_methods(&mock);
     assert_eq!(methods, ["server/discover", "tools/list"]);
 }
 
@@ -298,11 +302,7 @@ async fn subscriptions_ride_one_listen_stream() {
         p.rest_after_eof().await.is_empty(),
         "no error for the proxy's own stream"
     );
-    let methods: Vec<String> = mock
-        .requests()
-        .iter()
-        .filter_map(|r| r.rpc_method().map(str::to_owned))
-        .collect();
+    let methods = rpc_methods(&mock);
     assert!(
         !methods.iter().any(|m| m.starts_with("resources/")),
         "{methods:?}"
@@ -352,11 +352,7 @@ async fn the_servers_era_is_learned_once() {
     let (mock, mut p) = translated().await;
     p.initialize("2025-11-25").await;
     p.finish().await;
-    let methods: Vec<String> = mock
-        .requests()
-        .iter()
-        .filter_map(|r| r.rpc_method().map(str::to_owned))
-        .collect();
+    let methods = rpc_methods(&mock);
     assert_eq!(
         methods,
         ["initialize", "server/discover", "server/discover"],
@@ -381,11 +377,7 @@ async fn a_refusal_naming_the_version_header_is_translated() {
         "{init}"
     );
     p.finish().await;
-    let methods: Vec<String> = mock
-        .requests()
-        .iter()
-        .filter_map(|r| r.rpc_method().map(str::to_owned))
-        .collect();
+    let methods = rpc_methods(&mock);
     assert_eq!(
         methods,
         ["initialize", "server/discover"],
