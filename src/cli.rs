@@ -280,9 +280,10 @@ pub struct AuthArgs {
     #[arg(long, value_name = "DIR", env = "CLERK_MCP_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
 
-    /// How to sign in: `browser` (a person: the browser, or --device-code) or
-    /// `client-credentials` (a machine: --client-id with --client-secret or --client-key;
-    /// no browser ever opens).
+    /// How to sign in: `browser` (a person: the browser, or --device-code),
+    /// `client-credentials` (a machine: --client-id with --client-secret or --client-key),
+    /// or `jwt-bearer` (a workload: a platform-issued JWT from --assertion-file). The last
+    /// two never open a browser.
     #[arg(
         long,
         value_enum,
@@ -300,12 +301,19 @@ pub struct AuthArgs {
     /// private_key_jwt client assertion of --grant client-credentials (RFC 7523).
     #[arg(long, value_name = "FILE", env = "CLERK_MCP_CLIENT_KEY")]
     pub client_key: Option<PathBuf>,
+
+    /// The workload's JWT for --grant jwt-bearer (RFC 7523): a Kubernetes service-account
+    /// token, a SPIFFE JWT-SVID, a CI OIDC token. Read again at each renewal, because
+    /// platforms rotate it.
+    #[arg(long, value_name = "FILE", env = "CLERK_MCP_ASSERTION_FILE")]
+    pub assertion_file: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GrantArg {
     Browser,
     ClientCredentials,
+    JwtBearer,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

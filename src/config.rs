@@ -201,6 +201,29 @@ fn grant(args: &crate::cli::AuthArgs) -> Result<crate::auth::Grant, ConfigError>
     } else {
         args.grant
     };
+    if chosen != GrantArg::JwtBearer && args.assertion_file.is_some() {
+        return Err(ConfigError::Invalid {
+            flag: "--assertion-file",
+            why: "it is the assertion of --grant jwt-bearer; pass that too".into(),
+        });
+    }
+    if chosen == GrantArg::JwtBearer {
+        let Some(path) = &args.assertion_file else {
+            return Err(ConfigError::Invalid {
+                flag: "--assertion-file",
+                why: "--grant jwt-bearer needs the workload's JWT in a file (CLERK_MCP_ASSERTION_FILE)"
+                    .into(),
+            });
+        };
+        // Read now so a wrong path stops the start; read again at each renewal.
+        crate::auth::read_assertion(path).map_err(|why| ConfigError::Invalid {
+            flag: "--assertion-file",
+            why,
+        })?;
+        return Ok(crate::auth::Grant::JwtBearer {
+            assertion_file: path.clone(),
+        });
+    }
     if chosen == GrantArg::Browser {
         if args.client_key.is_some() {
             return Err(ConfigError::Invalid {

@@ -65,6 +65,12 @@ if (isAuth) {
     // with the key the scenario generated (written to a 0600 file for --client-key).
     authArgs.push("--grant", "client-credentials");
   }
+  if (ctx.valid_jwt) {
+    // A workload: the platform's JWT in a file, as a pod or CI job would have it.
+    const jwtFile = join(authDir, "workload.jwt");
+    writeFileSync(jwtFile, ctx.valid_jwt, { mode: 0o600 });
+    authArgs.push("--grant", "jwt-bearer", "--assertion-file", jwtFile);
+  }
   if (ctx.private_key_pem) {
     const keyFile = join(authDir, "client-key.pem");
     writeFileSync(keyFile, ctx.private_key_pem, { mode: 0o600 });
@@ -166,6 +172,7 @@ for (const s of [
   // Extension scenarios (0.2.0 line): machine sign-in, no browser.
   "auth/client-credentials-basic",
   "auth/client-credentials-jwt",
+  "auth/wif-jwt-bearer",
 ]) {
   scenarios[s] = authFlow;
 }

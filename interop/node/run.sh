@@ -66,6 +66,7 @@ next_auth_scenarios=(
   auth/authorization-server-migration
   auth/client-credentials-basic
   auth/client-credentials-jwt
+  auth/wif-jwt-bearer
 )
 if [ -n "${INTEROP_AUTH_SCENARIOS:-}" ]; then
   read -r -a auth_scenarios <<<"$INTEROP_AUTH_SCENARIOS"

@@ -430,6 +430,8 @@ fn authenticated(
             params.push(("client_id", client.client_id.clone()));
             params.push(("client_secret", secret.expose().to_owned()));
         }
+        // A workload's jwt-bearer grant may name no client at all.
+        _ if client.client_id.is_empty() => {}
         _ => params.push(("client_id", client.client_id.clone())),
     }
     req

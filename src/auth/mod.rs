@@ -2,6 +2,7 @@
 //!
 //! - `challenge` parses `WWW-Authenticate`; `discover` finds the metadata;
 //!   `flow` runs registration, the browser or device flow, and token requests;
+//!   `assertion` signs the `private_key_jwt` of a machine's client credentials grant;
 //!   `store` keeps tokens and registrations on disk; `browser` opens URLs safely.
 //! - [`Auth`] is the runtime face: the HTTP side asks it for the current bearer, and
 //!   calls it on 401 or 403 `insufficient_scope`. One sign-in or refresh at a time, in
@@ -60,6 +61,29 @@ pub(crate) enum Grant {
     /// A machine (RFC 6749 §4.4) with `--client-id` and a secret, or a key that signs a
     /// `private_key_jwt` assertion. No refresh token: renewal runs the grant again.
     ClientCredentials { key: Option<assertion::SigningKey> },
+    /// A workload (RFC 7523 §2.1): a JWT the platform issued, read from a file at each
+    /// grant (platforms rotate it), is the grant itself.
+    JwtBearer { assertion_file: PathBuf },
+}
+
+impl Grant {
+    /// A grant without a person: renewed by running it again, never a browser.
+    fn machine(&self) -> bool {
+        !matches!(self, Grant::Browser)
+    }
+}
+
+/// The JWT in an assertion file (surrounding whitespace trimmed). `Err` says what is wrong.
+pub(crate) fn read_assertion(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let jwt = text.trim();
+    if jwt.split('.').count() != 3 || jwt.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{}: not a JWT (three dot-separated parts)",
+            path.display()
+        ));
+    }
+    Ok(jwt.to_owned())
 }
 
 pub struct Auth {
@@ -169,8 +193,7 @@ impl Auth {
             .is_some_and(|r| {
                 // A machine grant has no refresh token: it runs the grant again.
                 r.tokens.expiring(REFRESH_MARGIN)
-                    && (r.tokens.refresh_token.is_some()
-                        || matches!(self.cfg.grant, Grant::ClientCredentials { .. }))
+                    && (r.tokens.refresh_token.is_some() || self.cfg.grant.machine())
             });
         if expiring {
             let generation = self.generation.load(Ordering::Acquire);
@@ -300,7 +323,7 @@ impl Auth {
         }
         let moved = matches!((&record, &discovered), (Some(r), Some(d)) if d.issuer != r.issuer);
         // A machine grant renews by running itself again: no other grant is tried.
-        let machine = matches!(self.cfg.grant, Grant::ClientCredentials { .. });
+        let machine = self.cfg.grant.machine();
         if !step_up
             && !moved
             && !machine
@@ -462,10 +485,18 @@ impl Auth {
         // made again, once.
         let mut attempts = 0;
         let (tokens, client) = loop {
-            if let Grant::ClientCredentials { key } = &self.cfg.grant {
-                break self
-                    .client_credentials(&d, scope.as_deref(), key.as_ref())
-                    .await?;
+            match &self.cfg.grant {
+                Grant::ClientCredentials { key } => {
+                    break self
+                        .client_credentials(&d, scope.as_deref(), key.as_ref())
+                        .await?;
+                }
+                Grant::JwtBearer { assertion_file } => {
+                    break self
+                        .jwt_bearer(&d, scope.as_deref(), assertion_file)
+                        .await?;
+                }
+                Grant::Browser => {}
             }
             attempts += 1;
             let attempt = if self.cfg.device_code {
@@ -564,6 +595,47 @@ impl Auth {
                      --client-secret or --client-key, and --scope"
                 )),
             }),
+        }
+    }
+
+    /// RFC 7523 §2.1, for a workload: the platform's JWT is the grant. The client (if
+    /// any) authenticates as configured; an error is surfaced as it is, never retried
+    /// with another grant.
+    async fn jwt_bearer(
+        &self,
+        d: &Discovered,
+        scope: Option<&str>,
+        assertion_file: &std::path::Path,
+    ) -> Result<(Tokens, ClientRecord), AuthError> {
+        let assertion = read_assertion(assertion_file)
+            .map_err(|e| AuthError::Token(format!("--assertion-file: {e}")))?;
+        let client = ClientRecord {
+            issuer: d.issuer.clone(),
+            client_id: self.cfg.client_id.clone().unwrap_or_default(),
+            client_secret: self.cfg.client_secret.clone(),
+            auth_method: match &self.cfg.client_secret {
+                Some(_) => flow::secret_method(&d.meta).to_owned(),
+                None => "none".to_owned(),
+            },
+            redirect_uri: String::new(),
+        };
+        let mut params = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
+            ),
+            ("assertion", assertion),
+            ("resource", d.resource.clone()),
+        ];
+        if let Some(s) = scope {
+            params.push(("scope", s.to_owned()));
+        }
+        match flow::token_request(&self.http, &d.meta, &client, params).await {
+            Ok(tokens) => Ok((tokens, client)),
+            Err(e) => Err(AuthError::Token(format!(
+                "the jwt-bearer grant failed ({e}); check the JWT in --assertion-file (its \
+                 audience must be the authorization server), --client-id and --scope"
+            ))),
         }
     }
 

@@ -975,3 +975,77 @@ async fn bad_client_credentials_config_is_refused() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
 }
+
+/// A-WIF: --grant jwt-bearer presents the workload's JWT from --assertion-file, and reads
+/// the file again at each renewal (platforms rotate it). No browser, no registration.
+#[tokio::test]
+async fn a_workload_signs_in_with_its_platform_jwt() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        expires_in: 30,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let jwt = env.dir.path().join("token.jwt");
+    std::fs::write(&jwt, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ3MSJ9.first\n").unwrap();
+    let mut p = env.spawn(
+        &as_.url,
+        &[
+            "--grant",
+            "jwt-bearer",
+            "--assertion-file",
+            jwt.to_str().unwrap(),
+        ],
+        &[],
+    );
+    p.initialize("2025-11-25").await;
+    std::fs::write(&jwt, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ3MSJ9.rotated").unwrap();
+    // expires_in 30 s is inside the refresh margin: this request renews first.
+    p.send(&call(1, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    p.finish().await;
+    assert!(env.opened().is_empty());
+    let seen = as_.seen.lock().unwrap();
+    assert!(seen.registrations.is_empty() && seen.authorizations.is_empty());
+    let assertions: Vec<&str> = seen
+        .token_requests
+        .iter()
+        .map(|(f, _)| {
+            assert!(f["grant_type"].ends_with(":jwt-bearer"), "{f:?}");
+            assert!(!f.contains_key("client_id"), "no client was given: {f:?}");
+            f["assertion"].rsplit('.').next().unwrap()
+        })
+        .collect();
+    assert_eq!(assertions.first(), Some(&"first"));
+    assert_eq!(assertions.last(), Some(&"rotated"), "{assertions:?}");
+}
+
+/// A workload's assertion file that is missing or holds no JWT stops the start, naming
+/// the flag.
+#[tokio::test]
+async fn a_bad_assertion_file_is_refused() {
+    let env = Env::new();
+    let not_jwt = env.dir.path().join("not.jwt");
+    std::fs::write(&not_jwt, "hello").unwrap();
+    let missing = env.dir.path().join("missing.jwt");
+    let url = "http://127.0.0.1:9/mcp";
+    for (path, want) in [(&not_jwt, "not a JWT"), (&missing, "missing.jwt")] {
+        let args = [
+            url,
+            "--grant",
+            "jwt-bearer",
+            "--assertion-file",
+            path.to_str().unwrap(),
+        ];
+        let out = run_cli(&env, &args, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--assertion-file") && stderr.contains(want),
+            "{stderr}"
+        );
+    }
+    let out = run_cli(&env, &[url, "--grant", "jwt-bearer"], &[]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--assertion-file"));
+}

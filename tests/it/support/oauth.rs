@@ -525,6 +525,14 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
         Some("client_credentials") if seen.clients.contains_key(&client_id) => {
             form.get("scope").cloned().unwrap_or_default()
         }
+        // A workload's JWT is the grant (RFC 7523 §2.1); its scope is what it asks for.
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+            if form
+                .get("assertion")
+                .is_some_and(|a| a.split('.').count() == 3) =>
+        {
+            form.get("scope").cloned().unwrap_or_default()
+        }
         Some("refresh_token") => match seen
             .refresh
             .remove(form.get("refresh_token").map(String::as_str).unwrap_or(""))
@@ -553,7 +561,10 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
         "access_token": access, "token_type": "Bearer", "expires_in": m.opts.expires_in,
         "refresh_token": refresh, "scope": scope,
     });
-    if form.get("grant_type").map(String::as_str) == Some("client_credentials") {
+    if form
+        .get("grant_type")
+        .is_some_and(|g| g == "client_credentials" || g.ends_with(":jwt-bearer"))
+    {
         // RFC 6749 §4.4.3: no refresh token for a machine.
         answer.as_object_mut().unwrap().remove("refresh_token");
     }
