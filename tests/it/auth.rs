@@ -740,31 +740,48 @@ async fn a_forgotten_registration_is_made_again() {
     assert_eq!(refresh.0["client_id"], "dyn-client-1");
 }
 
-/// A client given by flags that the server does not know is one error naming the
-/// flags; no other grant or registration is tried.
+/// A client given by flags that the server refuses (a wrong secret) is one error
+/// naming the flags, for the browser and the machine grant alike; no registration,
+/// browser or other grant is tried.
 #[tokio::test]
 async fn a_rejected_flag_client_names_the_flags() {
-    let as_ = OAuthMock::start(OAuthOptions {
-        preregistered: Some(("pre-1", "right")),
-        ..Default::default()
-    })
-    .await;
-    let env = Env::new();
-    let mut p = env.spawn(
-        &as_.url,
-        &["--client-id", "pre-1"],
-        &[("CLERK_MCP_CLIENT_SECRET", "wrong")],
-    );
-    p.send(&crate::support::init("2025-11-25")).await;
-    let (resp, _) = p.recv_response(0.into()).await;
-    let msg = resp["error"]["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("--client-id and --client-secret"), "{resp}");
-    assert!(
-        !msg.contains("wrong"),
-        "the secret stays out of errors: {msg}"
-    );
-    p.finish().await;
-    assert!(as_.seen.lock().unwrap().registrations.is_empty());
+    for grant in ["browser", "client-credentials"] {
+        let as_ = OAuthMock::start(OAuthOptions {
+            preregistered: Some(("pre-1", "right")),
+            ..Default::default()
+        })
+        .await;
+        let env = Env::new();
+        let mut p = env.spawn(
+            &as_.url,
+            &["--client-id", "pre-1", "--grant", grant],
+            &[("CLERK_MCP_CLIENT_SECRET", "wrong")],
+        );
+        p.send(&crate::support::init("2025-11-25")).await;
+        let (resp, _) = p.recv_response(0.into()).await;
+        let msg = resp["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("--client-id and --client-secret"),
+            "{grant}: {resp}"
+        );
+        assert!(
+            !msg.contains("wrong"),
+            "the secret stays out of errors: {msg}"
+        );
+        p.finish().await;
+        let seen = as_.seen.lock().unwrap();
+        assert!(seen.registrations.is_empty(), "{grant}");
+        let grants: Vec<&str> = seen
+            .token_requests
+            .iter()
+            .map(|(f, _)| f["grant_type"].as_str())
+            .collect();
+        assert_eq!(
+            grants.len(),
+            1,
+            "{grant}: one token request, no other grant: {grants:?}"
+        );
+    }
 }
 
 /// A-REVOKE, RFC 7009 at logout: the refresh token, then the access token, are revoked at the
@@ -891,30 +908,6 @@ async fn client_credentials_sign_a_machine_in() {
         assert_eq!(form["resource"], as_.url);
         assert_eq!(form["scope"], "mcp:tools");
     }
-}
-
-/// A wrong secret is one error that names the flags, and nothing else is tried.
-#[tokio::test]
-async fn client_credentials_with_a_wrong_secret_name_the_flags() {
-    let as_ = OAuthMock::start(OAuthOptions {
-        preregistered: Some(("pre-1", "right")),
-        ..Default::default()
-    })
-    .await;
-    let env = Env::new();
-    let mut p = env.spawn(
-        &as_.url,
-        &["--client-id", "pre-1", "--grant", "client-credentials"],
-        &[("CLERK_MCP_CLIENT_SECRET", "wrong")],
-    );
-    p.send(&crate::support::init("2025-11-25")).await;
-    let (resp, _) = p.recv_response(0.into()).await;
-    let msg = resp["error"]["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("--client-secret or --client-key"), "{resp}");
-    p.finish().await;
-    let seen = as_.seen.lock().unwrap();
-    assert!(seen.authorizations.is_empty() && seen.registrations.is_empty());
-    assert!(env.opened().is_empty());
 }
 
 /// Bad machine sign-in configuration stops the start (exit 2) with the flag named: a
