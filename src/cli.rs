@@ -282,8 +282,9 @@ pub struct AuthArgs {
 
     /// How to sign in: `browser` (a person: the browser, or --device-code),
     /// `client-credentials` (a machine: --client-id with --client-secret or --client-key),
-    /// or `jwt-bearer` (a workload: a platform-issued JWT from --assertion-file). The last
-    /// two never open a browser.
+    /// `jwt-bearer` (a workload: a platform-issued JWT from --assertion-file), or `id-jag`
+    /// (enterprise SSO: the user's ID token exchanged at the IdP). Only `browser` opens a
+    /// browser.
     #[arg(
         long,
         value_enum,
@@ -307,6 +308,36 @@ pub struct AuthArgs {
     /// platforms rotate it.
     #[arg(long, value_name = "FILE", env = "CLERK_MCP_ASSERTION_FILE")]
     pub assertion_file: Option<PathBuf>,
+
+    /// --grant id-jag: the enterprise IdP's token endpoint (RFC 8693 token exchange).
+    #[arg(long, value_name = "URL", env = "CLERK_MCP_IDP_TOKEN_ENDPOINT")]
+    pub idp_token_endpoint: Option<String>,
+
+    /// --grant id-jag: this client's id at the IdP.
+    #[arg(long, value_name = "ID", env = "CLERK_MCP_IDP_CLIENT_ID")]
+    pub idp_client_id: Option<String>,
+
+    /// --grant id-jag: this client's secret at the IdP. Prefer the environment variable.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CLERK_MCP_IDP_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub idp_client_secret: Option<String>,
+
+    /// --grant id-jag: a file holding the user's ID token.
+    #[arg(long, value_name = "FILE", env = "CLERK_MCP_ID_TOKEN_FILE")]
+    pub id_token_file: Option<PathBuf>,
+
+    /// --grant id-jag: a program that prints the user's ID token, split into words as a
+    /// shell would (quotes honoured) but run without a shell.
+    #[arg(
+        long,
+        value_name = "\"PROGRAM ARGS\"",
+        env = "CLERK_MCP_ID_TOKEN_COMMAND"
+    )]
+    pub id_token_command: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -314,6 +345,7 @@ pub enum GrantArg {
     Browser,
     ClientCredentials,
     JwtBearer,
+    IdJag,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -192,6 +192,117 @@ fn auth_config(
     })
 }
 
+/// `--grant id-jag` and everything it needs, checked before the start.
+fn id_jag(args: &crate::cli::AuthArgs) -> Result<crate::auth::Grant, ConfigError> {
+    let need = |flag: &'static str, value: &Option<String>| {
+        value.clone().ok_or(ConfigError::Invalid {
+            flag,
+            why: "--grant id-jag needs it".into(),
+        })
+    };
+    let token_endpoint = need("--idp-token-endpoint", &args.idp_token_endpoint)?;
+    Url::parse(&token_endpoint).map_err(|e| ConfigError::Invalid {
+        flag: "--idp-token-endpoint",
+        why: e.to_string(),
+    })?;
+    let client_id = need("--idp-client-id", &args.idp_client_id)?;
+    need("--client-id", &args.client_id)?;
+    let id_token = match (&args.id_token_file, &args.id_token_command) {
+        (Some(f), None) => crate::auth::IdToken::File(f.clone()),
+        (None, Some(c)) => {
+            let argv = split_command(c).map_err(|why| ConfigError::Invalid {
+                flag: "--id-token-command",
+                why,
+            })?;
+            crate::auth::IdToken::Command(argv)
+        }
+        _ => {
+            return Err(ConfigError::Invalid {
+                flag: "--id-token-file",
+                why: "--grant id-jag needs the user's ID token: --id-token-file FILE or \
+                      --id-token-command \"PROGRAM ARGS\" (one of them)"
+                    .into(),
+            });
+        }
+    };
+    Ok(crate::auth::Grant::IdJag(std::sync::Arc::new(
+        crate::auth::IdJag {
+            token_endpoint,
+            client_id,
+            client_secret: args
+                .idp_client_secret
+                .clone()
+                .map(crate::auth::store::Secret::new),
+            id_token,
+        },
+    )))
+}
+
+/// Split a command line into words as a POSIX shell would (quotes and backslashes),
+/// expanding nothing: the words are run without a shell.
+fn split_command(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("an unclosed single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("an unclosed double quote".into()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("an unclosed double quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err("a trailing backslash".into()),
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    if words.is_empty() {
+        return Err("it is empty".into());
+    }
+    Ok(words)
+}
+
 /// `--grant` (or `--client-credentials`) with what it needs: a machine grant names its
 /// client, and a key file is read and checked here, so a bad one stops the start.
 fn grant(args: &crate::cli::AuthArgs) -> Result<crate::auth::Grant, ConfigError> {
@@ -206,6 +317,9 @@ fn grant(args: &crate::cli::AuthArgs) -> Result<crate::auth::Grant, ConfigError>
             flag: "--assertion-file",
             why: "it is the assertion of --grant jwt-bearer; pass that too".into(),
         });
+    }
+    if chosen == GrantArg::IdJag {
+        return id_jag(args);
     }
     if chosen == GrantArg::JwtBearer {
         let Some(path) = &args.assertion_file else {
@@ -399,6 +513,25 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ConfigErro
 
 #[cfg(test)]
 mod tests {
+    use super::split_command;
+
+    #[test]
+    fn commands_split_as_a_shell_would_without_expanding() {
+        let w = |s: &str| split_command(s).unwrap();
+        assert_eq!(
+            w("gcloud auth print-identity-token"),
+            ["gcloud", "auth", "print-identity-token"]
+        );
+        assert_eq!(
+            w(r#"sh -c 'echo "$TOKEN"' x"y z"\ w"#),
+            ["sh", "-c", r#"echo "$TOKEN""#, "xy z w"]
+        );
+        assert_eq!(w(r#""a\"b" '' c"#), [r#"a"b"#, "", "c"]);
+        for bad in ["'open", "\"open", "trail\\", "  "] {
+            assert!(split_command(bad).is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     fn env(name: &str) -> Option<String> {

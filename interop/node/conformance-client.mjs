@@ -71,6 +71,14 @@ if (isAuth) {
     writeFileSync(jwtFile, ctx.valid_jwt, { mode: 0o600 });
     authArgs.push("--grant", "jwt-bearer", "--assertion-file", jwtFile);
   }
+  if (ctx.idp_id_token) {
+    // Enterprise SSO: the user's ID token (here a file) is exchanged at the IdP for an
+    // ID-JAG, which the proxy then presents to the MCP authorization server.
+    const idFile = join(authDir, "id-token.jwt");
+    writeFileSync(idFile, ctx.idp_id_token, { mode: 0o600 });
+    authArgs.push("--grant", "id-jag", "--idp-token-endpoint", ctx.idp_token_endpoint,
+      "--idp-client-id", ctx.idp_client_id, "--id-token-file", idFile);
+  }
   if (ctx.private_key_pem) {
     const keyFile = join(authDir, "client-key.pem");
     writeFileSync(keyFile, ctx.private_key_pem, { mode: 0o600 });
@@ -173,6 +181,7 @@ for (const s of [
   "auth/client-credentials-basic",
   "auth/client-credentials-jwt",
   "auth/wif-jwt-bearer",
+  "auth/enterprise-managed-authorization",
 ]) {
   scenarios[s] = authFlow;
 }

@@ -67,6 +67,7 @@ next_auth_scenarios=(
   auth/client-credentials-basic
   auth/client-credentials-jwt
   auth/wif-jwt-bearer
+  auth/enterprise-managed-authorization
 )
 if [ -n "${INTEROP_AUTH_SCENARIOS:-}" ]; then
   read -r -a auth_scenarios <<<"$INTEROP_AUTH_SCENARIOS"

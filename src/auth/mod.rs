@@ -64,6 +64,62 @@ pub(crate) enum Grant {
     /// A workload (RFC 7523 §2.1): a JWT the platform issued, read from a file at each
     /// grant (platforms rotate it), is the grant itself.
     JwtBearer { assertion_file: PathBuf },
+    /// Enterprise-managed authorization: the user's ID token is exchanged at the IdP for
+    /// an ID-JAG (RFC 8693), which is the jwt-bearer grant at the MCP authorization server.
+    IdJag(std::sync::Arc<IdJag>),
+}
+
+/// Where `--grant id-jag` gets its identity.
+#[derive(Debug)]
+pub(crate) struct IdJag {
+    pub(crate) token_endpoint: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) id_token: IdToken,
+}
+
+/// The user's ID token: a file, or a program that prints it.
+#[derive(Debug)]
+pub(crate) enum IdToken {
+    File(PathBuf),
+    /// The program and its arguments, split as a shell would; run without one.
+    Command(Vec<String>),
+}
+
+impl IdToken {
+    async fn read(&self) -> Result<String, AuthError> {
+        let fail = AuthError::Token;
+        let text = match self {
+            IdToken::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| fail(format!("--id-token-file {}: {e}", path.display())))?,
+            IdToken::Command(argv) => {
+                let run = tokio::process::Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .output();
+                let out = tokio::time::timeout(Duration::from_secs(60), run)
+                    .await
+                    .map_err(|_| fail("--id-token-command did not finish within 60 s".into()))?
+                    .map_err(|e| fail(format!("--id-token-command {:?}: {e}", argv[0])))?;
+                if !out.status.success() {
+                    return Err(fail(format!(
+                        "--id-token-command {:?} failed ({})",
+                        argv[0], out.status
+                    )));
+                }
+                String::from_utf8(out.stdout)
+                    .map_err(|_| fail("--id-token-command printed no UTF-8 text".into()))?
+            }
+        };
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(fail(
+                "the ID token is empty (--id-token-file, --id-token-command)".into(),
+            ));
+        }
+        Ok(token.to_owned())
+    }
 }
 
 impl Grant {
@@ -492,9 +548,16 @@ impl Auth {
                         .await?;
                 }
                 Grant::JwtBearer { assertion_file } => {
+                    let assertion = read_assertion(assertion_file)
+                        .map_err(|e| AuthError::Token(format!("--assertion-file: {e}")))?;
+                    let check = "the JWT in --assertion-file (its audience must be the \
+                                 authorization server)";
                     break self
-                        .jwt_bearer(&d, scope.as_deref(), assertion_file)
+                        .jwt_bearer(&d, scope.as_deref(), assertion, check)
                         .await?;
+                }
+                Grant::IdJag(idp) => {
+                    break self.id_jag(&d, scope.as_deref(), idp).await?;
                 }
                 Grant::Browser => {}
             }
@@ -605,10 +668,9 @@ impl Auth {
         &self,
         d: &Discovered,
         scope: Option<&str>,
-        assertion_file: &std::path::Path,
+        assertion: String,
+        check: &str,
     ) -> Result<(Tokens, ClientRecord), AuthError> {
-        let assertion = read_assertion(assertion_file)
-            .map_err(|e| AuthError::Token(format!("--assertion-file: {e}")))?;
         let client = ClientRecord {
             issuer: d.issuer.clone(),
             client_id: self.cfg.client_id.clone().unwrap_or_default(),
@@ -633,10 +695,70 @@ impl Auth {
         match flow::token_request(&self.http, &d.meta, &client, params).await {
             Ok(tokens) => Ok((tokens, client)),
             Err(e) => Err(AuthError::Token(format!(
-                "the jwt-bearer grant failed ({e}); check the JWT in --assertion-file (its \
-                 audience must be the authorization server), --client-id and --scope"
+                "the jwt-bearer grant failed ({e}); check {check}, --client-id and --scope"
             ))),
         }
+    }
+
+    /// Enterprise-managed authorization: exchange the user's ID token at the IdP for an
+    /// ID-JAG addressed to this authorization server (RFC 8693), then present it as the
+    /// jwt-bearer grant.
+    async fn id_jag(
+        &self,
+        d: &Discovered,
+        scope: Option<&str>,
+        idp: &IdJag,
+    ) -> Result<(Tokens, ClientRecord), AuthError> {
+        let id_token = idp.id_token.read().await?;
+        let meta = discover::AsMetadata {
+            token_endpoint: idp.token_endpoint.clone(),
+            ..Default::default()
+        };
+        let client = ClientRecord {
+            issuer: String::new(),
+            client_id: idp.client_id.clone(),
+            client_secret: idp.client_secret.clone(),
+            auth_method: match &idp.client_secret {
+                Some(_) => "client_secret_basic".to_owned(),
+                None => "none".to_owned(),
+            },
+            redirect_uri: String::new(),
+        };
+        let mut params = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+            ),
+            ("subject_token", id_token),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:id_token".to_owned(),
+            ),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:id-jag".to_owned(),
+            ),
+            ("audience", d.issuer.clone()),
+            ("resource", d.resource.clone()),
+        ];
+        if let Some(s) = scope {
+            params.push(("scope", s.to_owned()));
+        }
+        let jag = flow::token_request(&self.http, &meta, &client, params)
+            .await
+            .map_err(|e| {
+                AuthError::Token(format!(
+                    "the token exchange at the IdP failed ({e}); check --idp-token-endpoint, \
+                     --idp-client-id, --idp-client-secret and the ID token"
+                ))
+            })?;
+        self.jwt_bearer(
+            d,
+            scope,
+            jag.access_token.expose().to_owned(),
+            "--client-id and --client-secret (the MCP authorization server's client)",
+        )
+        .await
     }
 
     /// Whether `client` is a registration this proxy made (and may drop and make again).

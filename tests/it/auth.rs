@@ -1042,3 +1042,104 @@ async fn a_bad_assertion_file_is_refused() {
     let out = run_cli(&env, &[url, "--grant", "jwt-bearer"], &[]).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("--assertion-file"));
 }
+
+/// A-IDJAG: --grant id-jag exchanges the user's ID token (here printed by a program, its
+/// command line split with quotes honoured and run without a shell) at the IdP for an
+/// ID-JAG addressed to the authorization server, then presents it as the jwt-bearer grant.
+#[tokio::test]
+async fn enterprise_sso_exchanges_the_id_token() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        preregistered: Some(("pre-1", "s3cr3t-value")),
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let idp = format!("{}/as/token", as_.base);
+    let mut p = env.spawn(
+        &as_.url,
+        &[
+            "--grant",
+            "id-jag",
+            "--idp-token-endpoint",
+            &idp,
+            "--idp-client-id",
+            "idp-client",
+            "--client-id",
+            "pre-1",
+            "--id-token-command",
+            "/bin/sh -c 'printf \"%s\" id.token.\"with space\"'",
+        ],
+        &[("CLERK_MCP_CLIENT_SECRET", "s3cr3t-value")],
+    );
+    p.initialize("2025-11-25").await;
+    p.send(&call(1, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    p.finish().await;
+    assert!(env.opened().is_empty());
+    let seen = as_.seen.lock().unwrap();
+    let (exchange, _) = &seen.token_requests[0];
+    assert_eq!(exchange["subject_token"], "id.token.with space");
+    assert_eq!(
+        exchange["subject_token_type"],
+        "urn:ietf:params:oauth:token-type:id_token"
+    );
+    assert_eq!(exchange["audience"], as_.issuer());
+    assert_eq!(exchange["client_id"], "idp-client");
+    let (grant, basic) = &seen.token_requests[1];
+    assert!(grant["grant_type"].ends_with(":jwt-bearer"));
+    assert_eq!(grant["assertion"], "jag.id_token_with space.sig");
+    assert!(
+        basic.as_deref().unwrap().starts_with("Basic "),
+        "the MCP AS's client"
+    );
+}
+
+/// An ID token program that fails ends the request with an error naming the flag; a
+/// command line that cannot be split, or a missing IdP flag, stops the start.
+#[tokio::test]
+async fn bad_id_jag_inputs() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let env = Env::new();
+    let idp = format!("{}/as/token", as_.base);
+    let base = [
+        "--grant",
+        "id-jag",
+        "--idp-token-endpoint",
+        &idp,
+        "--idp-client-id",
+        "i",
+        "--client-id",
+        "c",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--id-token-command", "/bin/false"]);
+    let mut p = env.spawn(&as_.url, &args, &[]);
+    p.send(&crate::support::init("2025-11-25")).await;
+    let (resp, _) = p.recv_response(0.into()).await;
+    let msg = resp["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("--id-token-command") && msg.contains("failed"),
+        "{resp}"
+    );
+    p.finish().await;
+    let url = as_.url.as_str();
+    let mut unbalanced = vec![url];
+    unbalanced.extend(base);
+    unbalanced.extend(["--id-token-command", "'oops"]);
+    let mut no_token = vec![url];
+    no_token.extend(base);
+    for (args, want) in [
+        (unbalanced, "unclosed single quote"),
+        (no_token, "--id-token-file"),
+        (
+            vec![url, "--grant", "id-jag", "--client-id", "c"],
+            "--idp-token-endpoint",
+        ),
+    ] {
+        let out = run_cli(&env, &args, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}

@@ -525,6 +525,29 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
         Some("client_credentials") if seen.clients.contains_key(&client_id) => {
             form.get("scope").cloned().unwrap_or_default()
         }
+        // Playing the enterprise IdP too (RFC 8693): an ID token for an ID-JAG, handed out
+        // below as the access token (a JWT-shaped string naming the subject).
+        Some("urn:ietf:params:oauth:grant-type:token-exchange")
+            if form.get("requested_token_type").map(String::as_str)
+                == Some("urn:ietf:params:oauth:token-type:id-jag") =>
+        {
+            let jag = format!(
+                "jag.{}.sig",
+                form.get("subject_token")
+                    .cloned()
+                    .unwrap_or_default()
+                    .replace('.', "_")
+            );
+            drop(seen);
+            m.touch();
+            return (
+                [(header::CONTENT_TYPE, "application/json")],
+                json!({"access_token": jag, "token_type": "N_A",
+                       "issued_token_type": "urn:ietf:params:oauth:token-type:id-jag"})
+                .to_string(),
+            )
+                .into_response();
+        }
         // A workload's JWT is the grant (RFC 7523 §2.1); its scope is what it asks for.
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
             if form
