@@ -393,38 +393,40 @@ async fn drive(
         let method = value.get("method").and_then(Value::as_str);
         let is_request = method.is_some() && value.get("id").is_some();
         match method {
-            None => {
-                // The answer (the relay ends the stream on it).
-                flight.done = true;
-                let line = backport::with_id(&data, &expect.id).unwrap_or(data);
-                let _ = ctx.down.write_answer(line, expect.hook.as_ref()).await;
-                return Driven::Answered;
-            }
+            // The answer (the relay ends the stream on it).
+            None => return answer(ctx, &mut flight, expect, data).await,
             Some(_) if is_request => {
                 let mut asked = vec![value];
                 // Questions sent together are asked together.
                 while let Ok(more) = flight.rx.try_recv() {
-                    match serde_json::from_slice::<Value>(&more) {
-                        Ok(v) if v.get("method").is_some() && v.get("id").is_some() => {
-                            asked.push(v)
-                        }
-                        _ => forward_notification(ctx, &more, legacy).await,
+                    let v: Value = serde_json::from_slice(&more).unwrap_or_default();
+                    match (v.get("method").and_then(Value::as_str), v.get("id")) {
+                        (Some(_), Some(_)) => asked.push(v),
+                        (Some(m), None) => forward_notification(ctx, m, &more, legacy).await,
+                        // Not while the server waits for the questions' answers; were it
+                        // to come, it is the answer all the same.
+                        (None, _) => return answer(ctx, &mut flight, expect, more).await,
                     }
                 }
                 if let Some(questions) = questions(ctx, &flight.session, asked, legacy).await {
                     return park(ctx, flight, expect, questions, rounds + 1).await;
                 }
             }
-            Some(_) => forward_notification(ctx, &data, legacy).await,
+            Some(m) => forward_notification(ctx, m, &data, legacy).await,
         }
     }
 }
 
-async fn forward_notification(ctx: &Ctx, data: &Bytes, legacy: &Legacy) {
-    let log = data
-        .windows(b"notifications/message".len())
-        .any(|w| w == b"notifications/message");
-    if log && legacy.log_level.is_none() {
+/// The final answer, under the client's latest id, through the stages.
+async fn answer(ctx: &Ctx, flight: &mut Flight, expect: &Expect, data: Bytes) -> Driven {
+    flight.done = true;
+    let line = backport::with_id(&data, &expect.id).unwrap_or(data);
+    let _ = ctx.down.write_answer(line, expect.hook.as_ref()).await;
+    Driven::Answered
+}
+
+async fn forward_notification(ctx: &Ctx, method: &str, data: &Bytes, legacy: &Legacy) {
+    if method == "notifications/message" && legacy.log_level.is_none() {
         return;
     }
     let _ = ctx.down.out.send(one_line(data.clone())).await;
