@@ -98,7 +98,15 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         } else {
             ""
         };
-        println!("{}  (issuer {}; {expiry}{refresh})", r.server_url, r.issuer);
+        let bound = if r.tokens.dpop_bound() && r.dpop_key.is_some() {
+            ", DPoP-bound"
+        } else {
+            ""
+        };
+        println!(
+            "{}  (issuer {}; {expiry}{refresh}{bound})",
+            r.server_url, r.issuer
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

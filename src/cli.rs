@@ -338,6 +338,11 @@ pub struct AuthArgs {
         env = "CLERK_MCP_ID_TOKEN_COMMAND"
     )]
     pub id_token_command: Option<String>,
+
+    /// Never bind tokens to a DPoP key (RFC 9449), even where the authorization server
+    /// offers it: tokens are then plain bearer tokens.
+    #[arg(long, env = "CLERK_MCP_NO_DPOP", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub no_dpop: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

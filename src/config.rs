@@ -189,6 +189,7 @@ fn auth_config(
         config_dir,
         interactive: false,
         grant,
+        dpop: !args.no_dpop,
     })
 }
 

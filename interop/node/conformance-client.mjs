@@ -182,6 +182,9 @@ for (const s of [
   "auth/client-credentials-jwt",
   "auth/wif-jwt-bearer",
   "auth/enterprise-managed-authorization",
+  // DPoP (SEP-1932): a browser sign-in whose tokens are bound to the proxy's key.
+  "auth/dpop",
+  "auth/dpop-nonce",
 ]) {
   scenarios[s] = authFlow;
 }

@@ -68,6 +68,8 @@ next_auth_scenarios=(
   auth/client-credentials-jwt
   auth/wif-jwt-bearer
   auth/enterprise-managed-authorization
+  auth/dpop
+  auth/dpop-nonce
 )
 if [ -n "${INTEROP_AUTH_SCENARIOS:-}" ]; then
   read -r -a auth_scenarios <<<"$INTEROP_AUTH_SCENARIOS"

@@ -1,7 +1,8 @@
 //! Signed JWTs the proxy makes itself: the `private_key_jwt` client assertion (RFC 7523
-//! §2.2) of `--grant client-credentials --client-key FILE`. The key is a PEM file; its
-//! type picks the algorithm (ES256, ES384, EdDSA; RS256 or PS256 for RSA, from what the
-//! authorization server supports). Signing uses ring, the crypto the TLS stack already has.
+//! §2.2) of `--grant client-credentials --client-key FILE`, and the DPoP proofs of
+//! `dpop`. A `--client-key` is a PEM file; its type picks the algorithm (ES256, ES384,
+//! EdDSA; RS256 or PS256 for RSA, from what the authorization server supports). Signing
+//! uses ring, the crypto the TLS stack already has.
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,32 +37,8 @@ impl SigningKey {
     /// Read a PEM private key. `Err` says what is wrong and how to fix it.
     pub(crate) fn from_pem(pem: &str) -> Result<SigningKey, String> {
         let (label, der) = pem_block(pem)?;
-        let rng = SystemRandom::new();
         let key = match label.as_str() {
-            "PRIVATE KEY" => {
-                if let Ok(pair) = EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &der,
-                    &rng,
-                ) {
-                    Key::Ecdsa { pair, alg: "ES256" }
-                } else if let Ok(pair) = EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-                    &der,
-                    &rng,
-                ) {
-                    Key::Ecdsa { pair, alg: "ES384" }
-                } else if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
-                    Key::Ed25519(pair)
-                } else if let Ok(pair) = RsaKeyPair::from_pkcs8(&der) {
-                    Key::Rsa(pair)
-                } else {
-                    return Err(
-                        "the key is not an EC P-256 or P-384, Ed25519 or RSA (2048 bits or more) private key"
-                            .into(),
-                    );
-                }
-            }
+            "PRIVATE KEY" => return SigningKey::from_pkcs8(&der),
             "RSA PRIVATE KEY" => Key::Rsa(
                 RsaKeyPair::from_der(&der)
                     .map_err(|e| format!("the RSA key cannot be used ({e})"))?,
@@ -77,6 +54,68 @@ impl SigningKey {
             other => return Err(format!("a PEM block of {other:?}, not a private key")),
         };
         Ok(SigningKey(Arc::new(key)))
+    }
+
+    /// A PKCS#8 private key (DER).
+    pub(crate) fn from_pkcs8(der: &[u8]) -> Result<SigningKey, String> {
+        let rng = SystemRandom::new();
+        let key = if let Ok(pair) =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+        {
+            Key::Ecdsa { pair, alg: "ES256" }
+        } else if let Ok(pair) =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der, &rng)
+        {
+            Key::Ecdsa { pair, alg: "ES384" }
+        } else if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
+            Key::Ed25519(pair)
+        } else if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
+            Key::Rsa(pair)
+        } else {
+            return Err(
+                "the key is not an EC P-256 or P-384, Ed25519 or RSA (2048 bits or more) private key"
+                    .into(),
+            );
+        };
+        Ok(SigningKey(Arc::new(key)))
+    }
+
+    /// A new key for `alg` (ES256, ES384 or EdDSA), with its PKCS#8 form to keep.
+    pub(crate) fn generate(alg: &str) -> Option<(SigningKey, Vec<u8>)> {
+        let rng = SystemRandom::new();
+        let doc = match alg {
+            "ES256" => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            }
+            "ES384" => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+            }
+            "EdDSA" => Ed25519KeyPair::generate_pkcs8(&rng),
+            _ => return None,
+        }
+        .ok()?;
+        let der = doc.as_ref().to_vec();
+        Some((SigningKey::from_pkcs8(&der).ok()?, der))
+    }
+
+    /// The public key as a JWK (RFC 7517), for a DPoP proof's header. RSA is never
+    /// generated for DPoP, so it has none.
+    pub(crate) fn public_jwk(&self) -> Option<Value> {
+        use ring::signature::KeyPair;
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        match &*self.0 {
+            Key::Ecdsa { pair, alg } => {
+                // An uncompressed point: 0x04, then x and y of equal length.
+                let point = &pair.public_key().as_ref()[1..];
+                let (x, y) = point.split_at(point.len() / 2);
+                let crv = if *alg == "ES256" { "P-256" } else { "P-384" };
+                Some(json!({"kty": "EC", "crv": crv, "x": b64(x), "y": b64(y)}))
+            }
+            Key::Ed25519(pair) => {
+                Some(json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref())}))
+            }
+            Key::Rsa(_) => None,
+        }
     }
 
     fn kind(&self) -> &'static str {
@@ -105,7 +144,16 @@ impl SigningKey {
 
     /// A compact JWS of `claims`.
     pub(crate) fn sign(&self, alg: &'static str, claims: &Value) -> Result<String, String> {
-        let header = json!({"alg": alg, "typ": "JWT"});
+        self.sign_with(json!({"alg": alg, "typ": "JWT"}), alg, claims)
+    }
+
+    /// A compact JWS of `claims` under `header`, which names `alg`.
+    pub(crate) fn sign_with(
+        &self,
+        header: Value,
+        alg: &str,
+        claims: &Value,
+    ) -> Result<String, String> {
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),

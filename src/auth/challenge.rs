@@ -1,5 +1,6 @@
-//! `WWW-Authenticate` parsing (RFC 9110 §11.6.1, RFC 6750 §3, RFC 9728 §5.1): the
-//! `Bearer` challenge's `resource_metadata`, `scope` and `error` parameters (A-401).
+//! `WWW-Authenticate` parsing (RFC 9110 §11.6.1, RFC 6750 §3, RFC 9728 §5.1, RFC 9449
+//! §7.1): the `Bearer` or `DPoP` challenge's `resource_metadata`, `scope` and `error`
+//! parameters (A-401, A-DPOP).
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -9,9 +10,21 @@ pub struct Challenge {
 }
 
 impl Challenge {
-    /// Parse every `WWW-Authenticate` value; the first `Bearer` challenge wins.
+    /// Parse every `WWW-Authenticate` value. A server that takes both schemes may send
+    /// a `Bearer` and a `DPoP` challenge: each parameter comes from the first that has it,
+    /// except that a request for a DPoP nonce is never hidden by another error.
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Challenge> {
-        values.into_iter().find_map(parse_one)
+        values
+            .into_iter()
+            .flat_map(parse_all)
+            .reduce(|a, b| Challenge {
+                resource_metadata: a.resource_metadata.or(b.resource_metadata),
+                scope: a.scope.or(b.scope),
+                error: match (a.error, b.error) {
+                    (_, Some(n)) if n == super::dpop::USE_NONCE => Some(n),
+                    (a, b) => a.or(b),
+                },
+            })
     }
 
     /// The Bearer challenge of a response's `WWW-Authenticate` headers.
@@ -29,16 +42,18 @@ impl Challenge {
     }
 }
 
-fn parse_one(value: &str) -> Option<Challenge> {
+/// The Bearer and DPoP challenges of one header value, in order.
+fn parse_all(value: &str) -> Vec<Challenge> {
+    let mut found = Vec::new();
     let mut rest = value.trim();
-    // Several challenges may share one header value: scan for the Bearer one.
+    // Several challenges may share one header value.
     loop {
         let (scheme, after) = split_token(rest);
         if scheme.is_empty() {
-            return None;
+            return found;
         }
-        if scheme.eq_ignore_ascii_case("bearer") {
-            return Some(params(after));
+        if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop") {
+            found.push(params(after));
         }
         // Skip this challenge's parameters up to the next scheme.
         rest = skip_params(after);
@@ -131,5 +146,20 @@ mod tests {
         assert_eq!(Challenge::parse(["Bearer"]), Some(Challenge::default()));
         let c = Challenge::parse([r#"Bearer realm="a \"q\" b""#]).unwrap();
         assert_eq!(c, Challenge::default());
+    }
+
+    #[test]
+    fn dpop_challenges() {
+        let c = Challenge::parse([r#"DPoP algs="ES256", resource_metadata="https://x.test/m""#])
+            .unwrap();
+        assert_eq!(c.resource_metadata.as_deref(), Some("https://x.test/m"));
+        let c = Challenge::parse([
+            r#"Bearer error="invalid_token", scope="a""#,
+            r#"DPoP error="use_dpop_nonce", resource_metadata="https://x.test/m""#,
+        ])
+        .unwrap();
+        assert_eq!(c.error.as_deref(), Some("use_dpop_nonce"));
+        assert_eq!(c.scope.as_deref(), Some("a"));
+        assert_eq!(c.resource_metadata.as_deref(), Some("https://x.test/m"));
     }
 }

@@ -45,6 +45,9 @@ pub(crate) struct AsMetadata {
     /// RFC 7009: where `logout` revokes tokens.
     #[serde(default)]
     pub(crate) revocation_endpoint: Option<String>,
+    /// RFC 9449 §5.1: the server binds tokens to a DPoP key signed with one of these.
+    #[serde(default)]
+    pub(crate) dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// What discovery found.

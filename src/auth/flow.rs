@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use crate::auth::discover::{AsMetadata, Discovered, check_endpoint};
+use crate::auth::dpop::{self, DpopKey, Nonce};
 use crate::auth::store::{ClientRecord, Secret, Tokens, now_secs};
 use crate::auth::{AuthConfig, AuthError};
 use crate::error::{OAuthEndpoint, OAuthError};
@@ -339,6 +340,8 @@ pub(crate) fn authorize_url(
 struct TokenResponse {
     access_token: String,
     #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
     expires_in: Option<u64>,
     #[serde(default)]
     refresh_token: Option<String>,
@@ -346,28 +349,59 @@ struct TokenResponse {
     scope: Option<String>,
 }
 
-/// POST to the token endpoint with the client's authentication method.
+/// A DPoP key and the authorization server's latest nonce, for a token request.
+#[derive(Clone, Copy)]
+pub(crate) struct Proof<'a> {
+    pub(crate) key: &'a DpopKey,
+    pub(crate) nonce: &'a Nonce,
+}
+
+/// POST to the token endpoint with the client's authentication method, and with a DPoP
+/// proof when `proof` is given: a `use_dpop_nonce` answer is retried once with the
+/// nonce the server sent (RFC 9449 §8).
 pub(crate) async fn token_request(
     http: &reqwest::Client,
     meta: &AsMetadata,
     client: &ClientRecord,
-    mut params: Vec<(&'static str, String)>,
+    params: Vec<(&'static str, String)>,
+    proof: Option<Proof<'_>>,
 ) -> Result<Tokens, AuthError> {
     let endpoint = check_endpoint("token_endpoint", &meta.token_endpoint)?;
-    let req =
-        authenticated(http.post(endpoint), client, &mut params).header(ACCEPT, "application/json");
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish();
-    let req = req
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body);
-    let t: TokenResponse = call(req, OAuthEndpoint::Token).await?;
+    let mut retried = false;
+    let t: TokenResponse = loop {
+        let mut params = params.clone();
+        let mut req = authenticated(http.post(endpoint.clone()), client, &mut params)
+            .header(ACCEPT, "application/json");
+        if let Some(p) = proof {
+            let jwt = p
+                .key
+                .proof("POST", &endpoint, None, p.nonce.get().as_deref())
+                .map_err(|e| AuthError::Token(format!("signing the DPoP proof: {e}")))?;
+            req = req.header(dpop::DPOP, jwt);
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let req = req
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+        match call(req, OAuthEndpoint::Token, proof.map(|p| p.nonce)).await {
+            Err(AuthError::OAuth { error, .. })
+                if error.code == dpop::USE_NONCE
+                    && !retried
+                    && proof.is_some_and(|p| p.nonce.take_fresh()) =>
+            {
+                retried = true;
+            }
+            r => break r?,
+        }
+    };
     Ok(Tokens {
         access_token: Secret::new(t.access_token),
         refresh_token: t.refresh_token.map(Secret::new),
         expires_at: t.expires_in.map(|s| now_secs() + s),
         scope: t.scope,
+        token_type: t.token_type,
     })
 }
 
@@ -488,7 +522,7 @@ pub(crate) async fn register(
         .post(endpoint)
         .header(ACCEPT, "application/json")
         .json_body(&body);
-    let r: RegistrationResponse = call(req, OAuthEndpoint::Registration).await?;
+    let r: RegistrationResponse = call(req, OAuthEndpoint::Registration, None).await?;
     let auth_method = match (&r.token_endpoint_auth_method, &r.client_secret) {
         (Some(m), _) => m.clone(),
         (None, Some(_)) => secret_method(&d.meta).to_owned(),
@@ -534,6 +568,7 @@ pub(crate) async fn device_flow(
     client: &ClientRecord,
     scope: Option<&str>,
     deadline: Duration,
+    proof: Option<Proof<'_>>,
 ) -> Result<Tokens, AuthError> {
     let endpoint = d
         .meta
@@ -561,7 +596,7 @@ pub(crate) async fn device_flow(
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(ACCEPT, "application/json")
         .body(body);
-    let da: DeviceAuthorization = call(req, OAuthEndpoint::DeviceAuthorization).await?;
+    let da: DeviceAuthorization = call(req, OAuthEndpoint::DeviceAuthorization, None).await?;
     let shown = da
         .verification_uri_complete
         .as_deref()
@@ -587,7 +622,7 @@ pub(crate) async fn device_flow(
             ("device_code", da.device_code.clone()),
             ("resource", d.resource.clone()),
         ];
-        match token_request(http, &d.meta, client, params).await {
+        match token_request(http, &d.meta, client, params, proof).await {
             Ok(t) => return Ok(t),
             // RFC 8628 §3.5: not yet, and not so fast.
             Err(AuthError::OAuth { error, .. }) if error.code == "authorization_pending" => {}
@@ -604,12 +639,16 @@ pub(crate) async fn device_flow(
 async fn call<T: for<'de> Deserialize<'de>>(
     req: reqwest::RequestBuilder,
     endpoint: OAuthEndpoint,
+    nonce: Option<&Nonce>,
 ) -> Result<T, AuthError> {
     let what = endpoint.name();
     let resp = req
         .send()
         .await
         .map_err(|e| endpoint.failed(format!("cannot reach {what}: {}", e.without_url())))?;
+    if let Some(nonce) = nonce {
+        nonce.observe(resp.headers());
+    }
     let status = resp.status();
     let bytes = resp.bytes().await.map_err(|e| {
         endpoint.failed(format!("reading the answer of {what}: {}", e.without_url()))

@@ -3,6 +3,7 @@
 //! - `challenge` parses `WWW-Authenticate`; `discover` finds the metadata;
 //!   `flow` runs registration, the browser or device flow, and token requests;
 //!   `assertion` signs the `private_key_jwt` of a machine's client credentials grant;
+//!   `dpop` binds tokens to a key of ours and signs the proof each request carries;
 //!   `store` keeps tokens and registrations on disk; `browser` opens URLs safely.
 //! - [`Auth`] is the runtime face: the HTTP side asks it for the current bearer, and
 //!   calls it on 401 or 403 `insufficient_scope`. One sign-in or refresh at a time, in
@@ -12,13 +13,14 @@ pub(crate) mod assertion;
 pub(crate) mod browser;
 pub mod challenge;
 pub(crate) mod discover;
+pub(crate) mod dpop;
 pub(crate) mod flow;
 pub(crate) mod probe;
 pub(crate) mod store;
 
 use std::path::PathBuf;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use reqwest::header::HeaderValue;
@@ -51,6 +53,9 @@ pub struct AuthConfig {
     /// A person asked for this sign-in (`login`): the browser brake does not apply.
     pub(crate) interactive: bool,
     pub(crate) grant: Grant,
+    /// Bind tokens to a DPoP key where the authorization server offers it (`--no-dpop`
+    /// turns this off).
+    pub(crate) dpop: bool,
 }
 
 /// How tokens are obtained.
@@ -66,7 +71,7 @@ pub(crate) enum Grant {
     JwtBearer { assertion_file: PathBuf },
     /// Enterprise-managed authorization: the user's ID token is exchanged at the IdP for
     /// an ID-JAG (RFC 8693), which is the jwt-bearer grant at the MCP authorization server.
-    IdJag(std::sync::Arc<IdJag>),
+    IdJag(Arc<IdJag>),
 }
 
 /// Where `--grant id-jag` gets its identity.
@@ -149,6 +154,11 @@ pub struct Auth {
     store: Store,
     key: String,
     current: RwLock<Option<ServerRecord>>,
+    /// The DPoP key of the current tokens, or of the sign-in under way.
+    dpop: RwLock<Option<Arc<dpop::DpopKey>>>,
+    /// The latest DPoP nonces of the authorization server and the MCP server.
+    as_nonce: dpop::Nonce,
+    rs_nonce: dpop::Nonce,
     /// Bumped whenever the token changes, so callers can tell whether a 401 was for
     /// the token they used or an older one.
     generation: AtomicU64,
@@ -199,6 +209,7 @@ impl Auth {
         let current = store
             .load_tokens(&key)
             .filter(|r| r.server_url == server.as_str());
+        let dpop = current.as_ref().and_then(record_key);
         Auth {
             http,
             server,
@@ -206,6 +217,9 @@ impl Auth {
             store,
             key,
             current: RwLock::new(current),
+            dpop: RwLock::new(dpop),
+            as_nonce: dpop::Nonce::default(),
+            rs_nonce: dpop::Nonce::default(),
             generation: AtomicU64::new(0),
             flight: tokio::sync::Mutex::new(()),
             challenged: std::sync::atomic::AtomicBool::new(false),
@@ -221,16 +235,48 @@ impl Auth {
             .is_some()
     }
 
-    /// The bearer header to send now.
-    pub(crate) fn bearer(&self) -> Option<HeaderValue> {
+    /// The `Authorization` header to send now with `method` to `url`, and the DPoP
+    /// proof that goes with it when the token is bound to our key (RFC 9449 §7.1): a
+    /// fresh one for every request, never reused.
+    pub(crate) fn authorization(
+        &self,
+        method: &reqwest::Method,
+        url: &Url,
+    ) -> Option<(HeaderValue, Option<HeaderValue>)> {
         let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
-        guard.as_ref().and_then(|r| {
-            let mut v =
-                HeaderValue::from_str(&format!("Bearer {}", r.tokens.access_token.expose()))
-                    .ok()?;
-            v.set_sensitive(true);
-            Some(v)
-        })
+        let tokens = &guard.as_ref()?.tokens;
+        let token = tokens.access_token.expose();
+        let key = self.held_key().filter(|_| tokens.dpop_bound());
+        let (scheme, proof) = match key {
+            Some(key) => {
+                let nonce = self.rs_nonce.get();
+                match key.proof(method.as_str(), url, Some(token), nonce.as_deref()) {
+                    Ok(p) => ("DPoP", HeaderValue::from_str(&p).ok()),
+                    Err(e) => {
+                        tracing::warn!("cannot sign a DPoP proof: {e}");
+                        ("DPoP", None)
+                    }
+                }
+            }
+            None => ("Bearer", None),
+        };
+        let mut v = HeaderValue::from_str(&format!("{scheme} {token}")).ok()?;
+        v.set_sensitive(true);
+        Some((v, proof))
+    }
+
+    /// Every answer of the MCP server may carry its next DPoP nonce (RFC 9449 §9).
+    pub(crate) fn observe(&self, headers: &reqwest::header::HeaderMap) {
+        self.rs_nonce.observe(headers);
+    }
+
+    /// A 401 on a request that cannot go through [`Auth::unauthorized`] (a GET stream):
+    /// whether it only asks for a new DPoP nonce, which the retry will carry.
+    pub(crate) fn nonce_retry(&self, headers: &reqwest::header::HeaderMap) -> bool {
+        self.observe(headers);
+        Challenge::from_headers(headers)
+            .is_some_and(|c| c.error.as_deref() == Some(dpop::USE_NONCE))
+            && self.rs_nonce.take_fresh()
     }
 
     /// Which token is current: taken before a request, so a 401 can be matched to the
@@ -264,6 +310,20 @@ impl Auth {
         challenge: Option<Challenge>,
     ) -> Result<(), AuthError> {
         self.mark_challenged();
+        if challenge
+            .as_ref()
+            .is_some_and(|c| c.error.as_deref() == Some(dpop::USE_NONCE))
+        {
+            // RFC 9449 §9: retry once with the nonce the 401 carried; a server that
+            // refuses the nonce it just gave is not asked again.
+            return if self.rs_nonce.take_fresh() {
+                Ok(())
+            } else {
+                Err(AuthError::StillRefused(
+                    "HTTP 401 use_dpop_nonce with no new DPoP-Nonce to use".into(),
+                ))
+            };
+        }
         self.renew(generation, challenge, false).await
     }
 
@@ -418,6 +478,7 @@ impl Auth {
     }
 
     fn adopt(&self, record: ServerRecord) {
+        *self.dpop.write().unwrap_or_else(|p| p.into_inner()) = record_key(&record);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(record);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -449,7 +510,8 @@ impl Auth {
             ("refresh_token", refresh.expose().to_owned()),
             ("resource", record.resource.clone()),
         ];
-        let mut tokens = flow::token_request(&self.http, &meta, &client, params)
+        let mut tokens = self
+            .token_request(&meta, &client, params)
             .await
             .map_err(|e| self.rejected(&client, e))?;
         if tokens.refresh_token.is_none() {
@@ -457,6 +519,9 @@ impl Auth {
         }
         if tokens.scope.is_none() {
             tokens.scope = record.tokens.scope.clone();
+        }
+        if tokens.token_type.is_none() {
+            tokens.token_type = record.tokens.token_type.clone();
         }
         tracing::info!("access token refreshed");
         self.save(ServerRecord {
@@ -531,6 +596,7 @@ impl Auth {
             None => self.discover(challenge).await?,
         };
         flow::check_pkce(&d)?;
+        let dpop_key = self.dpop_key_for(&d);
         let mut scope =
             flow::select_scope(&self.cfg, challenge.and_then(|c| c.scope.as_deref()), &d);
         if step_up && let Some(had) = self.granted_scope() {
@@ -589,7 +655,56 @@ impl Auth {
             },
             client_id: Some(client.client_id),
             revocation_endpoint: d.meta.revocation_endpoint.clone(),
+            dpop_key: dpop_key.map(|k| k.record().clone()),
         })
+    }
+
+    /// The DPoP key for a sign-in at `d`'s authorization server: the one we hold if the
+    /// server takes its algorithm, else a new one; none if the server offers no DPoP we
+    /// can make a key for (or `--no-dpop`). Token requests of this sign-in use it.
+    fn dpop_key_for(&self, d: &Discovered) -> Option<Arc<dpop::DpopKey>> {
+        let supported = d
+            .meta
+            .dpop_signing_alg_values_supported
+            .as_deref()
+            .filter(|s| self.cfg.dpop && !s.is_empty());
+        let key = match (supported, self.held_key()) {
+            (None, _) => None,
+            (Some(s), Some(k)) if k.usable_with(s) => Some(k),
+            (Some(s), _) => {
+                let made = dpop::DpopKey::generate(s).map(Arc::new);
+                if made.is_none() {
+                    tracing::warn!(algs = ?s, "the authorization server offers DPoP only with algorithms this proxy cannot make keys for; its tokens will be bearer tokens");
+                }
+                made
+            }
+        };
+        *self.dpop.write().unwrap_or_else(|p| p.into_inner()) = key.clone();
+        key
+    }
+
+    fn held_key(&self) -> Option<Arc<dpop::DpopKey>> {
+        self.dpop.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Proofs for the authorization server: `key` and the nonce it last gave.
+    fn proof_with<'a>(&'a self, key: &'a dpop::DpopKey) -> flow::Proof<'a> {
+        flow::Proof {
+            key,
+            nonce: &self.as_nonce,
+        }
+    }
+
+    /// A token request at our authorization server, with a DPoP proof when we hold a key.
+    async fn token_request(
+        &self,
+        meta: &discover::AsMetadata,
+        client: &ClientRecord,
+        params: Vec<(&'static str, String)>,
+    ) -> Result<Tokens, AuthError> {
+        let key = self.held_key();
+        let proof = key.as_deref().map(|key| self.proof_with(key));
+        flow::token_request(&self.http, meta, client, params, proof).await
     }
 
     async fn discover(&self, challenge: Option<&Challenge>) -> Result<Discovered, AuthError> {
@@ -649,7 +764,7 @@ impl Auth {
             ));
             params.push(("client_assertion", jwt));
         }
-        match flow::token_request(&self.http, &d.meta, &client, params).await {
+        match self.token_request(&d.meta, &client, params).await {
             Ok(tokens) => Ok((tokens, client)),
             Err(e) => Err(match self.rejected(&client, e) {
                 e @ AuthError::ClientRejected { .. } => e,
@@ -692,7 +807,7 @@ impl Auth {
         if let Some(s) = scope {
             params.push(("scope", s.to_owned()));
         }
-        match flow::token_request(&self.http, &d.meta, &client, params).await {
+        match self.token_request(&d.meta, &client, params).await {
             Ok(tokens) => Ok((tokens, client)),
             Err(e) => Err(AuthError::Token(format!(
                 "the jwt-bearer grant failed ({e}); check {check}, --client-id and --scope"
@@ -744,7 +859,8 @@ impl Auth {
         if let Some(s) = scope {
             params.push(("scope", s.to_owned()));
         }
-        let jag = flow::token_request(&self.http, &meta, &client, params)
+        // At the IdP: no DPoP, the ID-JAG is not an access token.
+        let jag = flow::token_request(&self.http, &meta, &client, params, None)
             .await
             .map_err(|e| {
                 AuthError::Token(format!(
@@ -823,7 +939,9 @@ impl Auth {
             .client_for(d, "urn:ietf:wg:oauth:2.0:oob", scope)
             .await
             .map_err(|e| (e, None))?;
-        match flow::device_flow(&self.http, d, &client, scope, self.cfg.timeout).await {
+        let key = self.held_key();
+        let proof = key.as_deref().map(|key| self.proof_with(key));
+        match flow::device_flow(&self.http, d, &client, scope, self.cfg.timeout, proof).await {
             Ok(tokens) => Ok((tokens, client)),
             Err(e) => Err((e, Some(client))),
         }
@@ -875,7 +993,7 @@ impl Auth {
             ("code_verifier", verifier),
             ("resource", d.resource.clone()),
         ];
-        flow::token_request(&self.http, &d.meta, client, token_params).await
+        self.token_request(&d.meta, client, token_params).await
     }
 
     /// `logout`: revoke this server's tokens where the authorization server offers
@@ -941,6 +1059,16 @@ pub(crate) enum Logout {
 /// A sign-in's tokens and the client that obtained them; or its error, with the client
 /// when one was chosen.
 type SignIn = Result<(Tokens, ClientRecord), (AuthError, Option<ClientRecord>)>;
+
+/// The DPoP key kept in a token record, if it can be read.
+fn record_key(record: &ServerRecord) -> Option<Arc<dpop::DpopKey>> {
+    let kept = record.dpop_key.as_ref()?;
+    let key = dpop::DpopKey::from_record(kept).map(Arc::new);
+    if key.is_none() {
+        tracing::warn!("the stored DPoP key cannot be read; the next sign-in makes a new one");
+    }
+    key
+}
 
 /// A callback port derived from the server identity, so the redirect URI is stable.
 fn stable_port(key: &str) -> u16 {

@@ -44,6 +44,18 @@ pub(crate) struct Tokens {
     pub(crate) expires_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scope: Option<String>,
+    /// `Bearer`, or `DPoP` for a token bound to the record's DPoP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) token_type: Option<String>,
+}
+
+impl Tokens {
+    /// Whether the token is presented with the DPoP scheme (RFC 9449 §7.1).
+    pub(crate) fn dpop_bound(&self) -> bool {
+        self.token_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("dpop"))
+    }
 }
 
 impl Tokens {
@@ -68,6 +80,9 @@ pub(crate) struct ServerRecord {
     /// RFC 7009, from the metadata at sign-in: `logout` revokes the tokens there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) revocation_endpoint: Option<String>,
+    /// The DPoP key the tokens are bound to (RFC 9449), kept with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dpop_key: Option<crate::auth::dpop::KeyRecord>,
 }
 
 /// A client registered with (or configured for) one authorization server.
@@ -270,9 +285,14 @@ mod tests {
                 refresh_token: Some(Secret::new("rt-secret")),
                 expires_at: Some(now_secs() + 3600),
                 scope: None,
+                token_type: Some("DPoP".into()),
             },
             client_id: Some("c1".into()),
             revocation_endpoint: None,
+            dpop_key: Some(crate::auth::dpop::KeyRecord {
+                alg: "ES256".into(),
+                pkcs8: Secret::new("dpop-key-secret"),
+            }),
         }
     }
 
@@ -283,7 +303,9 @@ mod tests {
         store.save_tokens("k", &record()).unwrap();
         let back = store.load_tokens("k").unwrap();
         assert_eq!(back.tokens.access_token.expose(), "at-secret");
-        assert!(!format!("{back:?}").contains("secret\""), "{back:?}");
+        assert!(!format!("{back:?}").contains("secret"), "{back:?}");
+        assert!(back.tokens.dpop_bound());
+        assert_eq!(back.dpop_key.unwrap().pkcs8.expose(), "dpop-key-secret");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -144,12 +144,16 @@ impl Http {
         accept: HeaderValue,
     ) -> reqwest::RequestBuilder {
         let mut headers = self.user_headers.clone();
-        // H-BEARER: the token goes on every request of the session, in the header only.
+        // H-BEARER: the token goes on every request of the session, in the header only;
+        // a DPoP-bound one with a proof made for this method and URL (A-DPOP).
         if let Some(auth) = &self.auth
             && !headers.contains_key(reqwest::header::AUTHORIZATION)
-            && let Some(bearer) = auth.bearer()
+            && let Some((authorization, proof)) = auth.authorization(&method, url)
         {
-            headers.insert(reqwest::header::AUTHORIZATION, bearer);
+            headers.insert(reqwest::header::AUTHORIZATION, authorization);
+            if let Some(proof) = proof {
+                headers.insert(crate::auth::dpop::DPOP, proof);
+            }
         }
         headers.insert(ACCEPT, accept);
         self.client.request(method, url.clone()).headers(headers)
@@ -218,6 +222,9 @@ impl Http {
         generation: u64,
     ) -> Option<Outcome> {
         let status = resp.status();
+        if let Some(auth) = &self.auth {
+            auth.observe(resp.headers());
+        }
         if status == StatusCode::NOT_FOUND && sent_session {
             return Some(Outcome::SessionGone);
         }
@@ -559,6 +566,12 @@ impl Http {
             // The first answer, whatever it is, tells the session it may go on.
             if let Some(r) = ready.take() {
                 let _ = r.send(());
+            }
+            if let (Ok(r), Some(auth)) = (&answer, &self.auth)
+                && r.status() == StatusCode::UNAUTHORIZED
+                && auth.nonce_retry(r.headers())
+            {
+                continue;
             }
             match answer {
                 Ok(r) if r.status() == StatusCode::METHOD_NOT_ALLOWED => {

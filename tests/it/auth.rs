@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::support::oauth::{AsMeta, Iss, OAuthMock, OAuthOptions, Prm, browser_script};
+use crate::support::oauth::{
+    AS_NONCE, AsMeta, Dpop, Iss, OAuthMock, OAuthOptions, Prm, browser_script,
+};
 use crate::support::{Proxy, call};
 
 struct Env {
@@ -1142,4 +1144,119 @@ async fn bad_id_jag_inputs() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
+}
+
+/// A-DPOP: where the authorization server offers DPoP, tokens are bound to a key the
+/// proxy makes and keeps with them; every token request and every MCP request carries a
+/// fresh proof (jti, htm, htu, ath); each server's nonce is honoured with one retry; a
+/// refresh proves the same key; and the next process reuses the stored key.
+#[tokio::test]
+async fn dpop_binds_tokens_to_our_key() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        dpop: Dpop::Nonces,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    for id in 1..=2 {
+        p.send(&call(id, "whoami", json!({}))).await;
+        let (resp, _) = p.recv_response(id.into()).await;
+        assert!(resp.get("result").is_some(), "{resp}\n{}", p.stderr());
+    }
+    // A 401 for the access token: the bound refresh token is refreshed with a proof.
+    as_.revoke_access();
+    p.send(&call(3, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(3.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    let (_, stderr) = p.finish().await;
+    let stored = std::fs::read_dir(std::path::Path::new(&env.config()).join("tokens"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|f| f.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stored).unwrap()).unwrap();
+    assert_eq!(stored["dpop_key"]["alg"], "ES256", "{stored}");
+    assert_eq!(stored["tokens"]["token_type"], "DPoP");
+    let private = stored["dpop_key"]["pkcs8"].as_str().unwrap();
+    for secret in ["at-", "rt-", private] {
+        assert!(!stderr.contains(secret), "{secret} in the logs:\n{stderr}");
+    }
+    let tokens_before = {
+        let seen = as_.seen.lock().unwrap();
+        let grants: Vec<&str> = seen
+            .token_requests
+            .iter()
+            .map(|(f, _)| f["grant_type"].as_str())
+            .collect();
+        // The code exchange twice (the first answered use_dpop_nonce), then the refresh.
+        assert_eq!(
+            grants,
+            ["authorization_code", "authorization_code", "refresh_token"]
+        );
+        assert_eq!(seen.dpop_token_proofs.len(), 2, "{:?}", seen.dpop_refusals);
+        assert!(
+            seen.dpop_token_proofs
+                .iter()
+                .all(|c| c["nonce"] == AS_NONCE && c.get("ath").is_none())
+        );
+        assert_eq!(
+            seen.dpop_refusals,
+            ["token: nonce", "mcp: nonce"],
+            "one retry at each server"
+        );
+        let schemes: Vec<&str> = seen
+            .mcp_auth
+            .iter()
+            .flatten()
+            .map(|a| a.split(' ').next().unwrap())
+            .collect();
+        assert!(schemes.iter().all(|s| *s == "DPoP"), "{schemes:?}");
+        let jtis: std::collections::HashSet<&str> = seen
+            .dpop_mcp_proofs
+            .iter()
+            .map(|c| c["jti"].as_str().unwrap())
+            .collect();
+        assert_eq!(jtis.len(), seen.dpop_mcp_proofs.len(), "a fresh jti each");
+        assert!(
+            seen.dpop_mcp_proofs.len() >= 4,
+            "initialize, initialized, 3 calls"
+        );
+        seen.token_requests.len()
+    };
+
+    // The next process proves the stored key: no new sign-in, the token still works.
+    let mut p = env.spawn(&as_.url, &[], &[]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(4, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(4.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    p.finish().await;
+    assert_eq!(as_.seen.lock().unwrap().token_requests.len(), tokens_before);
+    let out = run_cli(&env, &["status", "--config-dir", &env.config()], &[]).await;
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("DPoP-bound"), "{out}");
+}
+
+/// `--no-dpop` (here from its environment variable): plain bearer tokens, no proofs.
+#[tokio::test]
+async fn no_dpop_keeps_bearer_tokens() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        dpop: Dpop::On,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let mut p = env.spawn(&as_.url, &[], &[("CLERK_MCP_NO_DPOP", "1")]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(1, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(1.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    p.finish().await;
+    let seen = as_.seen.lock().unwrap();
+    assert!(seen.dpop_token_proofs.is_empty() && seen.dpop_mcp_proofs.is_empty());
+    let last = seen.mcp_auth.last().unwrap().as_deref().unwrap();
+    assert!(last.starts_with("Bearer at-"), "{last}");
 }

@@ -54,7 +54,22 @@ pub struct OAuthOptions {
     pub iss: Iss,
     pub authorization_endpoint: Option<String>,
     pub scopes_supported: Option<Vec<&'static str>>,
+    pub dpop: Dpop,
 }
+
+/// DPoP (RFC 9449): off, or advertised (ES256) with tokens bound to the proof's key,
+/// optionally with nonces required by both the token endpoint and the MCP endpoint.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Dpop {
+    #[default]
+    Off,
+    On,
+    Nonces,
+}
+
+/// The nonces the mock hands out when [`Dpop::Nonces`] is set.
+pub const AS_NONCE: &str = "as-nonce-1";
+pub const RS_NONCE: &str = "rs-nonce-1";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Iss {
@@ -77,6 +92,7 @@ impl Default for OAuthOptions {
             iss: Iss::Correct,
             authorization_endpoint: None,
             scopes_supported: None,
+            dpop: Dpop::Off,
         }
     }
 }
@@ -94,6 +110,13 @@ pub struct Seen {
     pub device_polls: usize,
     /// (token_type_hint, token) of each revocation request (RFC 7009).
     pub revocations: Vec<(String, String)>,
+    /// The claims of every DPoP proof accepted, at the token endpoint and at /mcp.
+    pub dpop_token_proofs: Vec<Value>,
+    pub dpop_mcp_proofs: Vec<Value>,
+    /// Why a proof was refused (a nonce challenge included).
+    pub dpop_refusals: Vec<String>,
+    /// Access and refresh token → the JWK of the key it is bound to.
+    bound: HashMap<String, String>,
     clients: HashMap<String, (Option<String>, String)>, // id → (secret, redirect)
     access: HashMap<String, String>,                    // token → scope
     refresh: HashMap<String, String>,
@@ -230,7 +253,50 @@ async fn mcp(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> Res
         .map(str::to_owned);
     m.seen.lock().unwrap().mcp_auth.push(auth.clone());
     m.touch();
-    let token = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+    let mut token = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+    if let Some(t) = auth.as_deref().and_then(|a| a.strip_prefix("DPoP ")) {
+        let htu = m.url.clone();
+        let nonce = (m.opts.dpop == Dpop::Nonces).then_some(RS_NONCE);
+        let bound = m.seen.lock().unwrap().bound.get(t).cloned();
+        match check_proof(&headers, "POST", &htu, Some(t), nonce) {
+            Ok((jwk, claims)) if Some(&jwk) == bound.as_ref() => {
+                m.seen.lock().unwrap().dpop_mcp_proofs.push(claims);
+                token = Some(t);
+            }
+            refused => {
+                let why = match refused {
+                    Err(why) => why,
+                    Ok(_) => "the proof's key is not the token's".into(),
+                };
+                m.seen
+                    .lock()
+                    .unwrap()
+                    .dpop_refusals
+                    .push(format!("mcp: {why}"));
+                m.touch();
+                let error = if why == "nonce" {
+                    "use_dpop_nonce"
+                } else {
+                    "invalid_dpop_proof"
+                };
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [
+                        (header::WWW_AUTHENTICATE, format!("DPoP error=\"{error}\"")),
+                        (
+                            header::HeaderName::from_static("dpop-nonce"),
+                            RS_NONCE.into(),
+                        ),
+                    ],
+                    "",
+                )
+                    .into_response();
+            }
+        }
+    } else if token.is_some_and(|t| m.seen.lock().unwrap().bound.contains_key(t)) {
+        // A DPoP-bound token presented as a bearer token is refused (RFC 9449 §7.2).
+        token = None;
+    }
     let scope = token.and_then(|t| m.seen.lock().unwrap().access.get(t).cloned());
     let Some(scope) = scope else {
         return (
@@ -332,6 +398,9 @@ fn meta_doc(m: &OAuthMock) -> Response {
     doc["revocation_endpoint"] = json!(m.endpoint("revoke"));
     if m.opts.cimd {
         doc["client_id_metadata_document_supported"] = json!(true);
+    }
+    if m.opts.dpop != Dpop::Off {
+        doc["dpop_signing_alg_values_supported"] = json!(["ES256"]);
     }
     if let Some(s) = &m.opts.scopes_supported {
         doc["scopes_supported"] = json!(s);
@@ -440,6 +509,39 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
         .map(str::to_owned);
     let mut seen = m.seen.lock().unwrap();
     seen.token_requests.push((form.clone(), basic.clone()));
+    // RFC 9449 §5: a proof binds the tokens; without one they are bearer tokens.
+    let mut bind_to = None;
+    if m.opts.dpop != Dpop::Off && headers.contains_key("dpop") {
+        let nonce = (m.opts.dpop == Dpop::Nonces).then_some(AS_NONCE);
+        match check_proof(&headers, "POST", &m.endpoint("token"), None, nonce) {
+            Ok((jwk, claims)) => {
+                seen.dpop_token_proofs.push(claims);
+                bind_to = Some(jwk);
+            }
+            Err(why) => {
+                seen.dpop_refusals.push(format!("token: {why}"));
+                drop(seen);
+                m.touch();
+                let error = if why == "nonce" {
+                    "use_dpop_nonce"
+                } else {
+                    "invalid_dpop_proof"
+                };
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [
+                        (header::CONTENT_TYPE, "application/json".to_owned()),
+                        (
+                            header::HeaderName::from_static("dpop-nonce"),
+                            AS_NONCE.into(),
+                        ),
+                    ],
+                    json!({"error": error}).to_string(),
+                )
+                    .into_response();
+            }
+        }
+    }
     let bad = |why: &str| {
         (
             StatusCode::BAD_REQUEST,
@@ -556,6 +658,17 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
         {
             form.get("scope").cloned().unwrap_or_default()
         }
+        // A bound refresh token needs a proof by the same key (RFC 9449 §5).
+        Some("refresh_token")
+            if seen
+                .bound
+                .get(form.get("refresh_token").map(String::as_str).unwrap_or(""))
+                .is_some_and(|k| Some(k) != bind_to.as_ref()) =>
+        {
+            drop(seen);
+            m.touch();
+            return bad("the refresh token is bound to another DPoP key");
+        }
         Some("refresh_token") => match seen
             .refresh
             .remove(form.get("refresh_token").map(String::as_str).unwrap_or(""))
@@ -578,10 +691,15 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
     let (access, refresh) = (format!("at-{n}"), format!("rt-{n}"));
     seen.access.insert(access.clone(), scope.clone());
     seen.refresh.insert(refresh.clone(), scope.clone());
+    if let Some(jwk) = &bind_to {
+        seen.bound.insert(access.clone(), jwk.clone());
+        seen.bound.insert(refresh.clone(), jwk.clone());
+    }
     drop(seen);
     m.touch();
+    let token_type = if bind_to.is_some() { "DPoP" } else { "Bearer" };
     let mut answer = json!({
-        "access_token": access, "token_type": "Bearer", "expires_in": m.opts.expires_in,
+        "access_token": access, "token_type": token_type, "expires_in": m.opts.expires_in,
         "refresh_token": refresh, "scope": scope,
     });
     if form
@@ -596,6 +714,74 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
         answer.to_string(),
     )
         .into_response()
+}
+
+/// Check the request's DPoP proof (RFC 9449 §4.3) for `htm` and `htu`, with `ath` when
+/// a token is presented and `nonce` when one is required: the key's JWK (as text) and
+/// the claims, or why it is refused ("nonce" for a missing or stale nonce).
+fn check_proof(
+    headers: &HeaderMap,
+    htm: &str,
+    htu: &str,
+    token: Option<&str>,
+    nonce: Option<&str>,
+) -> Result<(String, Value), String> {
+    let all: Vec<_> = headers.get_all("dpop").iter().collect();
+    let [proof] = all[..] else {
+        return Err(format!("{} DPoP headers", all.len()));
+    };
+    let proof = proof.to_str().map_err(|_| "not text")?;
+    let parts: Vec<&str> = proof.split('.').collect();
+    let [h, c, sig] = parts[..] else {
+        return Err("not a JWS".into());
+    };
+    let decode = |p: &str| -> Result<Value, String> {
+        let bytes = URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    };
+    let (header, claims) = (decode(h)?, decode(c)?);
+    let jwk = &header["jwk"];
+    if header["typ"] != "dpop+jwt" || header["alg"] != "ES256" || jwk["crv"] != "P-256" {
+        return Err(format!("header {header}"));
+    }
+    if jwk.get("d").is_some() {
+        return Err("a private key in the proof".into());
+    }
+    let coord = |k: &str| {
+        URL_SAFE_NO_PAD
+            .decode(jwk[k].as_str().unwrap_or(""))
+            .unwrap_or_default()
+    };
+    let point = [vec![4u8], coord("x"), coord("y")].concat();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point)
+        .verify(
+            format!("{h}.{c}").as_bytes(),
+            &URL_SAFE_NO_PAD.decode(sig).unwrap_or_default(),
+        )
+        .map_err(|_| "bad signature")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if claims["htm"] != htm || claims["htu"] != htu || !claims["jti"].is_string() {
+        return Err(format!("claims {claims}"));
+    }
+    if claims["iat"]
+        .as_u64()
+        .is_none_or(|iat| iat.abs_diff(now) > 300)
+    {
+        return Err("iat".into());
+    }
+    if let Some(token) = token {
+        let hash = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        if claims["ath"] != URL_SAFE_NO_PAD.encode(hash.as_ref()) {
+            return Err("ath".into());
+        }
+    }
+    if nonce.is_some() && claims["nonce"].as_str() != nonce {
+        return Err("nonce".into());
+    }
+    Ok((jwk.to_string(), claims))
 }
 
 /// RFC 7009: record the revocation and forget the token.
