@@ -12,7 +12,9 @@
 #    server-everything): a TypeScript SDK 1.x client before `server.py --modern-only`
 #    (legacy-to-modern.mjs), and a pinned 2026-07-28 Python client before server-everything,
 #    which is legacy-only (modern_to_legacy.py);
-# 5. prints "N passed, M failed" as the last line; exit 1 if anything failed.
+# 5. sign-in recovery against FastMCP's in-memory OAuth provider: restarted, it forgets the
+#    client the proxy registered (stale_registration.py);
+# 6. prints "N passed, M failed" as the last line; exit 1 if anything failed.
 #
 # Logs (proxy stderr, stdio traces, HTTP requests seen by the server) go to $INTEROP_LOG_DIR
 # (default: a fresh temp dir, printed at the end).
@@ -41,7 +43,9 @@ if [ ! -x "$PY" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+STANDIN=0
 if [ "$1" = "standin" ]; then
+  STANDIN=1
   shift
   set -- "$PY" "$HERE/standin_proxy.py" "$@"
 fi
@@ -176,6 +180,14 @@ elif [ "${CI:-}" = true ]; then
   total_fail=$((total_fail + 1))
 else
   echo "# SKIPPED era translation (legacy-to-modern, modern-to-legacy): run npm ci in interop/node for Node 22, the TypeScript SDK and server-everything"
+fi
+# ---- sign-in recovery against FastMCP's in-memory OAuth provider (A-STALE, A-REVOKE) ----
+# Our own commands (login, check, logout): not for the stand-in.
+if [ "$STANDIN" = 0 ]; then
+  out="$LOG_DIR/stale-registration.out"
+  timeout -k 5 300 "$PY" "$HERE/stale_registration.py" "$1" > "$out" 2>&1
+  cat "$out"
+  tally stale-registration "$out"
 fi
 echo "# logs: $LOG_DIR"
 echo "$total_pass passed, $total_fail failed"

@@ -418,26 +418,55 @@ pub(crate) async fn revoke(
         ("token", token.expose().to_owned()),
         ("token_type_hint", hint.to_owned()),
     ];
-    let req = authenticated(http.post(endpoint), client, &mut params);
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish();
-    let resp = req
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            AuthError::Token(format!(
-                "cannot reach the revocation endpoint: {}",
-                e.without_url()
-            ))
-        })?;
-    match resp.status() {
-        s if s.is_success() => Ok(()),
-        s => Err(AuthError::Token(format!(
-            "the revocation endpoint answered HTTP {s}"
-        ))),
+    let public = client.auth_method == "none";
+    let mut retried = false;
+    loop {
+        let mut form = params.clone();
+        let req = authenticated(http.post(endpoint.clone()), client, &mut form);
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let resp = req
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                AuthError::Token(format!(
+                    "cannot reach the revocation endpoint: {}",
+                    e.without_url()
+                ))
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // RFC 7009 §2.2.1: an error answer is an OAuth error; say which.
+        let error = resp
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<OAuthError>(&b).ok());
+        // The MCP Python SDK's revocation endpoint (FastMCP's too) insists on a
+        // `client_secret` field even from a public client, whose secret it then ignores:
+        // an empty one is sent once on that complaint.
+        if public
+            && !retried
+            && error.as_ref().is_some_and(|e| {
+                e.code == "invalid_request"
+                    && e.description
+                        .as_deref()
+                        .is_some_and(|d| d.contains("client_secret"))
+            })
+        {
+            retried = true;
+            params.push(("client_secret", String::new()));
+            continue;
+        }
+        let said = error.map(|e| format!(": {e}")).unwrap_or_default();
+        return Err(AuthError::Token(format!(
+            "the revocation endpoint answered HTTP {status}{said}"
+        )));
     }
 }
 
