@@ -65,12 +65,17 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // One line on stderr; the --log-file gets it too, as a log event.
+            tracing::error!(target: EXIT_TARGET, "{e:#}");
             eprintln!("clerk-mcp-server: {e:#}");
             ExitCode::from(exit_code(&e))
         }
     }
 }
+
+/// The target of the final error's log event, which stderr leaves out: the same error
+/// is printed there once, as a plain line.
+const EXIT_TARGET: &str = "clerk_mcp_server::exit";
 
 async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::from_args(args)?);
@@ -85,6 +90,15 @@ async fn proxy(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
         version = env!("CARGO_PKG_VERSION"),
         "clerk-mcp-server ready"
     );
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        // Started by hand: nothing will come unless an MCP client speaks on stdin.
+        tracing::info!(
+            "waiting for an MCP client on stdin; an MCP client (Claude Desktop, Cursor...) \
+             starts this program itself. To try the server by hand, run \
+             `clerk-mcp-server check {}`",
+            redact_url(&config.url)
+        );
+    }
     crate::proxy::run(
         config,
         http,
@@ -119,12 +133,15 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(args: &RemoteArgs, check: bool) -> Result<(), ConfigError> {
-    let default = if check { "warn" } else { "info" };
+    // `check` and the other commands print their own outcome: the proxy's warnings
+    // about the same failures would only repeat it.
+    let default = if check {
+        "warn,clerk_mcp_server::proxy=error"
+    } else {
+        "info"
+    };
     let filter = match (&args.log_level, std::env::var("RUST_LOG").ok()) {
-        (Some(level), _) => EnvFilter::try_new(level).map_err(|e| ConfigError::Invalid {
-            flag: "--log-level",
-            why: e.to_string(),
-        })?,
+        (Some(level), _) => log_filter(level)?,
         (None, Some(env)) if !env.is_empty() => {
             EnvFilter::try_new(env).unwrap_or_else(|_| EnvFilter::new(default))
         }
@@ -138,6 +155,7 @@ fn init_logging(args: &RemoteArgs, check: bool) -> Result<(), ConfigError> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
+    let stderr = std::io::stderr.with_filter(|m: &tracing::Metadata<'_>| m.target() != EXIT_TARGET);
     match &args.log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
@@ -151,13 +169,32 @@ fn init_logging(args: &RemoteArgs, check: bool) -> Result<(), ConfigError> {
             let file = std::sync::Mutex::new(file);
             builder
                 .with_ansi(false)
-                .with_writer(std::io::stderr.and(file))
+                .with_writer(stderr.and(file))
                 .init();
         }
         None => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_writer(std::io::stderr)
+            .with_writer(stderr)
             .init(),
     }
     Ok(())
+}
+
+/// `--log-level`: a level, or a tracing directive such as `clerk_mcp_server=debug,warn`.
+/// A bare word that is not a level would be read as a target name and silence every
+/// log, so it is refused.
+fn log_filter(level: &str) -> Result<EnvFilter, ConfigError> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let invalid = |why: String| ConfigError::Invalid {
+        flag: "--log-level",
+        why,
+    };
+    let word = level.trim().to_ascii_lowercase();
+    if !word.contains(['=', ',', ':', '[']) && !LEVELS.contains(&word.as_str()) {
+        return Err(invalid(format!(
+            "{level:?} is not a level; use one of {}",
+            LEVELS.join(", ")
+        )));
+    }
+    EnvFilter::try_new(level).map_err(|e| invalid(e.to_string()))
 }

@@ -104,15 +104,14 @@ pub struct RemoteArgs {
     #[arg(env = "CLERK_MCP_URL", default_value = DEFAULT_URL)]
     pub url: String,
 
+    /// mcp-remote's callback port, given after the URL: the same as --callback-port.
+    #[arg(value_name = "CALLBACK_PORT", hide = true)]
+    pub callback_port_positional: Option<String>,
+
     /// Extra HTTP header "Name: value" for every request (repeatable). ${VAR} in the value
-    /// expands from the environment. Values are never logged.
-    #[arg(
-        long = "header",
-        short = 'H',
-        value_name = "NAME: VALUE",
-        env = "CLERK_MCP_HEADERS",
-        value_delimiter = '\n'
-    )]
+    /// expands from the environment. Values are never logged. Without --header, the
+    /// CLERK_MCP_HEADERS environment variable gives them, one per line.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
 
     /// A file of "Name: value" lines (blank lines and # comments ignored), expanded like --header.

@@ -61,6 +61,22 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let url = parse_url(&args.url, args.allow_http)?;
+        let mut auth = auth_config(&args.auth, env)?;
+        if let Some(raw) = &args.callback_port_positional {
+            // mcp-remote's `URL PORT`: the callback port, unless --callback-port says.
+            let port =
+                raw.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        flag: "CALLBACK_PORT",
+                        why: format!(
+                            "{raw:?} after the URL is not a port; only the callback port (1-65535) \
+                         may follow the URL"
+                        ),
+                    })?;
+            auth.callback_port = auth.callback_port.or(Some(port));
+        }
         let mut headers = HeaderMap::new();
         if let Some(path) = &args.header_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::HeaderFile {
@@ -77,11 +93,19 @@ impl Config {
                 headers.append(name, value);
             }
         }
-        for raw in &args.headers {
+        // Read here rather than by clap, so an error names where the header came from.
+        let (given, origin) = match env("CLERK_MCP_HEADERS") {
+            Some(v) if args.headers.is_empty() => (
+                v.split('\n').map(str::to_owned).collect(),
+                "CLERK_MCP_HEADERS",
+            ),
+            _ => (args.headers.clone(), "--header"),
+        };
+        for raw in &given {
             if raw.trim().is_empty() {
                 continue;
             }
-            let (name, value) = parse_header(raw, "--header", env)?;
+            let (name, value) = parse_header(raw, origin, env)?;
             headers.append(name, value);
         }
         Ok(Config {
@@ -102,7 +126,7 @@ impl Config {
             ca_file: args.ca_file.clone(),
             max_message_size: args.max_message_size.max(1024),
             shutdown_grace: Duration::from_secs(2),
-            auth: auth_config(&args.auth, env)?,
+            auth,
             tools: tool_policy(&args.tools)?,
             pin_tools: args.tools.pin_tools,
         })
@@ -394,10 +418,76 @@ fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {
     }
 }
 
+/// The subcommand a mistyped word was most likely meant to be (two edits at most).
+fn suggest_command(word: &str) -> Option<&'static str> {
+    const COMMANDS: [&str; 7] = [
+        "check",
+        "login",
+        "logout",
+        "tools",
+        "status",
+        "self-update",
+        "help",
+    ];
+    let word = word.trim().to_ascii_lowercase();
+    if word.contains(['.', '/', ':']) {
+        return None;
+    }
+    COMMANDS
+        .into_iter()
+        .map(|c| (edit_distance(&word, c), c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance (short ASCII words only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 pub fn parse_url(raw: &str, allow_http: bool) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw.trim()).map_err(|e| ConfigError::Url {
-        url: raw.to_owned(),
-        why: e.to_string(),
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        if e != url::ParseError::RelativeUrlWithoutBase {
+            return ConfigError::Url {
+                url: raw.to_owned(),
+                why: e.to_string(),
+            };
+        }
+        // No scheme: a subcommand with a typo, or a host written without https://.
+        if let Some(suggestion) = suggest_command(raw) {
+            return ConfigError::UnknownCommand {
+                given: raw.to_owned(),
+                suggestion,
+            };
+        }
+        let with = format!("https://{}", raw.trim());
+        let why = match Url::parse(&with) {
+            Ok(u)
+                if u.host_str()
+                    .is_some_and(|h| h.contains('.') || h == "localhost") =>
+            {
+                format!("it has no scheme; add https:// ({with})")
+            }
+            _ => "not a URL; give the server's full URL, such as https://example.com/mcp".into(),
+        };
+        ConfigError::Url {
+            url: raw.to_owned(),
+            why,
+        }
     })?;
     match url.scheme() {
         "https" => {}

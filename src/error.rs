@@ -70,6 +70,13 @@ pub enum ConfigError {
     CaFile { path: PathBuf, why: String },
     #[error("invalid {flag}: {why}")]
     Invalid { flag: &'static str, why: String },
+    #[error(
+        "unknown command {given:?}: did you mean `clerk-mcp-server {suggestion}`? (see --help)"
+    )]
+    UnknownCommand {
+        given: String,
+        suggestion: &'static str,
+    },
     #[error("cannot open --log-file {}: {why}", path.display())]
     LogFile { path: PathBuf, why: String },
     #[error("cannot set up the HTTP client: {0}")]
@@ -84,6 +91,10 @@ pub enum RemoteError {
     Dns { host: String },
     #[error("TLS handshake with {host} failed: {why}. {hint}", hint = hint::CA_FILE)]
     Tls { host: String, why: String },
+    #[error(
+        "{host} answered the TLS handshake in plain HTTP: the server speaks http://, not https://, on this port; use an http:// URL"
+    )]
+    PlainHttp { host: String },
     #[error("cannot connect to {host}: {why}")]
     Connect { host: String, why: String },
     // `{secs}`, not `{secs:.0}`: a fractional --request-timeout such as 0.5 must read
@@ -113,6 +124,16 @@ pub enum RemoteError {
 
 impl RemoteError {
     /// Classify a reqwest error by walking its source chain (DNS, TLS, refused, timeout).
+    /// A failed handshake. A plain-HTTP server answers a TLS hello with an HTTP
+    /// response, which rustls reads as a record of an invalid content type.
+    fn tls(host: String, why: String) -> RemoteError {
+        if why.contains("InvalidContentType") {
+            RemoteError::PlainHttp { host }
+        } else {
+            RemoteError::Tls { host, why }
+        }
+    }
+
     pub(crate) fn from_reqwest(host: &str, err: &reqwest::Error, timeout_secs: f64) -> RemoteError {
         let host = host.to_owned();
         if err.is_timeout() {
@@ -125,19 +146,13 @@ impl RemoteError {
         let mut chain = Vec::new();
         while let Some(s) = source {
             if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-                return RemoteError::Tls {
-                    host,
-                    why: tls.to_string(),
-                };
+                return RemoteError::tls(host, tls.to_string());
             }
             if let Some(io) = s.downcast_ref::<std::io::Error>() {
                 if let Some(inner) = io.get_ref()
                     && let Some(tls) = inner.downcast_ref::<rustls::Error>()
                 {
-                    return RemoteError::Tls {
-                        host,
-                        why: tls.to_string(),
-                    };
+                    return RemoteError::tls(host, tls.to_string());
                 }
                 // tokio-rustls reports handshake and certificate failures as InvalidData
                 // I/O errors wrapping the TLS error.
@@ -149,10 +164,7 @@ impl RemoteError {
                         std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other
                     )
                 {
-                    return RemoteError::Tls {
-                        host,
-                        why: io.to_string(),
-                    };
+                    return RemoteError::tls(host, io.to_string());
                 }
                 if io.kind() == std::io::ErrorKind::ConnectionRefused {
                     return RemoteError::Connect {
@@ -187,6 +199,9 @@ impl RemoteError {
 pub(crate) enum AuthError {
     #[error("sign-in discovery failed: {0}")]
     Discovery(String),
+    /// A metadata URL could not be fetched at all (DNS, connection, TLS).
+    #[error("sign-in discovery failed: fetching {url}: {why}")]
+    Unreachable { url: String, why: String },
     #[error(
         "the server's metadata names the resource {advertised:?}, which does not match {server}; refusing to sign in (it could hand a token for one service to another)"
     )]

@@ -158,11 +158,11 @@ pub fn run(args: &SelfUpdateArgs) -> anyhow::Result<ExitCode> {
     let wanted = match &args.version {
         Some(v) => updater
             .get_release_version(&format!("v{}", v.trim_start_matches('v')))
-            .with_context(|| format!("release {v} not found"))?,
+            .map_err(|e| lookup_failed(&e, &api, &format!("release {v}")))?,
         None => {
             let latest = updater
                 .get_latest_release()
-                .context("cannot look up the latest release")?;
+                .map_err(|e| lookup_failed(&e, &api, "the latest release"))?;
             let Some(latest) = latest.latest().cloned() else {
                 bail!("the releases list is empty");
             };
@@ -222,6 +222,28 @@ pub fn run(args: &SelfUpdateArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("update failed, the installed binary is unchanged: {e}"))?;
     println!("Updated {BIN} from {VERSION} to {}.", status.version());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A release lookup that failed, in one line: what could not be reached, why, and
+/// what to do (the updater's own error repeats the URL and every layer of the cause).
+fn lookup_failed(e: &self_update::errors::Error, api: &str, what: &str) -> anyhow::Error {
+    let host = url::Url::parse(api)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| api.to_owned());
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<reqwest::Error>() {
+            let why = crate::error::RemoteError::from_reqwest(&host, r, 30.0);
+            return anyhow::anyhow!(
+                "cannot look up {what}: {why}; check your network and proxy settings \
+                 (HTTPS_PROXY), or download a release from \
+                 https://github.com/{REPO_OWNER}/{REPO_NAME}/releases"
+            );
+        }
+        source = s.source();
+    }
+    anyhow::anyhow!("cannot look up {what} at {host}: {e}")
 }
 
 /// Our TLS setup for the blocking client: rustls with ring and compiled-in roots.

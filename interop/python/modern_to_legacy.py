@@ -296,6 +296,17 @@ def check_wire(trace: Path, r: Runner) -> None:
         print(f"PASS [modern-to-legacy] results complete for 2026-07-28 ({results} results checked on the wire)", flush=True)
 
 
+def check_quiet(stderr: Path, r: Runner) -> None:
+    """A session that went as it should leaves no warning in the proxy's log."""
+    warnings = [line for line in stderr.read_text().splitlines() if " WARN " in line or " ERROR " in line]
+    if warnings:
+        r.failed += 1
+        print(f"FAIL [modern-to-legacy] no warnings in the proxy's log: {warnings[:3]}", flush=True)
+    else:
+        r.passed += 1
+        print("PASS [modern-to-legacy] no warnings in the proxy's log", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--node", required=True)
@@ -323,6 +334,8 @@ def main() -> None:
 
         anyio.run(body)
         check_wire(trace, r)
+        if args.proxy_stderr:
+            check_quiet(Path(args.proxy_stderr), r)
     except BaseException as exc:  # noqa: BLE001
         r.failed += 1
         print(f"FAIL [modern-to-legacy] crashed: {type(exc).__name__}: {exc}", flush=True)

@@ -79,7 +79,18 @@ async fn fetch_json<T: for<'de> Deserialize<'de>>(
         .send()
         .await
         .map_err(|e| {
-            AuthError::Discovery(format!("cannot fetch {}: {}", redact(url), e.without_url()))
+            if e.is_connect() || e.is_timeout() {
+                let host = match (url.host_str(), url.port()) {
+                    (Some(h), Some(p)) => format!("{h}:{p}"),
+                    (h, _) => h.unwrap_or("server").to_owned(),
+                };
+                AuthError::Unreachable {
+                    url: redact(url),
+                    why: crate::error::RemoteError::from_reqwest(&host, &e, 0.0).to_string(),
+                }
+            } else {
+                AuthError::Discovery(format!("cannot fetch {}: {}", redact(url), e.without_url()))
+            }
         })?;
     if !resp.status().is_success() {
         tracing::debug!(url = %redact(url), status = %resp.status(), "metadata not found here");

@@ -42,6 +42,14 @@ pub(crate) async fn probe(http: &Http, reach: Reach) -> Result<Probe, RemoteErro
     let quiet = match discover::protected_resource(&http.client, &http.url, None).await {
         Ok(Some(_)) => Probe::SignIn(bare_get_challenge(http).await),
         Ok(None) => Probe::Unknown,
+        // Said at once: otherwise the user learns it only when a request fails.
+        Err(crate::auth::AuthError::Unreachable { why, .. }) => {
+            tracing::warn!(
+                "{why}; requests will fail until it answers (try `clerk-mcp-server check {}`)",
+                crate::config::redact_url(&http.url)
+            );
+            Probe::Unknown
+        }
         Err(e) => {
             tracing::debug!("sign-in probe: {e}");
             Probe::Unknown

@@ -350,12 +350,17 @@ impl Deliver for Relay {
     }
 }
 
-/// Answers nobody reads (a cancellation's 202).
+/// Answers nobody reads: what the server says to a notification or a response (202).
 struct Discard;
 
 impl Deliver for Discard {
     async fn deliver(&mut self, _data: Bytes) -> Result<(), Closed> {
         Ok(())
+    }
+
+    /// A notification or a response waits for nothing: 202 is the whole answer.
+    fn complete(&self) -> bool {
+        true
     }
 }
 

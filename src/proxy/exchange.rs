@@ -534,7 +534,10 @@ async fn init_over_sse(
         Err(e) => {
             let e = match first {
                 Some(f) => RemoteError::Other(format!("{f}; HTTP+SSE fallback also failed: {e}")),
-                None => e,
+                // Only HTTP+SSE was tried: the endpoint may well be Streamable HTTP.
+                None => RemoteError::Other(format!(
+                    "{e} (--transport sse; leave it out if the server speaks Streamable HTTP)"
+                )),
             };
             report_failure(ctx, &msg.ids(), &e).await;
             return InitResult::Failed(None);

@@ -76,7 +76,7 @@ impl LegacySse {
             return Err(RemoteError::NotMcp {
                 host,
                 why: format!(
-                    "Streamable HTTP failed and the HTTP+SSE stream was refused (HTTP {})",
+                    "its HTTP+SSE stream (GET) was refused (HTTP {})",
                     resp.status().as_u16()
                 ),
             });
@@ -89,7 +89,7 @@ impl LegacySse {
         if !is_sse {
             return Err(RemoteError::NotMcp {
                 host,
-                why: "neither Streamable HTTP nor an HTTP+SSE stream answered".into(),
+                why: "its answer to the HTTP+SSE GET is not an event stream".into(),
             });
         }
         let mut parser = sse::Parser::new(http.max_message);

@@ -102,6 +102,11 @@ async fn modern_client_talks_to_a_legacy_only_server() {
     );
     let (status, stderr) = p.finish().await;
     assert!(status.success(), "{stderr}");
+    // Finding out the server's era is normal negotiation, not a problem.
+    assert!(
+        !stderr.contains("WARN") && !stderr.contains("ERROR"),
+        "{stderr}"
+    );
 
     let reqs = mock.requests();
     let posts: Vec<&Recorded> = reqs.iter().filter(|r| r.method == Method::POST).collect();

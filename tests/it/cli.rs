@@ -267,3 +267,136 @@ async fn boolean_environment_switches() {
         "0 means off: plain http is refused again"
     );
 }
+
+/// The first ten minutes: each mistake a new user makes gets one line on stderr that
+/// says what to do, with exit code 2 for usage errors and 1 for the rest.
+#[tokio::test]
+async fn first_mistakes_get_one_clear_line() {
+    let usage = [
+        (
+            vec!["mcp.clerk.com/mcp"],
+            vec![],
+            "invalid server URL \"mcp.clerk.com/mcp\": it has no scheme; add https:// \
+             (https://mcp.clerk.com/mcp)",
+        ),
+        (
+            vec!["chek", "https://x.test/mcp"],
+            vec![],
+            "unknown command \"chek\": did you mean `clerk-mcp-server check`? (see --help)",
+        ),
+        (
+            vec!["https://x.test/mcp", "96x6"],
+            vec![],
+            "invalid CALLBACK_PORT: \"96x6\" after the URL is not a port; only the callback \
+             port (1-65535) may follow the URL",
+        ),
+        (
+            vec!["https://x.test/mcp", "--log-level", "loud"],
+            vec![],
+            "invalid --log-level: \"loud\" is not a level; use one of off, error, warn, info, \
+             debug, trace",
+        ),
+        (
+            vec!["https://x.test/mcp"],
+            vec![("CLERK_MCP_HEADERS", "X-Team: ${UNSET_TEAM}")],
+            "invalid header (CLERK_MCP_HEADERS): the environment variable UNSET_TEAM is not \
+             set (used by header X-Team); set it or remove the header",
+        ),
+    ];
+    for (args, env, line) in usage {
+        let out = run(&args, &env).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("clerk-mcp-server: {line}\n"),
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+
+    // Not a usage error: 1, and the updater's error said once, without its layers.
+    let out = run(
+        &["self-update", "--check"],
+        &[("CLERK_MCP_UPDATE_API_URL", "http://127.0.0.1:1")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "clerk-mcp-server: cannot look up the latest release: cannot connect to 127.0.0.1: \
+         connection refused (is the server running?); check your network and proxy settings \
+         (HTTPS_PROXY), or download a release from https://github.com/clerk/mcp-server/releases\n"
+    );
+
+    // A plain-HTTP server behind an https:// URL, and HTTP+SSE forced on a Streamable
+    // HTTP endpoint: `check` says so once, on stdout, with nothing repeated on stderr.
+    let mock = Mock::start(Options::default()).await;
+    let https = mock.url.replacen("http://", "https://", 1);
+    let host = https
+        .trim_start_matches("https://")
+        .trim_end_matches("/mcp");
+    let out = run(&["check", &https], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "Checking {https}\n✗ initialize failed: {host} answered the TLS handshake in plain \
+             HTTP: the server speaks http://, not https://, on this port; use an http:// URL\n"
+        )
+    );
+    assert_eq!(text(&out.stderr), "");
+    let out = run(&["check", &mock.url, "--transport", "sse"], &[]).await;
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("its HTTP+SSE stream (GET) was refused (HTTP 405) (--transport sse; leave it out if the server speaks Streamable HTTP)")
+            && !said.contains("Streamable HTTP failed"),
+        "{said}"
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
+/// Started by hand in a terminal, the proxy says it waits for an MCP client and how to
+/// try the server; a host it cannot reach is reported at once, not at the first request.
+#[tokio::test]
+async fn a_person_at_a_terminal_is_told_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    // `script` gives the proxy a terminal; its stdin at EOF hangs the terminal up.
+    let command = format!(
+        "{BIN} http://127.0.0.1:1/mcp --config-dir {}",
+        config.display()
+    );
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null());
+    let out = tokio::time::timeout(crate::support::WAIT, cmd.output())
+        .await
+        .unwrap()
+        .expect("`script` (util-linux) runs the proxy in a terminal");
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(
+            "waiting for an MCP client on stdin; an MCP client (Claude Desktop, Cursor...) \
+             starts this program itself. To try the server by hand, run \
+             `clerk-mcp-server check http://127.0.0.1:1/mcp`"
+        ),
+        "{said}"
+    );
+
+    let p = Proxy::spawn(&[
+        "http://127.0.0.1:1/mcp",
+        "--config-dir",
+        config.to_str().unwrap(),
+    ]);
+    p.wait_stderr(
+        "cannot connect to 127.0.0.1:1: connection refused (is the server running?); requests \
+         will fail until it answers (try `clerk-mcp-server check http://127.0.0.1:1/mcp`)",
+    )
+    .await;
+    assert!(
+        !p.stderr().contains("waiting for an MCP client"),
+        "not said to an MCP client"
+    );
+}
