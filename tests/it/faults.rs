@@ -506,17 +506,21 @@ async fn dns_failure() {
     p.finish().await;
 }
 
-/// A TLS failure (here: https to a plain HTTP port) is named, with the --ca-file hint.
+/// https:// to a plain-HTTP port is named as such, with the URL to use instead (an
+/// untrusted certificate, with its --ca-file hint, is in tls.rs).
 #[tokio::test]
 async fn tls_failure() {
     let mock = Mock::start(Options::default()).await;
     let url = mock.url.replace("http://", "https://");
     let mut p = Proxy::spawn(&[&url]);
     let msg = error_of(&mut p, 0, &init("2025-11-25")).await;
-    assert!(msg.contains("TLS") && msg.contains("--ca-file"), "{msg}");
+    assert!(
+        msg.contains("TLS handshake in plain HTTP") && msg.contains("use an http:// URL"),
+        "{msg}"
+    );
     let msg = error_of(&mut p, 1, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await;
     assert!(
-        msg.contains("TLS"),
+        msg.contains("plain HTTP"),
         "the next request is answered too: {msg}"
     );
     p.assert_memory_below(MEMORY_BOUND_MIB);
