@@ -274,11 +274,7 @@ async fn mcp(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> Res
                     .dpop_refusals
                     .push(format!("mcp: {why}"));
                 m.touch();
-                let error = if why == "nonce" {
-                    "use_dpop_nonce"
-                } else {
-                    "invalid_dpop_proof"
-                };
+                let error = dpop_error(&why);
                 return (
                     StatusCode::UNAUTHORIZED,
                     [
@@ -522,11 +518,7 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
                 seen.dpop_refusals.push(format!("token: {why}"));
                 drop(seen);
                 m.touch();
-                let error = if why == "nonce" {
-                    "use_dpop_nonce"
-                } else {
-                    "invalid_dpop_proof"
-                };
+                let error = dpop_error(&why);
                 return (
                     StatusCode::BAD_REQUEST,
                     [
@@ -714,6 +706,15 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
         answer.to_string(),
     )
         .into_response()
+}
+
+/// The OAuth error for a refused proof: a missing nonce asks for one.
+fn dpop_error(why: &str) -> &'static str {
+    if why == "nonce" {
+        "use_dpop_nonce"
+    } else {
+        "invalid_dpop_proof"
+    }
 }
 
 /// Check the request's DPoP proof (RFC 9449 §4.3) for `htm` and `htu`, with `ath` when
