@@ -50,6 +50,7 @@ export WINEDEBUG=-all,err+module
 # No Mono/Gecko install prompts, no menu entries: nothing here has a display.
 export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 unset DISPLAY WAYLAND_DISPLAY
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   timeout 10 "$WINESERVER" -k >/dev/null 2>&1
   rm -rf "$WORK"
