@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import socket
 import subprocess
@@ -303,8 +302,6 @@ def main() -> int:
     if not cmd:
         ap.error("no proxy command")
     a.log_dir.mkdir(parents=True, exist_ok=True)
-    # Logs of the proxy go to stderr only; keep them quiet unless asked for.
-    os.environ.setdefault("RUST_LOG", "info")
 
     code, out, err = run([*cmd, "--version"], 60)
     want = f"clerk-mcp-server {a.version}"
