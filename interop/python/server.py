@@ -14,13 +14,15 @@ header):
      `server/discover`, `subscriptions/listen`.
 
 Usage:
-    python server.py [--port N] [--stateless] [--json] [--log-headers FILE]
+    python server.py [--port N] [--stateless] [--json] [--sse] [--log-headers FILE]
 
 `--port 0` (the default) binds a free port on 127.0.0.1. Either way, the FIRST
 line on stdout is exactly `PORT <n>`, printed once the socket is listening;
-the endpoint is then http://127.0.0.1:<n>/mcp . `--log-headers FILE` appends
-one JSON line per HTTP request (method, headers, body) to FILE, for wire
-debugging.
+the endpoint is then http://127.0.0.1:<n>/mcp . `--sse` serves the deprecated
+2024-11-05 HTTP+SSE transport instead, at http://127.0.0.1:<n>/sse (legacy era
+only). `--log-headers FILE` appends one JSON line per HTTP request (method,
+headers, body) to FILE, for wire debugging, and one more line
+`{"method": "GET", "path": ..., "ended": true}` when a GET event stream ends.
 """
 
 from __future__ import annotations
@@ -226,7 +228,9 @@ class _HeaderLogger:
             "body": body.decode("utf-8", "replace"),
         }
         async def watch(message: Any) -> None:
-            if message["type"] == "http.response.start":
+            # One record per request: the SDK's HTTP+SSE endpoint sends a second (ignored)
+            # response start after its stream ends.
+            if message["type"] == "http.response.start" and not status:
                 status.append(message["status"])
                 record["status"] = message["status"]
                 record["response_content_type"] = next(
@@ -237,6 +241,9 @@ class _HeaderLogger:
             await send(message)
 
         await self.app(scope, _replaying(body, receive), watch)
+        if scope["method"] == "GET" and (record.get("response_content_type") or "").startswith("text/event-stream"):
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"method": "GET", "path": scope["path"], "ended": True}) + "\n")
 
 
 def main() -> None:
@@ -246,11 +253,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="JSON responses instead of SSE where the SDK allows")
     parser.add_argument("--log-headers", metavar="FILE", help="append one JSON line per HTTP request to FILE")
     parser.add_argument("--modern-only", action="store_true", help="refuse the legacy initialize handshake (-32022)")
+    parser.add_argument("--sse", action="store_true", help="serve the 2024-11-05 HTTP+SSE transport at /sse instead")
     args = parser.parse_args()
 
-    app: Any = mcp.streamable_http_app(
-        json_response=args.json, stateless_http=args.stateless, host="127.0.0.1", session_idle_timeout=300
-    )
+    app: Any
+    if args.sse:
+        app = mcp.sse_app(host="127.0.0.1")
+    else:
+        app = mcp.streamable_http_app(
+            json_response=args.json, stateless_http=args.stateless, host="127.0.0.1", session_idle_timeout=300
+        )
     if args.modern_only:
         app = _ModernOnly(app)
     if args.log_headers:
