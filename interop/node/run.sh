@@ -9,6 +9,8 @@
 #     sse (--transport sse) and sse (default transport: must fall back to SSE);
 #   * the conformance client scenarios initialize, tools_call,
 #     elicitation-sep1034-client-defaults and sse-retry (runner on Node 22);
+#   * mcp-remote-cache-shape.mjs: the real mcp-remote's token cache files against
+#     tests/fixtures/mcp-remote-v1 (does not use BIN);
 #   * with --auth (or INTEROP_AUTH=1): also the conformance OAuth scenarios auth/* listed in
 #     $auth_scenarios below, one result each; --only-auth runs just those. See
 #     conformance-client.mjs for the flags and the BROWSER program they give the proxy.
@@ -138,7 +140,18 @@ run_conformance() { # scenario [package dir: the 0.1.16 line by default]
   fi
 }
 
+run_cache_shape() {
+  echo "== mcp-remote cache shape (tests/fixtures/mcp-remote-v1)"
+  if timeout -k 5 75 "$node22" mcp-remote-cache-shape.mjs; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failed_names+=("mcp-remote cache shape")
+  fi
+}
+
 if [ "$auth" != only ]; then
+  run_cache_shape
   run_sdk "streamableHttp (default transport)" streamableHttp
   run_sdk "sse (--transport sse)" sse --transport sse
   run_sdk "sse (default transport: fallback)" sse
