@@ -59,7 +59,7 @@ pub(crate) async fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     }
     let config = Config::from_args(&args.remote)?;
     let auth = crate::auth::Auth::new(
-        crate::remote::build_client(&config)?,
+        crate::remote::build_client(&config, None)?,
         config.url.clone(),
         config.auth.clone(),
     );

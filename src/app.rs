@@ -141,6 +141,9 @@ fn init_logging(args: &RemoteArgs, check: bool) -> Result<(), ConfigError> {
         "info"
     };
     let filter = match (&args.log_level, std::env::var("RUST_LOG").ok()) {
+        // mcp-remote's switches; --log-level says more and wins.
+        (None, _) if args.debug => EnvFilter::new("debug"),
+        (None, _) if args.silent => EnvFilter::new("error"),
         (Some(level), _) => log_filter(level)?,
         (None, Some(env)) if !env.is_empty() => {
             EnvFilter::try_new(env).unwrap_or_else(|_| EnvFilter::new(default))
@@ -156,7 +159,24 @@ fn init_logging(args: &RemoteArgs, check: bool) -> Result<(), ConfigError> {
         .with_env_filter(filter)
         .with_target(false);
     let stderr = std::io::stderr.with_filter(|m: &tracing::Metadata<'_>| m.target() != EXIT_TARGET);
-    match &args.log_file {
+    // --debug: also a debug.log in the config directory, as mcp-remote keeps one.
+    let debug_log = match (&args.log_file, args.debug) {
+        (None, true) => args
+            .auth
+            .config_dir
+            .clone()
+            .or_else(crate::auth::store::default_dir)
+            .map(|d| d.join("debug.log")),
+        _ => None,
+    };
+    if let Some(dir) = debug_log.as_ref().and_then(|p| p.parent()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let _ = builder.create(dir);
+    }
+    match args.log_file.as_ref().or(debug_log.as_ref()) {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
@@ -176,6 +196,9 @@ fn init_logging(args: &RemoteArgs, check: bool) -> Result<(), ConfigError> {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(stderr)
             .init(),
+    }
+    if let Some(path) = &debug_log {
+        tracing::info!("debug log: {}", path.display());
     }
     Ok(())
 }

@@ -151,14 +151,54 @@ pub struct RemoteArgs {
 
     /// Seconds a request may go without any sign of life from the server. Each streamed
     /// event (progress, logs) restarts the clock, so long tool calls that report progress
-    /// are not cut off. `subscriptions/listen` streams are exempt.
+    /// are not cut off. `subscriptions/listen` streams are exempt. 0 turns it off.
+    /// mcp-remote's --body-timeout is the same flag.
     #[arg(
         long,
+        visible_alias = "body-timeout",
         value_name = "SECS",
         default_value_t = 300.0,
         env = "CLERK_MCP_REQUEST_TIMEOUT"
     )]
     pub request_timeout: f64,
+
+    /// Seconds to wait for the response headers of a request (default: --request-timeout).
+    /// 0 turns it off.
+    #[arg(long, value_name = "SECS", env = "CLERK_MCP_HEADERS_TIMEOUT")]
+    pub headers_timeout: Option<f64>,
+
+    /// Connect over IPv4 only.
+    #[arg(long, env = "CLERK_MCP_IPV4", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub ipv4: bool,
+
+    /// Send a `ping` on a session that has been quiet for --ping-interval seconds, so
+    /// load balancers and servers do not drop it.
+    #[arg(long, env = "CLERK_MCP_KEEP_ALIVE", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub keep_alive: bool,
+
+    /// Seconds of quiet before a keep-alive ping (default 30). Turns --keep-alive on.
+    #[arg(long, value_name = "SECS", env = "CLERK_MCP_PING_INTERVAL")]
+    pub ping_interval: Option<f64>,
+
+    /// Keep no cookies. By default the server's cookies (sticky load balancers) are kept
+    /// in memory for this process and sent back only to the origin that set them, never
+    /// to an authorization server.
+    #[arg(long, env = "CLERK_MCP_DISABLE_COOKIES", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub disable_cookies: bool,
+
+    /// Log at debug level, also to debug.log in the config directory (the path is
+    /// printed on stderr).
+    #[arg(long)]
+    pub debug: bool,
+
+    /// Log only errors (the same as --log-level error); --debug wins over it.
+    #[arg(long)]
+    pub silent: bool,
+
+    /// Accepted for mcp-remote's sake: the proxy variables (HTTPS_PROXY, HTTP_PROXY,
+    /// NO_PROXY) are always honoured.
+    #[arg(long, hide = true)]
+    pub enable_proxy: bool,
 
     /// Extra PEM certificate roots to trust (e.g. a corporate TLS-intercepting proxy).
     #[arg(long, value_name = "PATH", env = "CLERK_MCP_CA_FILE")]
@@ -245,14 +285,58 @@ pub struct AuthArgs {
     #[arg(long = "authorize-param", value_name = "KEY=VALUE")]
     pub authorize_params: Vec<String>,
 
-    /// Path of the loopback redirect URI.
+    /// Path of the loopback redirect URI (default /callback; /oauth/callback where
+    /// mcp-remote's redirect URI is used).
+    #[arg(long, value_name = "PATH", env = "CLERK_MCP_CALLBACK_PATH")]
+    pub callback_path: Option<String>,
+
+    /// Host of the loopback redirect URI (default 127.0.0.1; localhost where mcp-remote's
+    /// redirect URI is used). The listener always binds 127.0.0.1.
+    #[arg(long, value_name = "HOST", env = "CLERK_MCP_HOST")]
+    pub host: Option<String>,
+
+    /// Send the browser to this URL (303) once the sign-in completed, instead of our page.
+    #[arg(long, value_name = "URL", env = "CLERK_MCP_AUTH_SUCCESS_URL")]
+    pub auth_success_url: Option<String>,
+
+    /// A registered client as JSON, inline or @FILE: client_id, client_secret,
+    /// token_endpoint_auth_method, scope (as mcp-remote takes it). ${VAR} expands from
+    /// the environment.
     #[arg(
         long,
-        value_name = "PATH",
-        default_value = "/callback",
-        env = "CLERK_MCP_CALLBACK_PATH"
+        value_name = "JSON|@FILE",
+        env = "CLERK_MCP_STATIC_OAUTH_CLIENT_INFO",
+        hide_env_values = true
     )]
-    pub callback_path: String,
+    pub static_oauth_client_info: Option<String>,
+
+    /// Fields merged into the registration request, as JSON inline or @FILE (as
+    /// mcp-remote takes it). Its `scope` is the one requested.
+    #[arg(
+        long,
+        value_name = "JSON|@FILE",
+        env = "CLERK_MCP_STATIC_OAUTH_CLIENT_METADATA"
+    )]
+    pub static_oauth_client_metadata: Option<String>,
+
+    /// The token endpoint for --client-credentials: discovery is skipped. https, or http
+    /// on loopback.
+    #[arg(long, value_name = "URL", env = "CLERK_MCP_TOKEN_ENDPOINT")]
+    pub token_endpoint: Option<String>,
+
+    /// Present the ID token, not the access token, to the server (renewed by the ID
+    /// token's own expiry).
+    #[arg(long, env = "CLERK_MCP_USE_ID_TOKEN", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub use_id_token: bool,
+
+    /// Send no RFC 8707 `resource` parameter (for authorization servers that refuse it).
+    #[arg(long, env = "CLERK_MCP_DISABLE_RESOURCE_PARAMETER", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub disable_resource_parameter: bool,
+
+    /// Do not import a sign-in from mcp-remote's cache (~/.mcp-auth, or
+    /// MCP_REMOTE_CONFIG_DIR) on the first start for a server.
+    #[arg(long, env = "CLERK_MCP_NO_IMPORT", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
+    pub no_import: bool,
 
     /// Port of the loopback redirect URI (default: a stable port chosen per server).
     #[arg(long, value_name = "PORT", env = "CLERK_MCP_CALLBACK_PORT")]
@@ -361,7 +445,13 @@ pub enum ProtocolArg {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportArg {
+    /// Streamable HTTP, then HTTP+SSE on 404 or 405 (mcp-remote's http-first).
+    #[value(alias = "http-first")]
     Auto,
+    /// HTTP+SSE, then Streamable HTTP on 404 or 405 (as mcp-remote's sse-first).
+    SseFirst,
+    #[value(alias = "http-only")]
     StreamableHttp,
+    #[value(alias = "sse-only")]
     Sse,
 }

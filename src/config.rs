@@ -14,7 +14,10 @@ use crate::error::ConfigError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportMode {
+    /// Streamable HTTP, then HTTP+SSE.
     Auto,
+    /// HTTP+SSE, then Streamable HTTP.
+    SseFirst,
     StreamableHttp,
     Sse,
 }
@@ -38,7 +41,17 @@ pub struct Config {
     pub transport: TransportMode,
     pub protocol: ProtocolMode,
     pub connect_timeout: Duration,
+    /// Silence allowed on a request (`--request-timeout`, `--body-timeout`).
     pub request_timeout: Duration,
+    /// `--headers-timeout`: the wait for response headers; `None` uses the request
+    /// timeout.
+    pub headers_timeout: Option<Duration>,
+    /// `--ipv4`: connect over IPv4 only.
+    pub ipv4: bool,
+    /// `--keep-alive`/`--ping-interval`: ping a session quiet for this long.
+    pub keep_alive: Option<Duration>,
+    /// Keep the server's cookies for this process (off with `--disable-cookies`).
+    pub cookies: bool,
     pub ca_file: Option<PathBuf>,
     pub max_message_size: usize,
     /// How long shutdown may spend ending the session (H-DELETE).
@@ -78,6 +91,8 @@ impl Config {
             auth.callback_port = auth.callback_port.or(Some(port));
         }
         let mut headers = HeaderMap::new();
+        // Names and values before expansion, for mcp-remote's cache key.
+        let mut raw_headers = Vec::new();
         if let Some(path) = &args.header_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::HeaderFile {
                 path: path.clone(),
@@ -89,6 +104,7 @@ impl Config {
                     continue;
                 }
                 let origin = format!("{}:{}", path.display(), n + 1);
+                raw_headers.extend(crate::auth::compat::header_for_hash(line));
                 let (name, value) = parse_header(line, &origin, env)?;
                 headers.append(name, value);
             }
@@ -105,14 +121,37 @@ impl Config {
             if raw.trim().is_empty() {
                 continue;
             }
+            raw_headers.extend(crate::auth::compat::header_for_hash(raw));
             let (name, value) = parse_header(raw, origin, env)?;
             headers.append(name, value);
         }
+        auth.mcp_remote = crate::auth::compat::McpRemote {
+            hash: crate::auth::compat::hash(&crate::auth::compat::HashInputs {
+                url: &args.url,
+                resource: auth.resource.as_deref().filter(|_| !auth.no_resource),
+                authorize_params: &auth.authorize_params,
+                headers: raw_headers,
+                client_metadata_url: auth.client_metadata_url.as_deref(),
+                token_endpoint: auth.token_endpoint.as_ref().map(Url::as_str),
+            }),
+            cache_dir: crate::auth::compat::cache_dir(env).filter(|_| !args.auth.no_import),
+        };
+        if args.enable_proxy {
+            tracing::info!(
+                "--enable-proxy has no effect here: HTTPS_PROXY, HTTP_PROXY and NO_PROXY are always honoured"
+            );
+        }
+        let ping = match args.ping_interval {
+            Some(s) => Some(seconds("--ping-interval", s)?),
+            None if args.keep_alive => Some(DEFAULT_PING_INTERVAL),
+            None => None,
+        };
         Ok(Config {
             url,
             headers,
             transport: match args.transport {
                 TransportArg::Auto => TransportMode::Auto,
+                TransportArg::SseFirst => TransportMode::SseFirst,
                 TransportArg::StreamableHttp => TransportMode::StreamableHttp,
                 TransportArg::Sse => TransportMode::Sse,
             },
@@ -122,7 +161,14 @@ impl Config {
                 crate::cli::ProtocolArg::Modern => ProtocolMode::Modern,
             },
             connect_timeout: seconds("--connect-timeout", args.connect_timeout)?,
-            request_timeout: seconds("--request-timeout", args.request_timeout)?,
+            request_timeout: seconds_or_off("--request-timeout", args.request_timeout)?,
+            headers_timeout: args
+                .headers_timeout
+                .map(|s| seconds_or_off("--headers-timeout", s))
+                .transpose()?,
+            ipv4: args.ipv4,
+            keep_alive: ping,
+            cookies: !args.disable_cookies,
             ca_file: args.ca_file.clone(),
             max_message_size: args.max_message_size.max(1024),
             shutdown_grace: Duration::from_secs(2),
@@ -154,58 +200,123 @@ fn auth_config(
     args: &crate::cli::AuthArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<crate::auth::AuthConfig, ConfigError> {
+    let invalid = |flag: &'static str, why: String| ConfigError::Invalid { flag, why };
     let mut authorize_params = Vec::new();
     for raw in &args.authorize_params {
-        let (k, v) = raw.split_once('=').ok_or_else(|| ConfigError::Invalid {
-            flag: "--authorize-param",
-            why: format!("{raw:?} is not key=value"),
-        })?;
+        let (k, v) = raw
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| invalid("--authorize-param", format!("{raw:?} is not key=value")))?;
+        let k = k.trim();
         if crate::auth::flow::RESERVED_PARAMS.contains(&k) {
-            return Err(ConfigError::Invalid {
-                flag: "--authorize-param",
-                why: format!("{k:?} is set by the sign-in flow itself and cannot be overridden"),
-            });
+            return Err(invalid(
+                "--authorize-param",
+                format!("{k:?} is set by the sign-in flow itself and cannot be overridden"),
+            ));
         }
         authorize_params.push((k.to_owned(), v.to_owned()));
     }
-    if !args.callback_path.starts_with('/') {
-        return Err(ConfigError::Invalid {
-            flag: "--callback-path",
-            why: "it must start with /".into(),
-        });
+    if let Some(path) = &args.callback_path
+        && !path.starts_with('/')
+    {
+        return Err(invalid("--callback-path", "it must start with /".into()));
     }
-    if let Some(u) = &args.client_metadata_url {
-        let url = Url::parse(u).map_err(|e| ConfigError::Invalid {
-            flag: "--client-metadata-url",
-            why: e.to_string(),
-        })?;
+    if let Some(host) = &args.host
+        && (host.is_empty() || host.contains(['/', '?', '#', '@', ' ']))
+    {
+        return Err(invalid(
+            "--host",
+            format!("{host:?} is not a host name (e.g. localhost or 127.0.0.1)"),
+        ));
+    }
+    let client_metadata_url = args.client_metadata_url.as_deref().map(str::trim);
+    if let Some(u) = client_metadata_url {
+        let url = Url::parse(u).map_err(|e| invalid("--client-metadata-url", e.to_string()))?;
         if url.scheme() != "https" && !is_loopback(&url) || url.path() == "/" {
-            return Err(ConfigError::Invalid {
-                flag: "--client-metadata-url",
-                why: "a client metadata document URL must be https and have a path".into(),
-            });
+            return Err(invalid(
+                "--client-metadata-url",
+                "a client metadata document URL must be https and have a path".into(),
+            ));
         }
     }
+    let success_url = args
+        .auth_success_url
+        .as_deref()
+        .map(success_url)
+        .transpose()?;
+    let info = args
+        .static_oauth_client_info
+        .as_deref()
+        .map(|v| static_client_info(v, env))
+        .transpose()?;
+    let client_metadata = args
+        .static_oauth_client_metadata
+        .as_deref()
+        .map(|v| static_json("--static-oauth-client-metadata", v, None))
+        .transpose()?;
+    // The static client stands in for --client-id and --client-secret.
+    let mut args = args.clone();
+    if let Some(info) = &info {
+        if args.client_id.is_some() {
+            return Err(invalid(
+                "--static-oauth-client-info",
+                "it names the client; leave out --client-id".into(),
+            ));
+        }
+        args.client_id = Some(info.client_id.clone());
+        args.client_secret = args.client_secret.or_else(|| info.client_secret.clone());
+    }
+    let args = &args;
     let grant = grant(args)?;
+    let token_endpoint = args
+        .token_endpoint
+        .as_deref()
+        .map(|u| token_endpoint(u, &grant))
+        .transpose()?;
+    // mcp-remote: an empty --resource is the same as --disable-resource-parameter.
+    let resource = args.resource.as_deref().map(str::trim);
+    let no_resource = args.disable_resource_parameter || resource == Some("");
+    if args.disable_resource_parameter && resource.is_some_and(|r| !r.is_empty()) {
+        tracing::warn!("--disable-resource-parameter wins over --resource: no resource is sent");
+    }
     let config_dir = match &args.config_dir {
         Some(d) => d.clone(),
-        None => crate::auth::store::default_dir().ok_or_else(|| ConfigError::Invalid {
-            flag: "--config-dir",
-            why: "no home directory to keep sign-in tokens in; pass --config-dir".into(),
+        None => crate::auth::store::default_dir().ok_or_else(|| {
+            invalid(
+                "--config-dir",
+                "no home directory to keep sign-in tokens in; pass --config-dir".into(),
+            )
         })?,
     };
+    let scope = args.scope.clone().or_else(|| {
+        client_metadata
+            .as_ref()
+            .and_then(|m| m.get("scope")?.as_str())
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    });
     Ok(crate::auth::AuthConfig {
         client_id: args.client_id.clone(),
         client_secret: args
             .client_secret
             .clone()
             .map(crate::auth::store::Secret::new),
-        client_metadata_url: args.client_metadata_url.clone(),
-        scope: args.scope.clone(),
-        resource: args.resource.clone(),
+        client_metadata_url: client_metadata_url.map(str::to_owned),
+        scope,
+        resource: resource.filter(|r| !r.is_empty()).map(str::to_owned),
         authorize_params,
         callback_path: args.callback_path.clone(),
         callback_port: args.callback_port,
+        callback_host: args.host.clone(),
+        success_url,
+        static_client: info.is_some(),
+        static_auth_method: info.as_ref().and_then(|i| i.auth_method.clone()),
+        static_scope: info.and_then(|i| i.scope),
+        client_metadata,
+        token_endpoint,
+        use_id_token: args.use_id_token,
+        no_resource,
+        mcp_remote: Default::default(),
         no_browser: args.no_browser,
         browser: env("BROWSER").filter(|b| !b.is_empty()),
         device_code: args.device_code,
@@ -215,6 +326,113 @@ fn auth_config(
         grant,
         dpop: !args.no_dpop,
     })
+}
+
+/// `--auth-success-url`: https, or http on loopback; nothing that could carry a secret
+/// or be appended to (no credentials, query or fragment).
+fn success_url(raw: &str) -> Result<Url, ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid {
+        flag: "--auth-success-url",
+        why: format!("{raw:?} {why}"),
+    };
+    let url = Url::parse(raw.trim()).map_err(|e| invalid(&format!("is not a URL ({e})")))?;
+    if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+        return Err(invalid("must be https (or http on loopback)"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || raw.contains(['?', '#']) {
+        return Err(invalid("must have no credentials, query or fragment"));
+    }
+    Ok(url)
+}
+
+/// `--token-endpoint`: only for the client credentials grant; https, or http on
+/// loopback; no credentials or fragment.
+fn token_endpoint(raw: &str, grant: &crate::auth::Grant) -> Result<Url, ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid {
+        flag: "--token-endpoint",
+        why,
+    };
+    if !matches!(grant, crate::auth::Grant::ClientCredentials { .. }) {
+        return Err(invalid(
+            "it is for --client-credentials (a machine's grant); pass that too".into(),
+        ));
+    }
+    let url = Url::parse(raw.trim()).map_err(|e| invalid(format!("{raw:?}: {e}")))?;
+    if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+        return Err(invalid(format!(
+            "{raw:?} must be https (or http on loopback)"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(invalid(format!(
+            "{raw:?} must have no credentials or fragment"
+        )));
+    }
+    Ok(url)
+}
+
+/// A view of the environment (injected in tests).
+type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// What `--static-oauth-client-info` gives.
+struct StaticClient {
+    client_id: String,
+    client_secret: Option<String>,
+    auth_method: Option<String>,
+    scope: Option<String>,
+}
+
+/// `--static-oauth-client-info`: JSON inline or `@FILE`, `${VAR}` expanded first (an
+/// unset variable is an error, not sent as text as mcp-remote does).
+fn static_client_info(
+    value: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<StaticClient, ConfigError> {
+    const FLAG: &str = "--static-oauth-client-info";
+    let json = static_json(FLAG, value, Some(env))?;
+    let text = |k: &str| json.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let client_id =
+        text("client_id")
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| ConfigError::Invalid {
+                flag: FLAG,
+                why: "it has no \"client_id\"".into(),
+            })?;
+    Ok(StaticClient {
+        client_id,
+        client_secret: text("client_secret").filter(|s| !s.is_empty()),
+        auth_method: text("token_endpoint_auth_method"),
+        scope: text("scope").filter(|s| !s.trim().is_empty()),
+    })
+}
+
+/// A JSON object given inline or as `@FILE`; with `env`, `${VAR}` expands in the text.
+fn static_json(
+    flag: &'static str,
+    value: &str,
+    env: Option<&Env<'_>>,
+) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid { flag, why };
+    let (text, path) = crate::auth::compat::json_arg(value).map_err(invalid)?;
+    let from = match &path {
+        Some(p) => format!("{} ", p.display()),
+        None => String::new(),
+    };
+    let text = match env {
+        Some(env) => expand_env(&text, env).map_err(|var| {
+            invalid(format!(
+                "{from}uses ${{{var}}}, which is not set in the environment"
+            ))
+        })?,
+        None => text,
+    };
+    match serde_json::from_str(&text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(invalid(format!("{from}is not a JSON object"))),
+        Err(e) => Err(invalid(format!(
+            "{from}is not JSON ({e}); give a JSON object, or @FILE"
+        ))),
+    }
 }
 
 /// `--grant id-jag` and everything it needs, checked before the start.
@@ -405,6 +623,19 @@ fn grant(args: &crate::cli::AuthArgs) -> Result<crate::auth::Grant, ConfigError>
         (None, Some(_)) => None,
     };
     Ok(crate::auth::Grant::ClientCredentials { key })
+}
+
+/// mcp-remote's keep-alive period.
+const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A timeout that `0` turns off: so long that it never fires.
+pub(crate) const OFF: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn seconds_or_off(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    if value == 0.0 {
+        return Ok(OFF);
+    }
+    seconds(flag, value)
 }
 
 fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {

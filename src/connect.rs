@@ -7,13 +7,14 @@ use crate::error::ConfigError;
 use crate::remote::http::Http;
 
 /// The pooled client, plus sign-in unless the user supplies their own Authorization
-/// header.
+/// header. Sign-in has a client of its own, so the MCP server's cookies never reach an
+/// authorization server.
 pub(crate) fn connect(config: &Config) -> Result<Arc<Http>, ConfigError> {
-    let client = crate::remote::build_client(config)?;
-    let mut http = Http::new(client.clone(), config);
+    let jar = config.cookies.then(Arc::default);
+    let mut http = Http::new(crate::remote::build_client(config, jar)?, config);
     if !config.headers.contains_key(reqwest::header::AUTHORIZATION) {
         http.auth = Some(Arc::new(crate::auth::Auth::new(
-            client,
+            crate::remote::build_client(config, None)?,
             config.url.clone(),
             config.auth.clone(),
         )));

@@ -99,8 +99,13 @@ pub enum RemoteError {
     Connect { host: String, why: String },
     // `{secs}`, not `{secs:.0}`: a fractional --request-timeout such as 0.5 must read
     // "within 0.5 s", not "within 0 s". f64's Display still prints 300.0 as "300".
-    #[error("{host} did not answer within {secs} s (--request-timeout)")]
-    Timeout { host: String, secs: f64 },
+    #[error("{host} did not answer within {secs} s ({flag})")]
+    Timeout {
+        host: String,
+        secs: f64,
+        /// The flag that sets this wait.
+        flag: &'static str,
+    },
     #[error("connection to {host} failed: {why}")]
     Io { host: String, why: String },
     #[error("{host} answered HTTP {status}{detail}")]
@@ -140,6 +145,7 @@ impl RemoteError {
             return RemoteError::Timeout {
                 host,
                 secs: timeout_secs,
+                flag: "--request-timeout",
             };
         }
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);

@@ -243,6 +243,8 @@ where
         listens: 0,
         generation: 0,
         config,
+        last_activity: tokio::time::Instant::now(),
+        pings: 0,
     };
     let result = proxy.run_loop(&mut reader, events, shutdown).await;
     proxy.shutdown().await;
@@ -267,6 +269,10 @@ struct Proxy {
     listens: u64,
     generation: u64,
     config: Arc<Config>,
+    /// When the client or the server last did something, for the keep-alive ping.
+    last_activity: tokio::time::Instant,
+    /// Keep-alive pings sent, for their ids.
+    pings: u64,
 }
 
 impl Proxy {
@@ -288,15 +294,22 @@ impl Proxy {
                     None => std::future::pending().await,
                 }
             };
+            let quiet = self.keep_alive_due();
             tokio::select! {
                 biased;
                 _ = &mut shutdown => {
                     tracing::debug!("shutdown signal");
                     return Ok(());
                 }
-                Some(ev) = events.recv() => self.on_event(ev).await,
+                Some(ev) = events.recv() => {
+                    self.last_activity = tokio::time::Instant::now();
+                    self.on_event(ev).await;
+                }
                 frame = lines.next(), if drain_deadline.is_none() && !self.saturated() => match frame {
-                    Ok(Some(Frame::Line(line))) => self.on_line(line).await,
+                    Ok(Some(Frame::Line(line))) => {
+                        self.last_activity = tokio::time::Instant::now();
+                        self.on_line(line).await;
+                    }
                     Ok(Some(Frame::TooLong { len, head })) => {
                         tracing::warn!(len, "stdin line over --max-message-size; rejected");
                         let msg = crate::error::over_limit(
@@ -318,12 +331,62 @@ impl Proxy {
                     }
                 },
                 _ = deadline => return Ok(()),
+                _ = quiet => self.ping(),
                 _ = self.out.closed() => {
                     tracing::debug!("stdout closed; exiting");
                     return Ok(());
                 }
             }
         }
+    }
+
+    /// Fires when the session has been quiet for the keep-alive interval (never without
+    /// `--keep-alive`, or before a Streamable HTTP session is up).
+    fn keep_alive_due(&self) -> impl Future<Output = ()> + use<> {
+        let due = match (self.config.keep_alive, &self.conn) {
+            (Some(every), Conn::Ready(_)) if self.table.is_empty() => {
+                Some(self.last_activity + every)
+            }
+            _ => None,
+        };
+        async move {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// A keep-alive `ping` on the session (as mcp-remote's --keep-alive sends): its
+    /// answer, or its failure, goes nowhere but the log.
+    fn ping(&mut self) {
+        self.last_activity = tokio::time::Instant::now();
+        let Conn::Ready(session) = &self.conn else {
+            return;
+        };
+        self.pings += 1;
+        let body = Bytes::from(format!(
+            r#"{{"jsonrpc":"2.0","id":"clerk-mcp-server-keepalive-{}","method":"ping"}}"#,
+            self.pings
+        ));
+        let http = self.ctx.http.clone();
+        let session = session.headers.clone();
+        tokio::spawn(async move {
+            let mut headers = HeaderMap::new();
+            session.apply(&mut headers);
+            let post = Post {
+                body,
+                headers,
+                session: Some(&session),
+                idle: Some(http.request_timeout),
+                resumable: false,
+                probe_era: false,
+            };
+            match http.exchange(post, &mut backport::Discard).await {
+                Outcome::Done { .. } => tracing::debug!("keep-alive ping answered"),
+                other => tracing::info!("keep-alive ping failed: {}", outcome_summary(&other)),
+            }
+        });
     }
 
     /// Whether stdin should wait: [`MAX_IN_FLIGHT`] messages are already in flight.
@@ -1010,4 +1073,17 @@ fn rebatch(kept: &[&jsonrpc::Message<'_>]) -> Bytes {
     }
     body.push(b']');
     Bytes::from(body)
+}
+
+/// A short description of an exchange that did not end well, for the log.
+fn outcome_summary(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Status { error, .. } | Outcome::Failed(error) | Outcome::LegacyOnly(error) => {
+            error.to_string()
+        }
+        Outcome::SessionGone => "the session is gone (HTTP 404)".into(),
+        Outcome::Unauthorized { .. } => "HTTP 401".into(),
+        Outcome::InsufficientScope { .. } => "HTTP 403".into(),
+        Outcome::OutputClosed | Outcome::Done { .. } => "ended".into(),
+    }
 }

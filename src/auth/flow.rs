@@ -77,7 +77,8 @@ pub(crate) fn select_scope(
                 .and_then(|p| p.scopes_supported.as_ref())
                 .filter(|s| !s.is_empty())
                 .map(|s| s.join(" "))
-        })?;
+        })
+        .or_else(|| cfg.static_scope.clone())?;
     let offers_offline = d
         .meta
         .scopes_supported
@@ -97,14 +98,64 @@ pub(crate) struct Callback {
     path: String,
 }
 
+/// Where the browser is sent back to: `http://{host}:{port}{path}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Redirect {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) path: String,
+    /// The URI was registered as it is: another port would not be accepted.
+    pub(crate) strict: bool,
+}
+
+impl Redirect {
+    /// Ours: 127.0.0.1, a port stable per server, `/callback`; flags win.
+    pub(crate) fn ours(cfg: &AuthConfig, stable_port: u16) -> Redirect {
+        Redirect {
+            host: cfg.callback_host.clone().unwrap_or("127.0.0.1".into()),
+            port: cfg.callback_port.unwrap_or(stable_port),
+            path: cfg.callback_path.clone().unwrap_or("/callback".into()),
+            strict: cfg.callback_port.is_some(),
+        }
+    }
+
+    /// mcp-remote 0.15.1's, for a client registered with it: `localhost` (127.0.0.1 on
+    /// Windows), the port derived from its cache key, `/oauth/callback`; flags win.
+    pub(crate) fn mcp_remote(cfg: &AuthConfig) -> Redirect {
+        use crate::auth::compat;
+        Redirect {
+            host: cfg
+                .callback_host
+                .clone()
+                .unwrap_or(compat::default_host().into()),
+            port: cfg
+                .callback_port
+                .unwrap_or_else(|| compat::port(&cfg.mcp_remote.hash)),
+            path: cfg
+                .callback_path
+                .clone()
+                .unwrap_or(compat::CALLBACK_PATH.into()),
+            strict: true,
+        }
+    }
+
+    pub(crate) fn uri(&self) -> String {
+        format!("http://{}:{}{}", self.host, self.port, self.path)
+    }
+}
+
 impl Callback {
-    pub(crate) async fn bind(cfg: &AuthConfig, stable_port: u16) -> Result<Callback, AuthError> {
-        let wanted = cfg.callback_port.unwrap_or(stable_port);
+    /// Listen on 127.0.0.1 (whatever the redirect's host says) for `redirect`. When the
+    /// port is taken and the URI is not strict, another port is used.
+    pub(crate) async fn bind(mut redirect: Redirect) -> Result<Callback, AuthError> {
+        let wanted = redirect.port;
         let listener = match TcpListener::bind(("127.0.0.1", wanted)).await {
             Ok(l) => l,
-            Err(e) if cfg.callback_port.is_some() => {
+            Err(e) if redirect.strict => {
                 return Err(AuthError::Callback(format!(
-                    "cannot listen on 127.0.0.1:{wanted} for the sign-in callback (--callback-port): {e}"
+                    "cannot listen on 127.0.0.1:{wanted} for the sign-in callback, the port of \
+                     the registered redirect URI {}: {e}",
+                    redirect.uri()
                 )));
             }
             Err(_) => {
@@ -117,20 +168,21 @@ impl Callback {
                     .map_err(|e| AuthError::Callback(format!("cannot listen on 127.0.0.1: {e}")))?
             }
         };
-        let port = listener
+        redirect.port = listener
             .local_addr()
             .map_err(|e| AuthError::Callback(e.to_string()))?
             .port();
-        let path = cfg.callback_path.clone();
         Ok(Callback {
             listener,
-            redirect_uri: format!("http://127.0.0.1:{port}{path}"),
-            path,
+            redirect_uri: redirect.uri(),
+            path: redirect.path,
         })
     }
 
-    /// Serve until the redirect with our `state` arrives; answer with a small page.
-    pub(crate) async fn wait(self, state: &str) -> Result<CallbackParams, AuthError> {
+    /// Serve until the redirect with our `state` arrives. Other requests get a small
+    /// page at once; the redirect's own browser tab is held until the sign-in ends
+    /// ([`Held::finish`]), so it tells the truth about the outcome.
+    pub(crate) async fn wait(self, state: &str) -> Result<(CallbackParams, Held), AuthError> {
         loop {
             let (mut stream, _) = self
                 .listener
@@ -139,9 +191,14 @@ impl Callback {
                 .map_err(|e| AuthError::Callback(e.to_string()))?;
             let head = read_head(&mut stream).await;
             let (page, outcome) = self.judge(&head, state);
-            respond(&mut stream, page.status, page.title, &page.message).await;
-            if let Some(outcome) = outcome {
-                return outcome;
+            match outcome {
+                Some(Ok(params)) => return Ok((params, Held { stream })),
+                outcome => {
+                    respond(&mut stream, page.status, page.title, &page.message).await;
+                    if let Some(Err(e)) = outcome {
+                        return Err(e);
+                    }
+                }
             }
         }
     }
@@ -192,12 +249,40 @@ impl Callback {
             let denied = AuthError::Denied("the callback carried no authorization code".into());
             return (page, Some(Err(denied)));
         }
-        let page = Page::new(
-            200,
-            "Signed in",
-            "You are signed in. You can close this tab and return to your MCP client.",
-        );
+        // Not sent: the tab is held until the sign-in ends (Held::finish).
+        let page = Page::new(200, "Signed in", "");
         (page, Some(Ok(params)))
+    }
+}
+
+/// The browser tab of the redirect, waiting for the outcome of the sign-in.
+pub(crate) struct Held {
+    stream: tokio::net::TcpStream,
+}
+
+impl Held {
+    /// Tell the browser how the sign-in ended: `--auth-success-url` (303, nothing
+    /// appended) or our page on success, our error page otherwise.
+    pub(crate) async fn finish<T>(mut self, outcome: &Result<T, AuthError>, success: Option<&Url>) {
+        match (outcome, success) {
+            (Ok(_), Some(url)) => {
+                let head = format!(
+                    "HTTP/1.1 303 See Other\r\nlocation: {url}\r\ncontent-length: 0\r\ncache-control: no-store\r\nconnection: close\r\n\r\n"
+                );
+                let _ = self.stream.write_all(head.as_bytes()).await;
+                let _ = self.stream.shutdown().await;
+            }
+            (Ok(_), None) => {
+                let message =
+                    "You are signed in. You can close this tab and return to your MCP client.";
+                respond(&mut self.stream, 200, "Signed in", message).await;
+            }
+            (Err(e), _) => {
+                let message =
+                    format!("{e}. You can close this tab and try again from your MCP client.");
+                respond(&mut self.stream, 502, "Sign-in failed", &message).await;
+            }
+        }
     }
 }
 
@@ -324,8 +409,10 @@ pub(crate) fn authorize_url(
             .append_pair("redirect_uri", &client.redirect_uri)
             .append_pair("code_challenge", challenge)
             .append_pair("code_challenge_method", "S256")
-            .append_pair("state", state)
-            .append_pair("resource", &d.resource);
+            .append_pair("state", state);
+        if !d.resource.is_empty() {
+            q.append_pair("resource", &d.resource);
+        }
         if let Some(s) = scope {
             q.append_pair("scope", s);
         }
@@ -347,6 +434,8 @@ struct TokenResponse {
     refresh_token: Option<String>,
     #[serde(default)]
     scope: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
 }
 
 /// A DPoP key and the authorization server's latest nonce, for a token request.
@@ -369,7 +458,12 @@ pub(crate) async fn token_request(
     let endpoint = check_endpoint("token_endpoint", &meta.token_endpoint)?;
     let mut retried = false;
     let t: TokenResponse = loop {
-        let mut params = params.clone();
+        // An empty resource is one not to send (--disable-resource-parameter).
+        let mut params: Vec<_> = params
+            .iter()
+            .filter(|(k, v)| !(*k == "resource" && v.is_empty()))
+            .cloned()
+            .collect();
         let mut req = authenticated(http.post(endpoint.clone()), client, &mut params)
             .header(ACCEPT, "application/json");
         if let Some(p) = proof {
@@ -402,6 +496,7 @@ pub(crate) async fn token_request(
         expires_at: t.expires_in.map(|s| now_secs() + s),
         scope: t.scope,
         token_type: t.token_type,
+        id_token: t.id_token.map(Secret::new),
     })
 }
 
@@ -529,6 +624,7 @@ pub(crate) async fn register(
     d: &Discovered,
     redirect_uri: &str,
     scope: Option<&str>,
+    extra: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<ClientRecord, AuthError> {
     let endpoint = d
         .meta
@@ -544,6 +640,10 @@ pub(crate) async fn register(
         "token_endpoint_auth_method": "none",
         "application_type": "native",
     });
+    // --static-oauth-client-metadata goes over our defaults, as in mcp-remote.
+    for (k, v) in extra.into_iter().flatten() {
+        body[k] = v.clone();
+    }
     if let Some(s) = scope {
         body["scope"] = serde_json::Value::String(s.to_owned());
     }

@@ -4,7 +4,8 @@
 //!   `flow` runs registration, the browser or device flow, and token requests;
 //!   `assertion` signs the `private_key_jwt` of a machine's client credentials grant;
 //!   `dpop` binds tokens to a key of ours and signs the proof each request carries;
-//!   `store` keeps tokens and registrations on disk; `browser` opens URLs safely.
+//!   `store` keeps tokens and registrations on disk; `browser` opens URLs safely;
+//!   `compat` speaks mcp-remote's redirect URI and imports its token cache.
 //! - [`Auth`] is the runtime face: the HTTP side asks it for the current bearer, and
 //!   calls it on 401 or 403 `insufficient_scope`. One sign-in or refresh at a time, in
 //!   this process (a mutex) and across processes (an OS file lock).
@@ -12,6 +13,7 @@
 pub(crate) mod assertion;
 pub(crate) mod browser;
 pub mod challenge;
+pub(crate) mod compat;
 pub(crate) mod discover;
 pub(crate) mod dpop;
 pub(crate) mod flow;
@@ -42,8 +44,29 @@ pub struct AuthConfig {
     pub(crate) scope: Option<String>,
     pub(crate) resource: Option<String>,
     pub(crate) authorize_params: Vec<(String, String)>,
-    pub(crate) callback_path: String,
+    /// `--callback-path`, `--callback-port` (or the port after the URL) and `--host`;
+    /// unset ones depend on whose redirect URI is used (see [`Redirect`]).
+    pub(crate) callback_path: Option<String>,
     pub(crate) callback_port: Option<u16>,
+    pub(crate) callback_host: Option<String>,
+    /// `--auth-success-url`: where the browser goes once the sign-in completed.
+    pub(crate) success_url: Option<Url>,
+    /// The client came from `--static-oauth-client-info` (registered for mcp-remote).
+    pub(crate) static_client: bool,
+    /// Its `token_endpoint_auth_method`, honoured where the server allows it.
+    pub(crate) static_auth_method: Option<String>,
+    /// Its `scope`: requested when nothing better says which scopes to ask for.
+    pub(crate) static_scope: Option<String>,
+    /// `--static-oauth-client-metadata`: merged into the registration request.
+    pub(crate) client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `--token-endpoint`: a machine grant goes straight there, without discovery.
+    pub(crate) token_endpoint: Option<Url>,
+    /// `--use-id-token`: the ID token is the credential presented to the server.
+    pub(crate) use_id_token: bool,
+    /// `--disable-resource-parameter`: no RFC 8707 `resource` anywhere.
+    pub(crate) no_resource: bool,
+    /// mcp-remote's name for this server and its cache (import, redirect URI).
+    pub(crate) mcp_remote: compat::McpRemote,
     pub(crate) no_browser: bool,
     /// `BROWSER`: a program run with the URL as its one argument.
     pub(crate) browser: Option<String>,
@@ -169,6 +192,8 @@ pub struct Auth {
     challenged_notify: tokio::sync::Notify,
     /// The server answered a request made without a token: it does not insist on sign-in.
     served_anonymously: std::sync::atomic::AtomicBool,
+    /// `--use-id-token` without an ID token has been warned about.
+    no_id_token_warned: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Auth {
@@ -225,6 +250,7 @@ impl Auth {
             challenged: std::sync::atomic::AtomicBool::new(false),
             challenged_notify: tokio::sync::Notify::new(),
             served_anonymously: std::sync::atomic::AtomicBool::new(false),
+            no_id_token_warned: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -245,7 +271,17 @@ impl Auth {
     ) -> Option<(HeaderValue, Option<HeaderValue>)> {
         let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
         let tokens = &guard.as_ref()?.tokens;
-        let token = tokens.access_token.expose();
+        let token = match tokens.presented(self.cfg.use_id_token) {
+            Some((t, _)) => t.expose(),
+            None => {
+                if !self.no_id_token_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "--use-id-token: the authorization server issued no ID token; sending the access token"
+                    );
+                }
+                tokens.access_token.expose()
+            }
+        };
         let key = self.held_key().filter(|_| tokens.dpop_bound());
         let (scheme, proof) = match key {
             Some(key) => {
@@ -294,7 +330,8 @@ impl Auth {
             .as_ref()
             .is_some_and(|r| {
                 // A machine grant has no refresh token: it runs the grant again.
-                r.tokens.expiring(REFRESH_MARGIN)
+                r.tokens
+                    .presented_expiring(self.cfg.use_id_token, REFRESH_MARGIN)
                     && (r.tokens.refresh_token.is_some() || self.cfg.grant.machine())
             });
         if expiring {
@@ -413,17 +450,32 @@ impl Auth {
             && let Some(stored) = self.store.load_tokens(&self.key)
             && stored.server_url == self.server.as_str()
             && Some(stored.tokens.access_token.expose()) != used.as_deref()
-            && !stored.tokens.expiring(Duration::ZERO)
+            && !stored
+                .tokens
+                .presented_expiring(self.cfg.use_id_token, Duration::ZERO)
         {
             tracing::info!("using credentials another clerk-mcp-server instance just obtained");
             self.adopt(stored);
             return Ok(());
         }
-        let record = self
+        let mut record = self
             .current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        if record.is_none()
+            && !step_up
+            && let Some(imported) = self.import(challenge.as_ref()).await
+        {
+            let fresh = !imported
+                .tokens
+                .presented_expiring(self.cfg.use_id_token, REFRESH_MARGIN);
+            self.save(imported.clone())?;
+            if fresh {
+                return Ok(());
+            }
+            record = Some(imported);
+        }
         // A 401 that points at metadata: see whether the authorization server changed.
         // If it did, the old one's refresh token is useless and must not be sent on; the
         // new issuer's own registration signs in (A-ISSUER-KEY).
@@ -467,6 +519,76 @@ impl Auth {
             e => e,
         })?;
         self.save(record)
+    }
+
+    /// The first sign-in for this server: mcp-remote's sign-in for it, when its cache
+    /// has one (read, never modified). `None`: sign in as usual.
+    async fn import(&self, challenge: Option<&Challenge>) -> Option<ServerRecord> {
+        let dir = self.cfg.mcp_remote.cache_dir.as_ref()?;
+        if self.cfg.grant.machine() {
+            return None; // a machine's grant runs again at no cost to anyone
+        }
+        let cached = compat::read(dir, &self.cfg.mcp_remote.hash)?;
+        let d = match self.discover(challenge).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!("mcp-remote's sign-in not imported: {e}");
+                return None;
+            }
+        };
+        let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+        if let Some(issuer) = &cached.issuer
+            && !same(issuer, &d.issuer)
+        {
+            tracing::info!(%issuer, "mcp-remote's sign-in is for another authorization server; not imported");
+            return None;
+        }
+        let client_id = match (&cached.client, &self.cfg.client_id) {
+            (_, Some(id)) => id.clone(),
+            (Some(c), None) => {
+                let kept = self.store.load_client(&d.issuer);
+                if kept.as_ref().is_some_and(|k| k.client_id != c.client_id) {
+                    tracing::info!(
+                        "mcp-remote's sign-in was made by another client than ours; not imported"
+                    );
+                    return None;
+                }
+                let client = ClientRecord {
+                    issuer: d.issuer.clone(),
+                    client_id: c.client_id.clone(),
+                    client_secret: c.client_secret.clone(),
+                    auth_method: match (&c.auth_method, &c.client_secret) {
+                        (Some(m), _) => m.clone(),
+                        (None, Some(_)) => flow::secret_method(&d.meta).to_owned(),
+                        (None, None) => "none".to_owned(),
+                    },
+                    redirect_uri: c.redirect_uri.clone(),
+                };
+                if let Err(e) = self.store.save_client(&client) {
+                    tracing::warn!("cannot keep mcp-remote's registration: {e}");
+                    return None;
+                }
+                c.client_id.clone()
+            }
+            (None, None) => return None,
+        };
+        tracing::warn!(
+            file = %cached.path.display(),
+            "imported mcp-remote's sign-in for {}; its files are left as they are (--no-import \
+             turns this off). Note: a refresh rotates the refresh token, which signs out an \
+             mcp-remote still running against this server",
+            crate::config::redact_url(&self.server)
+        );
+        Some(ServerRecord {
+            server_url: self.server.to_string(),
+            resource: d.resource.clone(),
+            issuer: d.issuer.clone(),
+            token_endpoint: d.meta.token_endpoint.clone(),
+            tokens: cached.tokens,
+            client_id: Some(client_id),
+            revocation_endpoint: d.meta.revocation_endpoint.clone(),
+            dpop_key: None,
+        })
     }
 
     fn current_access_token(&self) -> Option<String> {
@@ -541,6 +663,26 @@ impl Auth {
         })
     }
 
+    /// How a pre-registered client authenticates: the static client's own method where
+    /// the server takes it, else by its secret.
+    fn preregistered_method(&self, c: &ClientRecord, meta: &discover::AsMetadata) -> String {
+        const KNOWN: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
+        if let Some(m) = &self.cfg.static_auth_method
+            && KNOWN.contains(&m.as_str())
+            && (m == "none") == c.client_secret.is_none()
+            && meta
+                .token_endpoint_auth_methods_supported
+                .as_ref()
+                .is_none_or(|s| s.is_empty() || s.contains(m))
+        {
+            return m.clone();
+        }
+        match &c.client_secret {
+            Some(_) => flow::secret_method(meta).to_owned(),
+            None => "none".to_owned(),
+        }
+    }
+
     /// A-REG: pre-registered, then CIMD, then a stored or new dynamic registration.
     async fn client_for(
         &self,
@@ -549,10 +691,7 @@ impl Auth {
         scope: Option<&str>,
     ) -> Result<ClientRecord, AuthError> {
         if let Some(mut c) = self.preregistered(&d.issuer, redirect_uri) {
-            c.auth_method = match &c.client_secret {
-                Some(_) => flow::secret_method(&d.meta).to_owned(),
-                None => "none".to_owned(),
-            };
+            c.auth_method = self.preregistered_method(&c, &d.meta);
             return Ok(c);
         }
         if let Some(url) = &self.cfg.client_metadata_url
@@ -576,7 +715,14 @@ impl Auth {
         if d.meta.registration_endpoint.is_none() {
             return Err(AuthError::NoRegistration);
         }
-        let c = flow::register(&self.http, d, redirect_uri, scope).await?;
+        let c = flow::register(
+            &self.http,
+            d,
+            redirect_uri,
+            scope,
+            self.cfg.client_metadata.as_ref(),
+        )
+        .await?;
         tracing::info!(issuer = %d.issuer, "registered this client with the authorization server");
         self.store
             .save_client(&c)
@@ -708,13 +854,32 @@ impl Auth {
     }
 
     async fn discover(&self, challenge: Option<&Challenge>) -> Result<Discovered, AuthError> {
-        discover::discover(
+        if let Some(endpoint) = &self.cfg.token_endpoint {
+            // --token-endpoint: a machine grant goes straight there (no metadata).
+            let issuer = endpoint.origin().ascii_serialization();
+            return Ok(Discovered {
+                resource: self.cfg.resource.clone().unwrap_or_default(),
+                prm: None,
+                meta: discover::AsMetadata {
+                    issuer: Some(issuer.clone()),
+                    token_endpoint: endpoint.to_string(),
+                    ..Default::default()
+                },
+                issuer,
+                from_document: false,
+            });
+        }
+        let mut d = discover::discover(
             &self.http,
             &self.server,
             challenge,
             self.cfg.resource.as_deref(),
         )
-        .await
+        .await?;
+        if self.cfg.no_resource {
+            d.resource.clear(); // an empty resource is never sent
+        }
+        Ok(d)
     }
 
     /// RFC 6749 §4.4, for a machine: the client authenticates with its secret, or with
@@ -731,11 +896,15 @@ impl Auth {
             issuer: d.issuer.clone(),
             client_id: client_id.clone(),
             client_secret: self.cfg.client_secret.clone(),
+            auth_method: String::new(),
+            redirect_uri: String::new(),
+        };
+        let client = ClientRecord {
             auth_method: match key {
                 Some(_) => "private_key_jwt".to_owned(),
-                None => flow::secret_method(&d.meta).to_owned(),
+                None => self.preregistered_method(&client, &d.meta),
             },
-            redirect_uri: String::new(),
+            ..client
         };
         let mut params = vec![
             ("grant_type", "client_credentials".to_owned()),
@@ -949,8 +1118,7 @@ impl Auth {
 
     /// The authorization code flow: the browser, the loopback callback, the token request.
     async fn browser_sign_in(&self, d: &Discovered, scope: Option<&str>) -> SignIn {
-        let stable_port = stable_port(&self.key);
-        let callback = flow::Callback::bind(&self.cfg, stable_port)
+        let callback = flow::Callback::bind(self.redirect_for(d))
             .await
             .map_err(|e| (e, None))?;
         let client = self
@@ -960,6 +1128,25 @@ impl Auth {
         match self.authorize(d, scope, callback, &client).await {
             Ok(tokens) => Ok((tokens, client)),
             Err(e) => Err((e, Some(client))),
+        }
+    }
+
+    /// The redirect URI of a browser sign-in at `d`. A client registered for mcp-remote
+    /// (a static client, a Client ID Metadata Document, an imported registration) lists
+    /// mcp-remote's URI, so it gets exactly that one; a registration of ours gets ours.
+    fn redirect_for(&self, d: &Discovered) -> flow::Redirect {
+        let theirs = flow::Redirect::mcp_remote(&self.cfg);
+        let cimd = self.cfg.client_metadata_url.is_some()
+            && d.meta.client_id_metadata_document_supported == Some(true);
+        let imported = self.cfg.client_id.is_none()
+            && self
+                .store
+                .load_client(&d.issuer)
+                .is_some_and(|c| c.redirect_uri == theirs.uri());
+        if self.cfg.static_client || cimd || imported {
+            theirs
+        } else {
+            flow::Redirect::ours(&self.cfg, stable_port(&self.key))
         }
     }
 
@@ -982,18 +1169,23 @@ impl Auth {
             &self.cfg.authorize_params,
         )?;
         browser::open(&url, &self.cfg)?;
-        let params = callback.wait(&state).await?;
+        let (params, held) = callback.wait(&state).await?;
         browser::completed(&self.cfg.config_dir);
-        flow::check_iss(&params, d)?;
-        let code = params.code.expect("checked by the callback");
-        let token_params = vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", code.expose().to_owned()),
-            ("redirect_uri", client.redirect_uri.clone()),
-            ("code_verifier", verifier),
-            ("resource", d.resource.clone()),
-        ];
-        self.token_request(&d.meta, client, token_params).await
+        let exchange = async {
+            flow::check_iss(&params, d)?;
+            let code = params.code.as_ref().expect("checked by the callback");
+            let token_params = vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code.expose().to_owned()),
+                ("redirect_uri", client.redirect_uri.clone()),
+                ("code_verifier", verifier),
+                ("resource", d.resource.clone()),
+            ];
+            self.token_request(&d.meta, client, token_params).await
+        };
+        let outcome = exchange.await;
+        held.finish(&outcome, self.cfg.success_url.as_ref()).await;
+        outcome
     }
 
     /// `logout`: revoke this server's tokens where the authorization server offers

@@ -47,6 +47,9 @@ pub(crate) struct Tokens {
     /// `Bearer`, or `DPoP` for a token bound to the record's DPoP key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) token_type: Option<String>,
+    /// The OpenID Connect ID token, when one was issued (`--use-id-token` presents it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id_token: Option<Secret>,
 }
 
 impl Tokens {
@@ -64,6 +67,37 @@ impl Tokens {
         self.expires_at
             .is_some_and(|at| at <= now_secs() + margin.as_secs())
     }
+
+    /// The credential presented to the server, and when it expires: the ID token (by
+    /// its own `exp`) for `--use-id-token`, else the access token. `None` for the ID
+    /// token when none was issued.
+    pub(crate) fn presented(&self, id_token: bool) -> Option<(&Secret, Option<u64>)> {
+        if !id_token {
+            return Some((&self.access_token, self.expires_at));
+        }
+        let token = self.id_token.as_ref()?;
+        Some((token, jwt_exp(token.expose()).or(self.expires_at)))
+    }
+
+    /// Whether the presented credential expires within `margin`.
+    pub(crate) fn presented_expiring(&self, id_token: bool, margin: Duration) -> bool {
+        match self.presented(id_token) {
+            Some((_, at)) => at.is_some_and(|at| at <= now_secs() + margin.as_secs()),
+            None => self.expiring(margin),
+        }
+    }
+}
+
+/// The `exp` claim of a JWT, read without checking its signature (it only schedules
+/// renewal; the server checks the token).
+pub(crate) fn jwt_exp(jwt: &str) -> Option<u64> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_u64()
 }
 
 /// Everything known about signing in to one server.
@@ -286,6 +320,7 @@ mod tests {
                 expires_at: Some(now_secs() + 3600),
                 scope: None,
                 token_type: Some("DPoP".into()),
+                id_token: None,
             },
             client_id: Some("c1".into()),
             revocation_endpoint: None,

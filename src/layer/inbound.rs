@@ -450,6 +450,7 @@ impl SseSession {
                         reason = Some(RemoteError::Timeout {
                             host: host.clone(),
                             secs,
+                            flag: "--request-timeout",
                         });
                     }
                 }

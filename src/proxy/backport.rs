@@ -351,7 +351,7 @@ impl Deliver for Relay {
 }
 
 /// Answers nobody reads: what the server says to a notification or a response (202).
-struct Discard;
+pub(super) struct Discard;
 
 impl Deliver for Discard {
     async fn deliver(&mut self, _data: Bytes) -> Result<(), Closed> {

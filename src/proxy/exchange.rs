@@ -272,8 +272,23 @@ pub(super) async fn initialize(ctx: &Ctx, msg: Outgoing, reinit: bool) -> InitRe
         msg.expects.clone()
     };
     let requested = requested_version(&msg.body);
-    if ctx.transport == TransportMode::Sse {
-        return init_over_sse(ctx, msg, None, reinit).await;
+    match ctx.transport {
+        TransportMode::Sse => return init_over_sse(ctx, msg, None, reinit).await,
+        // mcp-remote's sse-first: HTTP+SSE, and Streamable HTTP when the SSE stream is
+        // refused (404, 405) or is not an event stream.
+        TransportMode::SseFirst => {
+            match SseSession::connect(ctx.http.clone(), ctx.down.clone()).await {
+                Ok(sse) => return init_on_sse(ctx, Arc::new(sse), msg, reinit).await,
+                Err(e @ RemoteError::NotMcp { .. }) => {
+                    tracing::info!(host = %ctx.http.host, "HTTP+SSE refused ({e}); trying Streamable HTTP");
+                }
+                Err(e) => {
+                    report_failure(ctx, &msg.ids(), &e).await;
+                    return InitResult::Failed(None);
+                }
+            }
+        }
+        TransportMode::Auto | TransportMode::StreamableHttp => {}
     }
     ctx.http.set_transport("Streamable HTTP");
     // A first initialize may meet a modern-only server: its answer is held until it is
@@ -543,6 +558,11 @@ async fn init_over_sse(
             return InitResult::Failed(None);
         }
     };
+    init_on_sse(ctx, sse, msg, reinit).await
+}
+
+/// The initialize on an open HTTP+SSE session.
+async fn init_on_sse(ctx: &Ctx, sse: Arc<SseSession>, msg: Outgoing, reinit: bool) -> InitResult {
     ctx.http.set_transport("HTTP+SSE (2024-11-05)");
     let (body, expects) = if reinit {
         (renumber(&msg.body), vec![Expect::plain(renumbered_id())])

@@ -38,6 +38,9 @@ pub(crate) struct Http {
     pub(crate) host: String,
     pub(crate) user_headers: HeaderMap,
     pub(crate) request_timeout: Duration,
+    /// `--headers-timeout`: the wait for response headers; `None` leaves it to the
+    /// request's own timeout.
+    pub(crate) headers_timeout: Option<Duration>,
     pub(crate) max_message: usize,
     /// Sign-in, when the user did not set an Authorization header themselves.
     pub(crate) auth: Option<std::sync::Arc<crate::auth::Auth>>,
@@ -131,6 +134,7 @@ impl Http {
             host,
             user_headers: config.headers.clone(),
             request_timeout: config.request_timeout,
+            headers_timeout: config.headers_timeout,
             max_message: config.max_message_size,
             transport_used: std::sync::Mutex::new("unknown"),
             auth: None,
@@ -174,6 +178,29 @@ impl Http {
         RemoteError::Timeout {
             host: self.host.clone(),
             secs: self.request_timeout.as_secs_f64(),
+            flag: "--request-timeout",
+        }
+    }
+
+    /// How long to wait for the response headers of a request whose silence is bounded
+    /// by `idle` (`None`: a stream that may stay quiet).
+    pub(crate) fn headers_wait(&self, idle: Option<Duration>) -> Option<Duration> {
+        self.headers_timeout.or(idle)
+    }
+
+    /// The error when [`Http::headers_wait`] ran out.
+    pub(crate) fn headers_timeout_err(&self, idle: Option<Duration>) -> RemoteError {
+        match self.headers_timeout {
+            Some(t) => RemoteError::Timeout {
+                host: self.host.clone(),
+                secs: t.as_secs_f64(),
+                flag: "--headers-timeout",
+            },
+            None => RemoteError::Timeout {
+                host: self.host.clone(),
+                secs: idle.unwrap_or(self.request_timeout).as_secs_f64(),
+                flag: "--request-timeout",
+            },
         }
     }
 
@@ -193,8 +220,8 @@ impl Http {
             .request(Method::POST, &self.url, ACCEPT_BOTH)
             .headers(headers)
             .body(post.body);
-        let resp = match with_idle(post.idle, req.send()).await {
-            None => return Outcome::Failed(self.timeout_err()),
+        let resp = match with_idle(self.headers_wait(post.idle), req.send()).await {
+            None => return Outcome::Failed(self.headers_timeout_err(post.idle)),
             Some(Err(e)) => return Outcome::Failed(self.remote_err(&e)),
             Some(Ok(r)) => r,
         };
@@ -507,7 +534,7 @@ impl Http {
         let req = self
             .request(Method::GET, &self.url, ACCEPT_SSE)
             .headers(headers);
-        match with_idle(Some(self.request_timeout), req.send()).await {
+        match with_idle(self.headers_wait(Some(self.request_timeout)), req.send()).await {
             None => Err(ResumeError::Retry),
             Some(Err(e)) if e.is_connect() || e.is_timeout() => Err(ResumeError::Retry),
             Some(Err(e)) => Err(ResumeError::Fatal(self.remote_err(&e))),
@@ -562,7 +589,14 @@ impl Http {
                 .request(Method::GET, &self.url, ACCEPT_SSE)
                 .headers(headers);
             let mut retry = None;
-            let answer = req.send().await;
+            let answer = match with_idle(self.headers_timeout, req.send()).await {
+                Some(answer) => answer,
+                None => {
+                    tracing::debug!(host = %self.host, "no answer to the GET stream within --headers-timeout; trying again");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
             // The first answer, whatever it is, tells the session it may go on.
             if let Some(r) = ready.take() {
                 let _ = r.send(());

@@ -56,22 +56,18 @@ impl LegacySse {
             HeaderValue::from_static("text/event-stream"),
         );
         let host = http.host.clone();
-        let mut resp = match with_idle(Some(http.request_timeout), req.send()).await {
-            None => {
-                return Err(RemoteError::Timeout {
-                    host,
-                    secs: http.request_timeout.as_secs_f64(),
-                });
-            }
-            Some(Err(e)) => {
-                return Err(RemoteError::from_reqwest(
-                    &host,
-                    &e,
-                    http.request_timeout.as_secs_f64(),
-                ));
-            }
-            Some(Ok(r)) => r,
-        };
+        let mut resp =
+            match with_idle(http.headers_wait(Some(http.request_timeout)), req.send()).await {
+                None => return Err(http.headers_timeout_err(Some(http.request_timeout))),
+                Some(Err(e)) => {
+                    return Err(RemoteError::from_reqwest(
+                        &host,
+                        &e,
+                        http.request_timeout.as_secs_f64(),
+                    ));
+                }
+                Some(Ok(r)) => r,
+            };
         if !resp.status().is_success() {
             return Err(RemoteError::NotMcp {
                 host,
@@ -212,11 +208,9 @@ async fn post_in_order(http: Arc<Http>, endpoint: Url, mut jobs: mpsc::Unbounded
             )
             .header(CONTENT_TYPE, "application/json")
             .body(job.body);
-        let failure = match with_idle(Some(http.request_timeout), req.send()).await {
-            None => Some(RemoteError::Timeout {
-                host: http.host.clone(),
-                secs,
-            }),
+        let wait = Some(http.request_timeout);
+        let failure = match with_idle(http.headers_wait(wait), req.send()).await {
+            None => Some(http.headers_timeout_err(wait)),
             Some(Err(e)) => Some(RemoteError::from_reqwest(&http.host, &e, secs)),
             Some(Ok(r)) if !r.status().is_success() => Some(RemoteError::Status {
                 host: http.host.clone(),

@@ -1,10 +1,12 @@
 //! The transport: the Streamable HTTP client (`http`), the SSE parser (`sse`), the
-//! 2024-11-05 HTTP+SSE transport (`legacy_sse`) and the modern request headers (`modern`).
+//! 2024-11-05 HTTP+SSE transport (`legacy_sse`), the modern request headers (`modern`)
+//! and the cookie jar of MCP requests (`cookies`).
 //!
 //! It takes an outgoing message and hands each framed server message to a [`Deliver`],
 //! with typed errors. It knows nothing of stdout, of the client's ids, or of tools: what
 //! a message means is the message layer's business (`crate::layer`).
 
+pub(crate) mod cookies;
 pub(crate) mod http;
 pub(crate) mod legacy_sse;
 pub(crate) mod modern;
@@ -17,9 +19,13 @@ use bytes::Bytes;
 use crate::config::{Config, read_ca_file};
 use crate::error::ConfigError;
 
-/// Build the one pooled HTTP client: rustls with ring, webpki roots compiled in (so the
+/// Build a pooled HTTP client: rustls with ring, webpki roots compiled in (so the
 /// binary works in an empty container) plus `--ca-file`, proxies from the environment.
-pub(crate) fn build_client(config: &Config) -> Result<reqwest::Client, ConfigError> {
+/// MCP requests get one with the cookie `jar`; sign-in requests one without.
+pub(crate) fn build_client(
+    config: &Config,
+    jar: Option<std::sync::Arc<cookies::Jar>>,
+) -> Result<reqwest::Client, ConfigError> {
     // One crypto provider for the whole process. Installing twice (tests) is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots: Vec<reqwest::Certificate> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -29,7 +35,15 @@ pub(crate) fn build_client(config: &Config) -> Result<reqwest::Client, ConfigErr
     if let Some(path) = &config.ca_file {
         roots.extend(read_ca_file(path)?);
     }
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(jar) = jar {
+        builder = builder.cookie_provider(jar);
+    }
+    if config.ipv4 {
+        // A local IPv4 address makes the connector try only the IPv4 addresses.
+        builder = builder.local_address(std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED));
+    }
+    builder
         .tls_certs_only(roots)
         .connect_timeout(config.connect_timeout)
         .pool_idle_timeout(std::time::Duration::from_secs(90))
