@@ -13,7 +13,14 @@ use crate::config::{Config, redact_url};
 use crate::error::{ConfigError, exit_code};
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!("clerk-mcp-server: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     if let Some(Command::SelfUpdate(a)) = &cli.command {
         // Blocking HTTP: deliberately outside any async runtime.
         return match crate::update::run(a) {
@@ -71,6 +78,24 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// A usage error from clap, on one line: its message, the possible values and tips
+/// joined, without the "For more information" footer.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("For more information")
+                && !l.starts_with("Usage:")
+                && !l.starts_with("tip: to pass")
+        })
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    format!("{} (see --help)", parts.join("; "))
 }
 
 /// The target of the final error's log event, which stderr leaves out: the same error

@@ -8,10 +8,12 @@ use crate::support::mock::{Mock, Options};
 use crate::support::{BIN, Proxy};
 
 async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    // A HOME of its own: nothing of another test's (or mcp-remote's) is found there.
+    let home = tempfile::tempdir().unwrap();
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(args)
         .env_clear()
-        .env("HOME", std::env::temp_dir())
+        .env("HOME", home.path())
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null());
     tokio::time::timeout(crate::support::WAIT, cmd.output())

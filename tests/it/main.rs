@@ -10,6 +10,7 @@ mod fallback;
 mod faults;
 mod invariants;
 mod layer;
+mod mcp_remote;
 mod modern;
 mod stdio;
 mod streamable;

@@ -55,6 +55,12 @@ pub struct OAuthOptions {
     pub authorization_endpoint: Option<String>,
     pub scopes_supported: Option<Vec<&'static str>>,
     pub dpop: Dpop,
+    /// Token responses carry an OpenID Connect `id_token`, which the MCP endpoint also
+    /// accepts as a credential.
+    pub id_tokens: bool,
+    /// Every endpoint sets a cookie of its own (`mcp=1` from the MCP endpoint, `as=1`
+    /// from the authorization server's).
+    pub cookies: bool,
 }
 
 /// DPoP (RFC 9449): off, or advertised (ES256) with tokens bound to the proof's key,
@@ -93,6 +99,8 @@ impl Default for OAuthOptions {
             authorization_endpoint: None,
             scopes_supported: None,
             dpop: Dpop::Off,
+            id_tokens: false,
+            cookies: false,
         }
     }
 }
@@ -104,6 +112,10 @@ pub struct Seen {
     pub token_requests: Vec<(HashMap<String, String>, Option<String>)>,
     /// Authorization headers on MCP requests.
     pub mcp_auth: Vec<Option<String>>,
+    /// The Cookie header of each request, by endpoint ("mcp", "token", "register").
+    pub cookies: Vec<(&'static str, Option<String>)>,
+    /// Requests to `/signed-in` (the --auth-success-url of the tests).
+    pub success_pages: usize,
     codes: HashMap<String, (String, String, String)>, // code → (challenge, client, scope)
     /// Device codes → approved yet?
     devices: HashMap<String, bool>,
@@ -176,6 +188,8 @@ impl OAuthMock {
             .route("/as/device", post(device))
             .route("/as/device/approve", get(device_approve))
             .route("/register", post(register))
+            .route("/signed-in", get(signed_in))
+            .layer(axum::middleware::from_fn_with_state(m.clone(), cookie_jar))
             .with_state(m.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         m
@@ -217,6 +231,16 @@ impl OAuthMock {
 
     fn touch(&self) {
         self.changed.notify_waiters();
+    }
+
+    /// Know a client, and tokens it obtained, as if issued before (an mcp-remote sign-in
+    /// being imported).
+    pub fn preload(&self, client_id: &str, redirect: &str, access: &str, refresh: &str) {
+        let mut seen = self.seen.lock().unwrap();
+        seen.clients
+            .insert(client_id.into(), (None, redirect.into()));
+        seen.access.insert(access.into(), "mcp.read".into());
+        seen.refresh.insert(refresh.into(), "mcp.read".into());
     }
 
     /// Revoke every access token (the next MCP request gets 401).
@@ -493,6 +517,45 @@ async fn authorize(
     .into_response()
 }
 
+async fn signed_in(State(m): State<OAuthMock>) -> Response {
+    m.seen.lock().unwrap().success_pages += 1;
+    m.touch();
+    (StatusCode::OK, "signed in").into_response()
+}
+
+/// Record the Cookie header of the MCP, token and registration endpoints, and set
+/// each one's own cookie when `cookies` is on.
+async fn cookie_jar(
+    State(m): State<OAuthMock>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let endpoint = match path.as_str() {
+        "/mcp" => "mcp",
+        p if p.ends_with("/token") => "token",
+        p if p.ends_with("/register") => "register",
+        _ => return next.run(req).await,
+    };
+    let cookie = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    m.seen.lock().unwrap().cookies.push((endpoint, cookie));
+    let mut resp = next.run(req).await;
+    if m.opts.cookies {
+        let set = if endpoint == "mcp" {
+            "mcp=1; Path=/"
+        } else {
+            "as=1; Path=/"
+        };
+        resp.headers_mut()
+            .append(header::SET_COOKIE, header::HeaderValue::from_static(set));
+    }
+    resp
+}
+
 fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -694,6 +757,21 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
         "access_token": access, "token_type": token_type, "expires_in": m.opts.expires_in,
         "refresh_token": refresh, "scope": scope,
     });
+    if m.opts.id_tokens {
+        // An unsigned JWT whose exp is the access token's; the MCP endpoint takes it.
+        let claims = json!({"sub": "user-1", "n": n, "exp": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + m.opts.expires_in});
+        let id_token = format!(
+            "eyJhbGciOiJub25lIn0.{}.",
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        m.seen
+            .lock()
+            .unwrap()
+            .access
+            .insert(id_token.clone(), scope.clone());
+        answer["id_token"] = json!(id_token);
+    }
     if form
         .get("grant_type")
         .is_some_and(|g| g == "client_credentials" || g.ends_with(":jwt-bearer"))
