@@ -344,7 +344,7 @@ impl Proxy {
     /// `--keep-alive`, or before a Streamable HTTP session is up).
     fn keep_alive_due(&self) -> impl Future<Output = ()> + use<> {
         let due = match (self.config.keep_alive, &self.conn) {
-            (Some(every), Conn::Ready(_)) if self.table.is_empty() => {
+            (Some(every), Conn::Ready(_) | Conn::Sse(_)) if self.table.is_empty() => {
                 Some(self.last_activity + every)
             }
             _ => None,
@@ -361,14 +361,30 @@ impl Proxy {
     /// answer, or its failure, goes nowhere but the log.
     fn ping(&mut self) {
         self.last_activity = tokio::time::Instant::now();
-        let Conn::Ready(session) = &self.conn else {
-            return;
-        };
         self.pings += 1;
+        let id = format!("clerk-mcp-server-keepalive-{}", self.pings);
         let body = Bytes::from(format!(
-            r#"{{"jsonrpc":"2.0","id":"clerk-mcp-server-keepalive-{}","method":"ping"}}"#,
-            self.pings
+            r#"{{"jsonrpc":"2.0","id":"{id}","method":"ping"}}"#
         ));
+        let session = match &self.conn {
+            Conn::Ready(session) => session,
+            Conn::Sse(sse) => {
+                // The answer comes on the stream; kept from the client (forward: false).
+                let raw = serde_json::value::RawValue::from_string(format!("\"{id}\""))
+                    .expect("a JSON string");
+                let expect = crate::layer::Expect::plain(IdKey::from_raw(&raw));
+                let answered =
+                    sse.send(body, vec![expect], false, Some(self.config.request_timeout));
+                tokio::spawn(async move {
+                    match answered.await {
+                        Ok(_) => tracing::debug!("keep-alive ping answered"),
+                        Err((_, e)) => tracing::info!("keep-alive ping failed: {e}"),
+                    }
+                });
+                return;
+            }
+            _ => return,
+        };
         let http = self.ctx.http.clone();
         let session = session.headers.clone();
         tokio::spawn(async move {

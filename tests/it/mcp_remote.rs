@@ -591,6 +591,32 @@ async fn a_quiet_session_is_pinged() {
     let next = p.recv().await;
     assert_eq!(next["id"], 7, "{next}");
     p.finish().await;
+    // On an HTTP+SSE session too: the answer comes on the stream and stays there.
+    let legacy = Mock::start(Options {
+        legacy_only: true,
+        ..Default::default()
+    })
+    .await;
+    let url = format!("{}/sse", legacy.base);
+    let mut p = Proxy::spawn(&[
+        &url,
+        "--transport",
+        "sse",
+        "--keep-alive",
+        "--ping-interval",
+        "0.2",
+    ]);
+    p.initialize("2024-11-05").await;
+    legacy
+        .wait_for("two keep-alive pings", |r| {
+            r.iter().filter(|r| r.rpc_method() == Some("ping")).count() >= 2
+        })
+        .await;
+    p.send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#)
+        .await;
+    let next = p.recv().await;
+    assert_eq!(next["id"], 7, "{next}");
+    p.finish().await;
 }
 
 /// --headers-timeout bounds the wait for the response headers, and says so.
