@@ -45,11 +45,18 @@ const SCOPES = ["mcp.read", "mcp.write"];
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "..", "..");
 let fixtureDir = path.join(repo, "tests", "fixtures", "mcp-remote-v1");
+// --import BIN: once the shapes match, start our binary against the same server and
+// cache, and require it to import mcp-remote's sign-in instead of signing in again.
+let ourBin = null;
 {
   const a = process.argv.slice(2);
-  if (a.length === 2 && a[0] === "--fixtures") fixtureDir = path.resolve(a[1]);
-  else if (a.length !== 0) {
-    console.error("usage: mcp-remote-cache-shape.mjs [--fixtures DIR]");
+  while (a.length >= 2 && (a[0] === "--fixtures" || a[0] === "--import")) {
+    const [flag, value] = a.splice(0, 2);
+    if (flag === "--fixtures") fixtureDir = path.resolve(value);
+    else ourBin = path.resolve(value);
+  }
+  if (a.length !== 0) {
+    console.error("usage: mcp-remote-cache-shape.mjs [--fixtures DIR] [--import BIN]");
     process.exit(2);
   }
 }
@@ -233,7 +240,9 @@ async function handleRegister(req, res) {
   return send(res, 201, registered);
 }
 
+let authorizeCount = 0;
 function handleAuthorize(url, res) {
+  authorizeCount += 1;
   const q = url.searchParams;
   const client = clients.get(q.get("client_id") ?? "");
   const redirectUri = q.get("redirect_uri") ?? "";
@@ -556,4 +565,56 @@ if (realFiles.client_info && realFiles.tokens) {
   } catch {}
 }
 
-finish(problems, `${realFiles.client_info?.name ?? "?"} and ${realFiles.tokens?.name ?? "?"} (MD5 of ${serverUrl}) match ${path.relative(repo, fixtureDir) || fixtureDir}: keys, order, types, 2-space format, mode 0600`);
+if (ourBin && problems.length === 0) problems.push(...(await importCheck()));
+
+// Our binary, started on mcp-remote's cache: it must import the sign-in (no browser, no new
+// authorization), say so once on stderr, and leave mcp-remote's files as they were.
+async function importCheck() {
+  const out = [];
+  const before = fs.readdirSync(cacheDir).sort().map((f) => [f, fs.readFileSync(path.join(cacheDir, f), "utf8")]);
+  const authorizedBefore = authorizeCount;
+  const opened = path.join(tmp, "ours-browser-opened");
+  const noBrowser = path.join(tmp, "no-browser.sh");
+  fs.writeFileSync(noBrowser, `#!/bin/sh\necho "$1" >> '${opened}'\nexit 1\n`, { mode: 0o755 });
+  const ours = spawn(ourBin, [serverUrl, "--config-dir", path.join(tmp, "ours")], {
+    env: { HOME: tmp, MCP_REMOTE_CONFIG_DIR: configRoot, BROWSER: noBrowser, PATH: process.env.PATH ?? "" },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stderr = "";
+  ours.stderr.on("data", (c) => { stderr += c.toString("utf8"); });
+  const oursExited = new Promise((resolve) => ours.once("exit", (code) => resolve({ code })));
+  const reply = new Promise((resolve) => {
+    let buf = "";
+    ours.stdout.on("data", (chunk) => {
+      buf += chunk.toString("utf8");
+      for (let i; (i = buf.indexOf("\n")) >= 0; ) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          const msg = JSON.parse(line);
+          if (msg.id === 2) resolve(msg);
+        } catch {}
+      }
+    });
+  });
+  ours.stdin.on("error", () => {});
+  ours.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: {
+    protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "import-check", version: "1" } } })}\n`);
+  ours.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`);
+  ours.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" })}\n`);
+  const got = await Promise.race([reply.then((msg) => ({ msg })), oursExited.then((x) => ({ exit: x })), timer(15_000, { timeout: true })]);
+  ours.stdin.end();
+  const ended = await Promise.race([oursExited, timer(EXIT_MS, null)]);
+  if (!ended) ours.kill("SIGKILL");
+  if (got.timeout) out.push("clerk-mcp-server: no answer to tools/list within 15 s");
+  else if (got.exit) out.push(`clerk-mcp-server exited (code ${got.exit.code}) before answering tools/list`);
+  else if (!got.msg.result) out.push(`clerk-mcp-server: tools/list failed: ${JSON.stringify(got.msg).slice(0, 300)}`);
+  if ((stderr.match(/imported mcp-remote's sign-in/g) ?? []).length !== 1) out.push("clerk-mcp-server did not say once that it imported mcp-remote's sign-in");
+  if (authorizeCount !== authorizedBefore || fs.existsSync(opened)) out.push("clerk-mcp-server signed in again instead of importing");
+  const after = fs.readdirSync(cacheDir).sort().map((f) => [f, fs.readFileSync(path.join(cacheDir, f), "utf8")]);
+  if (JSON.stringify(before) !== JSON.stringify(after)) out.push("clerk-mcp-server changed mcp-remote's cache files");
+  if (out.length) out.push(`clerk-mcp-server's stderr:\n${stderr}`);
+  return out;
+}
+
+finish(problems, `${realFiles.client_info?.name ?? "?"} and ${realFiles.tokens?.name ?? "?"} (MD5 of ${serverUrl}) match ${path.relative(repo, fixtureDir) || fixtureDir}: keys, order, types, 2-space format, mode 0600${ourBin ? "; clerk-mcp-server imported the sign-in" : ""}`);

@@ -10,7 +10,7 @@
 #   * the conformance client scenarios initialize, tools_call,
 #     elicitation-sep1034-client-defaults and sse-retry (runner on Node 22);
 #   * mcp-remote-cache-shape.mjs: the real mcp-remote's token cache files against
-#     tests/fixtures/mcp-remote-v1 (does not use BIN);
+#     tests/fixtures/mcp-remote-v1, then BIN imports that sign-in without a new one;
 #   * with --auth (or INTEROP_AUTH=1): also the conformance OAuth scenarios auth/* listed in
 #     $auth_scenarios below, one result each; --only-auth runs just those. See
 #     conformance-client.mjs for the flags and the BROWSER program they give the proxy.
@@ -142,7 +142,10 @@ run_conformance() { # scenario [package dir: the 0.1.16 line by default]
 
 run_cache_shape() {
   echo "== mcp-remote cache shape (tests/fixtures/mcp-remote-v1)"
-  if timeout -k 5 75 "$node22" mcp-remote-cache-shape.mjs; then
+  # Our binary must then import the sign-in mcp-remote stored (not the baseline run).
+  local import=(--import "$bin")
+  [ "$bin" != "$here/mcp-remote-proxy.sh" ] || import=()
+  if timeout -k 5 75 "$node22" mcp-remote-cache-shape.mjs "${import[@]}"; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
