@@ -21,7 +21,7 @@
 #      INTEROP_AUTH_SCENARIOS="auth/a auth/b" (run these auth scenarios instead of the full list).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cd "$here"
+cd "$here" || exit 1
 
 usage() { echo "usage: $0 BIN|--baseline-mcp-remote [--auth|--only-auth]" >&2; exit 2; }
 bin=""

@@ -1,5 +1,6 @@
 //! Sign-in (A-*, SEC-URL) against the mock authorization server.
 
+use md5::Digest;
 use serde_json::json;
 
 use crate::support::oauth::{
@@ -359,6 +360,18 @@ async fn client_id_metadata_document() {
         "no DCR when CIMD is supported"
     );
     assert_eq!(seen.authorizations[0]["client_id"], cimd);
+    // A document written for mcp-remote lists its redirect URI: the one it would build
+    // (CLI-MCPREMOTE), localhost and the port derived from its MD5 cache key, which
+    // covers the document's URL.
+    let hash: String = md5::Md5::digest(format!("{}|{cimd}", as_.url).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let port = 3335 + u16::from_str_radix(&hash[..4], 16).unwrap() % 45816;
+    assert_eq!(
+        seen.authorizations[0]["redirect_uri"],
+        format!("http://localhost:{port}/oauth/callback")
+    );
 }
 
 /// A-03 and A-ASMETA variants: no PRM with root metadata; no metadata at all (default
