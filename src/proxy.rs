@@ -23,7 +23,7 @@ use crate::layer::inbound::{Downstream, Inbound, SseSession};
 use crate::layer::table::{Cancelled, Table, UnitId};
 use crate::layer::translate::{self, Local, Translation};
 use crate::layer::{Chain, Era, Expect, Request};
-use crate::remote::http::{Http, Outcome, Post, SessionHeaders};
+use crate::remote::http::{Http, Listened, Outcome, Post, SessionHeaders};
 use crate::remote::modern::ToolHeaders;
 use crate::stdio::{Frame, LineReader, Out, spawn_writer};
 
@@ -146,6 +146,8 @@ enum Event {
     },
     /// The GET stream of session `generation` got its answer (or the wait was bounded).
     ListenerReady { generation: u64 },
+    /// The GET stream of session `generation` found the session gone (H-404).
+    StreamSessionGone { generation: u64 },
     /// The initialize exchange ended.
     Initialized { unit: UnitId, result: InitResult },
     /// A modern message met a legacy-only server (M-BACKPORT): send it again on a
@@ -245,6 +247,7 @@ where
         config,
         last_activity: tokio::time::Instant::now(),
         pings: 0,
+        stream_renewed: None,
     };
     let result = proxy.run_loop(&mut reader, events, shutdown).await;
     proxy.shutdown().await;
@@ -273,6 +276,8 @@ struct Proxy {
     last_activity: tokio::time::Instant,
     /// Keep-alive pings sent, for their ids.
     pings: u64,
+    /// The session whose GET stream last found it gone and renewed it.
+    stream_renewed: Option<u64>,
 }
 
 impl Proxy {
@@ -863,21 +868,26 @@ impl Proxy {
         let down = self.ctx.down.clone();
         let events = self.ctx.events.clone();
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let ready_events = events.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(LISTEN_READY_WAIT, ready).await;
-            let _ = events.send(Event::ListenerReady { generation });
+            let _ = ready_events.send(Event::ListenerReady { generation });
         });
-        if self.ctx.backport.active() {
-            let relay = backport::ListenRelay {
-                ctx: self.ctx.clone(),
-                session: headers.clone(),
-            };
-            return tokio::spawn(async move { http.listen(headers, relay, Some(ready_tx)).await })
-                .abort_handle();
-        }
+        let relay = self.ctx.backport.active().then(|| backport::ListenRelay {
+            ctx: self.ctx.clone(),
+            session: headers.clone(),
+        });
         tokio::spawn(async move {
-            let inbound = Inbound::new(&down, Vec::new());
-            http.listen(headers, inbound, Some(ready_tx)).await
+            let ended = match relay {
+                Some(relay) => http.listen(headers, relay, Some(ready_tx)).await,
+                None => {
+                    let inbound = Inbound::new(&down, Vec::new());
+                    http.listen(headers, inbound, Some(ready_tx)).await
+                }
+            };
+            if ended == Listened::SessionGone {
+                let _ = events.send(Event::StreamSessionGone { generation });
+            }
         })
         .abort_handle()
     }
@@ -942,6 +952,7 @@ impl Proxy {
                 msg,
             } => self.session_gone(unit, generation, msg).await,
             Event::ListenerReady { generation } => self.listening(generation),
+            Event::StreamSessionGone { generation } => self.stream_session_gone(generation),
             Event::Initialized { unit, result } => self.initialized(unit, result).await,
             Event::LegacyOnly { mut msg } => {
                 if !self.ctx.backport.active() {
@@ -982,6 +993,25 @@ impl Proxy {
             }
         }
         self.confirmed(unit);
+    }
+
+    /// The GET stream met a lost session: open a new one (with its own GET stream), as
+    /// a request would. Once: a session renewed for this reason and lost again at once
+    /// is left to the next request.
+    fn stream_session_gone(&mut self, generation: u64) {
+        let current = matches!(&self.conn, Conn::Ready(s) if s.generation == generation);
+        if !current {
+            return;
+        }
+        if self.stream_renewed == Some(generation.saturating_sub(1)) {
+            tracing::warn!(
+                "the GET stream lost the session again right after it was renewed; leaving it to the next request"
+            );
+            return;
+        }
+        self.stream_renewed = Some(generation);
+        tracing::info!("session expired (seen on the GET stream); opening a new one");
+        self.renew_session();
     }
 
     async fn session_gone(&mut self, unit: UnitId, generation: u64, mut msg: Outgoing) {

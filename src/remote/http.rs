@@ -21,6 +21,15 @@ const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, tex
 const ACCEPT_SSE: HeaderValue = HeaderValue::from_static("text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
+/// What servers built on the TypeScript SDK answer (400) for a session they do not know,
+/// e.g. after a restart, where the spec asks for 404 (H-404-400). Checked against the SDK's
+/// own servers: server-everything and the SDK's examples send the first, the SDK's
+/// `simpleTaskInteractive` example the second. No other 400 counts as a lost session.
+pub(crate) const LOST_SESSION_400: [&str; 2] = [
+    "Bad Request: No valid session ID provided",
+    "Bad Request: No valid session ID",
+];
+
 /// Reconnect attempts in a row without progress before a resumable stream is given up.
 const MAX_RESUME_ATTEMPTS: u32 = 5;
 /// Delay before resuming when the server gave no `retry:` (H-RETRY).
@@ -230,7 +239,7 @@ impl Http {
         }
         if !resp.status().is_success() {
             return self
-                .error_status(resp, sink, post.idle, post.probe_era)
+                .error_status(resp, sink, post.idle, post.probe_era, sent_session)
                 .await;
         }
         if let Some(auth) = &self.auth {
@@ -376,6 +385,7 @@ impl Http {
         sink: &mut D,
         idle: Option<Duration>,
         probe_era: bool,
+        sent_session: bool,
     ) -> Outcome {
         let status = resp.status();
         let header = |name| {
@@ -388,6 +398,9 @@ impl Http {
         let is_json = header(CONTENT_TYPE).is_some_and(|c| c.contains("json"));
         let body = self.error_body(resp, idle).await;
         let error = ErrorBody::read(status, &body);
+        if sent_session && error.lost_session(status) {
+            return Outcome::SessionGone;
+        }
         if probe_era && error.legacy {
             let why = error.message.as_deref().unwrap_or("no JSON-RPC error");
             return Outcome::LegacyOnly(RemoteError::Status {
@@ -573,7 +586,7 @@ impl Http {
         session: SessionHeaders,
         mut sink: D,
         mut ready: Option<tokio::sync::oneshot::Sender<()>>,
-    ) {
+    ) -> Listened {
         let mut last_id: Option<String> = None;
         let mut backoff = Duration::from_millis(500);
         let mut failures = 0u32;
@@ -610,11 +623,18 @@ impl Http {
             match answer {
                 Ok(r) if r.status() == StatusCode::METHOD_NOT_ALLOWED => {
                     tracing::debug!(host = %self.host, "the server offers no GET stream (405)");
-                    return;
+                    return Listened::Ended;
                 }
-                Ok(r) if r.status() == StatusCode::NOT_FOUND || r.status().is_client_error() => {
-                    tracing::debug!(host = %self.host, status = %r.status(), "GET stream refused; not retrying");
-                    return;
+                Ok(r) if r.status().is_client_error() => {
+                    let status = r.status();
+                    let body = self.error_body(r, Some(self.request_timeout)).await;
+                    let gone = status == StatusCode::NOT_FOUND
+                        || ErrorBody::read(status, &body).lost_session(status);
+                    if gone && session.session_id.is_some() {
+                        return Listened::SessionGone;
+                    }
+                    tracing::debug!(host = %self.host, %status, "GET stream refused; not retrying");
+                    return Listened::Ended;
                 }
                 Ok(r) if r.status().is_success() => {
                     let mut parser = sse::Parser::new(self.max_message);
@@ -632,7 +652,7 @@ impl Http {
                                 continue;
                             }
                             if sink.deliver(Bytes::from(ev.data)).await.is_err() {
-                                return;
+                                return Listened::Ended;
                             }
                         }
                         last_id = parser.last_event_id().map(str::to_owned).or(last_id);
@@ -647,13 +667,22 @@ impl Http {
             failures += 1;
             if failures > 20 {
                 tracing::warn!(host = %self.host, "giving up on the GET stream after repeated failures");
-                return;
+                return Listened::Ended;
             }
             let delay = retry.unwrap_or(backoff).min(MAX_RETRY);
             backoff = (backoff * 2).min(MAX_RETRY);
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// How a GET stream ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Listened {
+    /// No stream (405), refused, given up, or nowhere to deliver.
+    Ended,
+    /// The server does not know the session any more (404, or a TypeScript-SDK 400).
+    SessionGone,
 }
 
 /// What a JSON-RPC error body of a non-2xx answer says.
@@ -674,6 +703,15 @@ struct ErrorBody {
 }
 
 impl ErrorBody {
+    /// A 400 that is a TypeScript-SDK server's way of saying the session is unknown.
+    fn lost_session(&self, status: StatusCode) -> bool {
+        status == StatusCode::BAD_REQUEST
+            && self
+                .message
+                .as_deref()
+                .is_some_and(|m| LOST_SESSION_400.contains(&m))
+    }
+
     fn read(status: StatusCode, body: &[u8]) -> ErrorBody {
         // Without a JSON-RPC error, a bare 400 is what the spec says identifies a legacy
         // server too.

@@ -15,6 +15,8 @@
 //! - redirects, malformed answers, endless streams: `redirects_are_not_followed`,
 //!   `malformed_server_answers`, `endless_stream_until_cancelled`
 //! - stdin abuse (floods, huge lines): `stdio::notification_flood`, `stdio::huge_line`
+//! - a TypeScript-SDK server that lost the session (400, not 404), on POST and on the
+//!   GET stream: `session_400_from_a_typescript_server`
 
 use serde_json::{Value, json};
 
@@ -643,6 +645,88 @@ async fn endless_stream_until_cancelled() {
         before.iter().all(|m| m.get("method").is_some()),
         "no response for id 1: {before:?}"
     );
+    p.assert_memory_below(MEMORY_BOUND_MIB);
+    p.finish().await;
+}
+
+/// H-404-400: a TypeScript-SDK server that lost the session (a restart) answers 400
+/// "Bad Request: No valid session ID provided", not 404. A request that meets it opens a
+/// new session and is retried once; the GET stream that meets it does the same; any
+/// other 400 is reported and never retried.
+#[tokio::test]
+async fn session_400_from_a_typescript_server() {
+    let mock = Mock::start(Options {
+        ts_lost_session: true,
+        get_requests: true,
+        ..Default::default()
+    })
+    .await;
+    let inits = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.rpc_method() == Some("initialize"))
+            .count()
+    };
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    // The GET stream reconnects on the forgotten session, gets the 400, and renews it.
+    p.send(&call(1, "expire", json!({}))).await;
+    p.recv_response(1.into()).await;
+    mock.wait_for("a new session opened for the GET stream", |r| {
+        r.iter()
+            .filter(|r| r.rpc_method() == Some("initialize"))
+            .count()
+            == 2
+    })
+    .await;
+    still_serving(&mut p, 2).await;
+    p.finish().await;
+
+    // A request meets it (no GET stream to notice first): renewed, retried once.
+    let mock = Mock::start(Options {
+        ts_lost_session: true,
+        ..Default::default()
+    })
+    .await;
+    let inits = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.rpc_method() == Some("initialize"))
+            .count()
+    };
+    let mut p = Proxy::spawn(&[&mock.url]);
+    p.initialize("2025-11-25").await;
+    p.send(&call(3, "expire", json!({}))).await;
+    p.recv_response(3.into()).await;
+    p.send(&call(4, "echo", json!({"x": 1}))).await;
+    let (resp, _) = p.recv_response(4.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    assert_eq!(inits(), 2);
+    let echoes = mock
+        .requests()
+        .iter()
+        .filter(|r| r.body["params"]["name"] == "echo")
+        .count();
+    assert_eq!(echoes, 2, "the 400, then the retry on the new session");
+    let before = inits();
+    // Another 400: reported as it is, no new session.
+    let body = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"Bad Request: Something else"}}"#;
+    let msg = error_of(
+        &mut p,
+        5,
+        &call(
+            5,
+            "status",
+            json!({"code": 400, "content_type": "application/json", "body": body}),
+        ),
+    )
+    .await;
+    assert!(
+        msg.contains("HTTP 400") && msg.contains("Something else"),
+        "{msg}"
+    );
+    assert_eq!(inits(), before);
+    still_serving(&mut p, 6).await;
     p.assert_memory_below(MEMORY_BOUND_MIB);
     p.finish().await;
 }

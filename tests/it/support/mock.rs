@@ -8,7 +8,7 @@
 //! | elicit       | SSE: asks the client (elicitation/create), waits for its answer    |
 //! | cut          | SSE: priming event + `retry:`, closes; the result comes on resume  |
 //! | cut_noresume | SSE: closes before the result with no event id                     |
-//! | expire       | forgets every session, so the next request gets 404                |
+//! | expire       | forgets every session (the next request gets 404) and ends the GET |
 //! | status       | answers HTTP `code` with `body` and `content_type`                 |
 //! | garbage      | 200 application/json with a body that is not JSON                  |
 //! | hang         | never answers                                                      |
@@ -73,6 +73,9 @@ pub struct Options {
     /// With `modern_only`: refuse a legacy initialize as the conformance suite's
     /// 2026-07-28 servers do, 400 "Missing MCP-Protocol-Version header" (no -32022).
     pub refuse_by_header: bool,
+    /// Answer an unknown session as a TypeScript-SDK server does (server-everything):
+    /// 400 "Bad Request: No valid session ID provided", not 404. On GET too.
+    pub ts_lost_session: bool,
 }
 
 #[derive(Default)]
@@ -370,7 +373,7 @@ async fn mcp_post(State(m): State<Mock>, headers: HeaderMap, body: Bytes) -> Res
             .as_ref()
             .is_some_and(|s| m.inner.lock().unwrap().sessions.contains(s));
         if !known {
-            return (StatusCode::NOT_FOUND, "session not found").into_response();
+            return lost_session(&m);
         }
     }
     let Some(id) = id else {
@@ -593,7 +596,11 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
             sse_response(rx)
         }
         "expire" => {
-            m.inner.lock().unwrap().sessions.clear();
+            // As a restart does: sessions forgotten, and an open GET stream closed.
+            let mut inner = m.inner.lock().unwrap();
+            inner.sessions.clear();
+            inner.get_tx = None;
+            drop(inner);
             reply(result(&id, text("expired")))
         }
         "status" => {
@@ -661,8 +668,31 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
     }
 }
 
+/// The answer to a request on a session this server does not know.
+fn lost_session(m: &Mock) -> Response {
+    if m.opts.ts_lost_session {
+        let body = json!({"jsonrpc": "2.0", "id": null,
+            "error": {"code": -32000, "message": "Bad Request: No valid session ID provided"}});
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
+    (StatusCode::NOT_FOUND, "session not found").into_response()
+}
+
 async fn mcp_get(State(m): State<Mock>, headers: HeaderMap) -> Response {
     m.record(Method::GET, "/mcp", &headers, Value::Null);
+    let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+    if let Some(s) = session
+        && !m.opts.stateless
+        && !m.opts.legacy_only
+        && !m.inner.lock().unwrap().sessions.iter().any(|k| k == s)
+    {
+        return lost_session(&m);
+    }
     if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         let parked = m.inner.lock().unwrap().parked.remove(last);
         return match parked {
@@ -671,7 +701,8 @@ async fn mcp_get(State(m): State<Mock>, headers: HeaderMap) -> Response {
                 let _ = tx.send(sse_frame(Some(&format!("{last}-1")), &v));
                 sse_response(rx)
             }
-            None => StatusCode::NOT_FOUND.into_response(),
+            // Nothing to replay: this stream is over (405 stops the client's GET).
+            None => StatusCode::METHOD_NOT_ALLOWED.into_response(),
         };
     }
     if m.opts.get_requests || m.opts.legacy_sessions {
