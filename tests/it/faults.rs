@@ -661,12 +661,6 @@ async fn session_400_from_a_typescript_server() {
         ..Default::default()
     })
     .await;
-    let inits = || {
-        mock.requests()
-            .iter()
-            .filter(|r| r.rpc_method() == Some("initialize"))
-            .count()
-    };
     let mut p = Proxy::spawn(&[&mock.url]);
     p.initialize("2025-11-25").await;
     // The GET stream reconnects on the forgotten session, gets the 400, and renews it.
