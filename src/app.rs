@@ -43,9 +43,10 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     // One thread: a proxy's work per message is a few microseconds, and hand-offs between
-    // worker threads (a futex wake each) cost more than that. Measured in the same bench
-    // run (bench/README.md): p50 latency 1.7× direct with two workers, 1.16× with one,
-    // and the same throughput. Blocking work (file locks, DNS) goes to the blocking pool.
+    // worker threads (a futex wake each) cost more than that: a same-run A/B showed lower
+    // latency with one worker than with two, at the same throughput (bench/ab.sh keeps
+    // such comparisons as bench/results/ab-NAME.json). Blocking work (file locks, DNS)
+    // goes to the blocking pool.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

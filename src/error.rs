@@ -1,4 +1,4 @@
-//! Typed errors, and the one place that turns them into user-facing hints and exit codes.
+//! Typed errors, most of their user-facing hints, and the exit codes.
 //!
 //! Messages name what failed (host, status) and what to do, and never carry a header
 //! value, token or session id.

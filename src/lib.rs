@@ -7,7 +7,9 @@
 //! Where things live:
 //! - `cli`      — the clap description of flags and subcommands.
 //! - `config`   — flags + environment resolved into an immutable `Config`.
-//! - `error`    — typed errors and the mapping to hints and exit codes.
+//! - `error`    — typed errors, most user-facing hints, and the exit codes (the
+//!   transport names its timeout flags, `proxy::exchange` adds the sign-in and
+//!   `--transport sse` hints).
 //! - `jsonrpc`  — probing a line's kind/id/method without a full parse; error responses.
 //! - `stdio`    — newline framing with a bound, and the one task that writes stdout.
 //! - `proxy`    — the loop that owns the connection state and the request table, and
@@ -19,8 +21,10 @@
 //!   header annotations); and `translate`, which makes a legacy client's messages modern.
 //! - `remote`   — the transport only: Streamable HTTP exchanges (`http`), the SSE parser
 //!   (`sse`), the 2024-11-05 HTTP+SSE transport (`legacy_sse`), modern headers
-//!   (`modern`). It hands framed messages to a `Deliver` and knows no ids or stdout.
-//! - `auth`     — sign-in: discovery, registration, browser/device flows, token files.
+//!   (`modern`), the cookie jar (`cookies`). It hands framed messages to a `Deliver`
+//!   and knows no ids or stdout.
+//! - `auth`     — sign-in: discovery, registration, browser/device flows, token files,
+//!   and mcp-remote compatibility (`compat`: its redirect URI, its token cache).
 //! - `check`    — `clerk-mcp-server check`: a one-shot diagnosis of a setup.
 //! - `tools`    — `clerk-mcp-server tools`: tools against their pins, and `--accept`.
 //! - `inproc`   — a client conversation with the proxy in process, for subcommands.
