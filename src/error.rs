@@ -119,6 +119,8 @@ pub enum RemoteError {
     Malformed { host: String, why: String },
     #[error("the stream from {host} ended before the response{why}")]
     StreamEnded { host: String, why: String },
+    #[error("{host} {why}")]
+    Redirect { host: String, why: String },
     #[error("{host} does not look like an MCP endpoint: {why}")]
     NotMcp { host: String, why: String },
     #[error("{0}")]

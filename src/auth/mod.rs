@@ -194,6 +194,9 @@ pub struct Auth {
     served_anonymously: std::sync::atomic::AtomicBool,
     /// `--use-id-token` without an ID token has been warned about.
     no_id_token_warned: std::sync::atomic::AtomicBool,
+    /// Where the server redirected its URL to: discovery and the resource follow it
+    /// (the stored sign-in stays keyed by the configured URL).
+    moved: RwLock<Option<Url>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -251,7 +254,22 @@ impl Auth {
             challenged_notify: tokio::sync::Notify::new(),
             served_anonymously: std::sync::atomic::AtomicBool::new(false),
             no_id_token_warned: std::sync::atomic::AtomicBool::new(false),
+            moved: RwLock::new(None),
         }
+    }
+
+    /// The server's URL moved (a same-origin redirect).
+    pub(crate) fn moved_to(&self, url: &Url) {
+        *self.moved.write().unwrap_or_else(|p| p.into_inner()) = Some(url.clone());
+    }
+
+    /// The server's URL now: its protected resource must match this one.
+    fn server_now(&self) -> Url {
+        self.moved
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.server.clone())
     }
 
     pub(crate) fn has_token(&self) -> bool {
@@ -871,7 +889,7 @@ impl Auth {
         }
         let mut d = discover::discover(
             &self.http,
-            &self.server,
+            &self.server_now(),
             challenge,
             self.cfg.resource.as_deref(),
         )

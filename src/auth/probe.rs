@@ -39,14 +39,14 @@ pub(crate) enum Reach {
 /// Ask the server, as far as `reach` allows. Only the initialize can fail: the quiet
 /// steps are best effort.
 pub(crate) async fn probe(http: &Http, reach: Reach) -> Result<Probe, RemoteError> {
-    let quiet = match discover::protected_resource(&http.client, &http.url, None).await {
+    let quiet = match discover::protected_resource(&http.client, &http.url(), None).await {
         Ok(Some(_)) => Probe::SignIn(bare_get_challenge(http).await),
         Ok(None) => Probe::Unknown,
         // Said at once: otherwise the user learns it only when a request fails.
         Err(crate::auth::AuthError::Unreachable { why, .. }) => {
             tracing::warn!(
                 "{why}; requests will fail until it answers (try `clerk-mcp-server check {}`)",
-                crate::config::redact_url(&http.url)
+                crate::config::redact_url(&http.url())
             );
             Probe::Unknown
         }
@@ -65,7 +65,7 @@ pub(crate) async fn probe(http: &Http, reach: Reach) -> Result<Probe, RemoteErro
 /// The challenge of a GET without a token, when the server answers it with 401.
 async fn bare_get_challenge(http: &Http) -> Option<Challenge> {
     http.client
-        .get(http.url.clone())
+        .get(http.url())
         .header(ACCEPT, "text/event-stream")
         .send()
         .await
@@ -84,7 +84,7 @@ async fn initialize(http: &Http) -> Result<Probe, RemoteError> {
         "clientInfo":{"name":"clerk-mcp-server login","version":env!("CARGO_PKG_VERSION")}}});
     let resp = http
         .client
-        .post(http.url.clone())
+        .post(http.url())
         .headers(http.user_headers.clone())
         .header(ACCEPT, "application/json, text/event-stream")
         .header(CONTENT_TYPE, "application/json")

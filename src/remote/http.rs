@@ -39,10 +39,16 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 /// How much of an error body is read to summarize it.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
+/// Redirects followed for one request before giving up.
+const MAX_REDIRECTS: usize = 5;
+
 /// The remote endpoint and the pooled client.
 pub(crate) struct Http {
     pub(crate) client: reqwest::Client,
-    pub(crate) url: Url,
+    /// The server's URL; a same-origin redirect replaces it for the rest of the process.
+    url: std::sync::RwLock<Url>,
+    /// The redirect has been reported (once).
+    redirect_warned: std::sync::atomic::AtomicBool,
     /// `host[:port]`, the only part of the URL that appears in messages.
     pub(crate) host: String,
     pub(crate) user_headers: HeaderMap,
@@ -139,7 +145,8 @@ impl Http {
         };
         Http {
             client,
-            url: config.url.clone(),
+            url: std::sync::RwLock::new(config.url.clone()),
+            redirect_warned: std::sync::atomic::AtomicBool::new(false),
             host,
             user_headers: config.headers.clone(),
             request_timeout: config.request_timeout,
@@ -170,6 +177,79 @@ impl Http {
         }
         headers.insert(ACCEPT, accept);
         self.client.request(method, url.clone()).headers(headers)
+    }
+
+    /// The server's URL now (after any redirect).
+    pub(crate) fn url(&self) -> Url {
+        self.url.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Send `method` to the server, following its same-origin redirects (at most
+    /// [`MAX_REDIRECTS`]): 307 and 308 with the method and body kept, 301 to 303 for GET
+    /// only. Each hop is a new request, so the credentials (and a DPoP proof) are made
+    /// for that URL; a redirect to another origin is refused, so they never leave the
+    /// origin they are for. `wait` bounds each hop's wait for the response headers.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        accept: HeaderValue,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+        wait: Option<Duration>,
+    ) -> Result<reqwest::Response, SendError> {
+        let mut url = self.url();
+        let mut hops = 0;
+        loop {
+            let mut req = self
+                .request(method.clone(), &url, accept.clone())
+                .headers(headers.clone());
+            if let Some(body) = &body {
+                req = req.body(body.clone());
+            }
+            let resp = match with_idle(wait, req.send()).await {
+                None => return Err(SendError::TimedOut),
+                Some(Err(e)) => return Err(SendError::Failed(e)),
+                Some(Ok(r)) => r,
+            };
+            let Some(location) = redirect_location(&resp) else {
+                return Ok(resp);
+            };
+            let refused = |why: String| {
+                SendError::Refused(RemoteError::Redirect {
+                    host: self.host.clone(),
+                    why,
+                })
+            };
+            let target = follow(&method, resp.status(), &url, &location).map_err(refused)?;
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(refused(format!(
+                    "redirected more than {MAX_REDIRECTS} times (last to {})",
+                    crate::config::redact_url(&target)
+                )));
+            }
+            self.moved(&url, &target);
+            url = target;
+        }
+    }
+
+    /// A same-origin redirect: the new URL is the server's from now on.
+    fn moved(&self, from: &Url, to: &Url) {
+        *self.url.write().unwrap_or_else(|p| p.into_inner()) = to.clone();
+        if let Some(auth) = &self.auth {
+            auth.moved_to(to);
+        }
+        if !self
+            .redirect_warned
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "{} redirects to {}; using that from now on. Put {} in the client's config",
+                crate::config::redact_url(from),
+                crate::config::redact_url(to),
+                crate::config::redact_url(to)
+            );
+        }
     }
 
     pub(crate) fn set_transport(&self, name: &'static str) {
@@ -225,14 +305,17 @@ impl Http {
         };
         let mut headers = post.headers;
         headers.insert(CONTENT_TYPE, JSON);
-        let req = self
-            .request(Method::POST, &self.url, ACCEPT_BOTH)
-            .headers(headers)
-            .body(post.body);
-        let resp = match with_idle(self.headers_wait(post.idle), req.send()).await {
-            None => return Outcome::Failed(self.headers_timeout_err(post.idle)),
-            Some(Err(e)) => return Outcome::Failed(self.remote_err(&e)),
-            Some(Ok(r)) => r,
+        let wait = self.headers_wait(post.idle);
+        let sent = self
+            .send(Method::POST, ACCEPT_BOTH, headers, Some(post.body), wait)
+            .await;
+        let resp = match sent {
+            Err(SendError::TimedOut) => {
+                return Outcome::Failed(self.headers_timeout_err(post.idle));
+            }
+            Err(SendError::Failed(e)) => return Outcome::Failed(self.remote_err(&e)),
+            Err(SendError::Refused(e)) => return Outcome::Failed(e),
+            Ok(r) => r,
         };
         if let Some(refused) = self.refused(&resp, sent_session, generation) {
             return refused;
@@ -544,16 +627,20 @@ impl Http {
         if let Ok(v) = HeaderValue::from_str(last_id) {
             headers.insert(LAST_EVENT_ID, v);
         }
-        let req = self
-            .request(Method::GET, &self.url, ACCEPT_SSE)
-            .headers(headers);
-        match with_idle(self.headers_wait(Some(self.request_timeout)), req.send()).await {
-            None => Err(ResumeError::Retry),
-            Some(Err(e)) if e.is_connect() || e.is_timeout() => Err(ResumeError::Retry),
-            Some(Err(e)) => Err(ResumeError::Fatal(self.remote_err(&e))),
-            Some(Ok(r)) if r.status().is_success() => Ok(r),
-            Some(Ok(r)) if r.status().is_server_error() => Err(ResumeError::Retry),
-            Some(Ok(r)) => Err(ResumeError::Fatal(RemoteError::StreamEnded {
+        let wait = self.headers_wait(Some(self.request_timeout));
+        match self
+            .send(Method::GET, ACCEPT_SSE, headers, None, wait)
+            .await
+        {
+            Err(SendError::TimedOut) => Err(ResumeError::Retry),
+            Err(SendError::Failed(e)) if e.is_connect() || e.is_timeout() => {
+                Err(ResumeError::Retry)
+            }
+            Err(SendError::Failed(e)) => Err(ResumeError::Fatal(self.remote_err(&e))),
+            Err(SendError::Refused(e)) => Err(ResumeError::Fatal(e)),
+            Ok(r) if r.status().is_success() => Ok(r),
+            Ok(r) if r.status().is_server_error() => Err(ResumeError::Retry),
+            Ok(r) => Err(ResumeError::Fatal(RemoteError::StreamEnded {
                 host: self.host.clone(),
                 why: format!(
                     " and the server refused to resume it (HTTP {})",
@@ -570,12 +657,16 @@ impl Http {
         }
         let mut headers = HeaderMap::new();
         session.apply(&mut headers);
-        let req = self
-            .request(Method::DELETE, &self.url, ACCEPT_BOTH)
-            .headers(headers);
-        match req.send().await {
+        match self
+            .send(Method::DELETE, ACCEPT_BOTH, headers, None, None)
+            .await
+        {
             Ok(r) => tracing::debug!(host = %self.host, status = %r.status(), "session ended"),
-            Err(e) => tracing::debug!(host = %self.host, "DELETE failed: {}", self.remote_err(&e)),
+            Err(SendError::Failed(e)) => {
+                tracing::debug!(host = %self.host, "DELETE failed: {}", self.remote_err(&e))
+            }
+            Err(SendError::Refused(e)) => tracing::debug!("DELETE failed: {e}"),
+            Err(SendError::TimedOut) => {}
         }
     }
 
@@ -598,13 +689,18 @@ impl Http {
             {
                 headers.insert(LAST_EVENT_ID, v);
             }
-            let req = self
-                .request(Method::GET, &self.url, ACCEPT_SSE)
-                .headers(headers);
             let mut retry = None;
-            let answer = match with_idle(self.headers_timeout, req.send()).await {
-                Some(answer) => answer,
-                None => {
+            let sent = self
+                .send(Method::GET, ACCEPT_SSE, headers, None, self.headers_timeout)
+                .await;
+            let answer = match sent {
+                Ok(r) => Ok(r),
+                Err(SendError::Failed(e)) => Err(e),
+                Err(SendError::Refused(e)) => {
+                    tracing::warn!("GET stream: {e}");
+                    return Listened::Ended;
+                }
+                Err(SendError::TimedOut) => {
                     tracing::debug!(host = %self.host, "no answer to the GET stream within --headers-timeout; trying again");
                     tokio::time::sleep(backoff).await;
                     continue;
@@ -674,6 +770,61 @@ impl Http {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// Why [`Http::send`] got no response.
+pub(crate) enum SendError {
+    /// No response headers within the wait.
+    TimedOut,
+    Failed(reqwest::Error),
+    /// A redirect that is not followed.
+    Refused(RemoteError),
+}
+
+/// The `Location` of a redirect answer.
+fn redirect_location(resp: &reqwest::Response) -> Option<String> {
+    if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    resp.headers()
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
+/// Where a redirect from `from` leads, or why it is not followed (the message goes after
+/// the host: "HOST redirected ...").
+fn follow(method: &Method, status: StatusCode, from: &Url, location: &str) -> Result<Url, String> {
+    let target = from
+        .join(location)
+        .map_err(|e| format!("redirected to an invalid Location {location:?} ({e})"))?;
+    let shown = crate::config::redact_url(&target);
+    let keeps_method = matches!(status.as_u16(), 307 | 308);
+    if !keeps_method && method != Method::GET && method != Method::HEAD {
+        return Err(format!(
+            "answered a {method} with HTTP {} to {shown}, which would turn it into a GET; \
+             put {shown} in the client's config",
+            status.as_u16()
+        ));
+    }
+    if target.origin() != from.origin() {
+        let upgrade = from.scheme() == "http"
+            && target.scheme() == "https"
+            && from.host_str() == target.host_str();
+        return Err(if upgrade {
+            format!(
+                "redirected to {shown}: the server wants https; put {shown} in the client's config"
+            )
+        } else {
+            format!(
+                "redirected to {shown}, another origin; not followed, so credentials stay with \
+                 the server they are for. If that server is the right one, put its URL in the \
+                 client's config"
+            )
+        });
+    }
+    Ok(target)
 }
 
 /// How a GET stream ended.
@@ -811,4 +962,58 @@ pub(crate) fn summarize_body(body: &[u8], is_json: bool) -> String {
     }
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     truncate(&flat, 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn which_redirects_are_followed() {
+        let from = url("https://mcp.test/mcp");
+        let go = |m: Method, code: u16, loc: &str| {
+            follow(&m, StatusCode::from_u16(code).unwrap(), &from, loc)
+        };
+        for code in [307, 308] {
+            for m in [Method::POST, Method::GET, Method::DELETE] {
+                assert_eq!(
+                    go(m, code, "/mcp/").unwrap().as_str(),
+                    "https://mcp.test/mcp/"
+                );
+            }
+        }
+        for code in [301, 302, 303] {
+            assert_eq!(
+                go(Method::GET, code, "/v2/mcp").unwrap().as_str(),
+                "https://mcp.test/v2/mcp"
+            );
+            let refused = go(Method::POST, code, "/v2/mcp").unwrap_err();
+            assert!(refused.contains("turn it into a GET"), "{refused}");
+        }
+        // Another origin: host, port or scheme (https → http included).
+        for target in [
+            "https://evil.test/mcp",
+            "https://mcp.test:8443/mcp",
+            "http://mcp.test/mcp",
+        ] {
+            let refused = go(Method::POST, 307, target).unwrap_err();
+            assert!(refused.contains("another origin"), "{target}: {refused}");
+        }
+        // http → https on the same host: say which URL to configure.
+        let up = follow(
+            &Method::POST,
+            StatusCode::PERMANENT_REDIRECT,
+            &url("http://mcp.test/mcp"),
+            "https://mcp.test/mcp",
+        )
+        .unwrap_err();
+        assert!(
+            up.contains("put https://mcp.test/mcp in the client's config"),
+            "{up}"
+        );
+    }
 }

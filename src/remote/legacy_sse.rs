@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use crate::error::RemoteError;
-use crate::remote::http::{Http, with_idle};
+use crate::remote::http::{Http, SendError, with_idle};
 use crate::remote::{Deliver, sse};
 
 /// A POST's outcome: `None` when the server accepted the message. The sender is dropped
@@ -50,24 +50,29 @@ impl LegacySse {
     where
         D: Deliver + StreamEnd + 'static,
     {
-        let req = http.request(
-            Method::GET,
-            &http.url,
-            HeaderValue::from_static("text/event-stream"),
-        );
         let host = http.host.clone();
-        let mut resp =
-            match with_idle(http.headers_wait(Some(http.request_timeout)), req.send()).await {
-                None => return Err(http.headers_timeout_err(Some(http.request_timeout))),
-                Some(Err(e)) => {
-                    return Err(RemoteError::from_reqwest(
-                        &host,
-                        &e,
-                        http.request_timeout.as_secs_f64(),
-                    ));
-                }
-                Some(Ok(r)) => r,
-            };
+        let wait = Some(http.request_timeout);
+        let sent = http
+            .send(
+                Method::GET,
+                HeaderValue::from_static("text/event-stream"),
+                reqwest::header::HeaderMap::new(),
+                None,
+                http.headers_wait(wait),
+            )
+            .await;
+        let mut resp = match sent {
+            Err(SendError::TimedOut) => return Err(http.headers_timeout_err(wait)),
+            Err(SendError::Failed(e)) => {
+                return Err(RemoteError::from_reqwest(
+                    &host,
+                    &e,
+                    http.request_timeout.as_secs_f64(),
+                ));
+            }
+            Err(SendError::Refused(e)) => return Err(e),
+            Ok(r) => r,
+        };
         if !resp.status().is_success() {
             return Err(RemoteError::NotMcp {
                 host,
@@ -149,11 +154,11 @@ async fn endpoint(
         let endpoint = std::str::from_utf8(&first.data)
             .map_err(|_| refuse("the `endpoint` event was not UTF-8"))?;
         let endpoint = http
-            .url
+            .url()
             .join(endpoint.trim())
             .map_err(|e| refuse(&format!("bad endpoint URI: {e}")))?;
         // Messages (and credentials) go only to the server's own origin (B-SSE).
-        if endpoint.origin() != http.url.origin() {
+        if endpoint.origin() != http.url().origin() {
             return Err(refuse(
                 "the server's endpoint is on another origin; refused",
             ));

@@ -49,7 +49,8 @@ pub(crate) fn build_client(
         .pool_idle_timeout(std::time::Duration::from_secs(90))
         .tcp_nodelay(true)
         .user_agent(concat!("clerk-mcp-server/", env!("CARGO_PKG_VERSION")))
-        // Redirects would re-send the body and headers (tokens) to another place.
+        // reqwest's follower cannot see the method, and turns a POST into a GET on
+        // 301-303: `Http::send` follows same-origin redirects itself.
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ConfigError::Client(e.to_string()))

@@ -15,6 +15,8 @@
 //! - redirects, malformed answers, endless streams: `redirects_are_not_followed`,
 //!   `malformed_server_answers`, `endless_stream_until_cancelled`
 //! - stdin abuse (floods, huge lines): `stdio::notification_flood`, `stdio::huge_line`
+//! - same-origin redirects (a Starlette mount's `/mcp` → `/mcp/`), followed or refused:
+//!   `same_origin_redirects`
 //! - a TypeScript-SDK server that lost the session (400, not 404), on POST and on the
 //!   GET stream: `session_400_from_a_typescript_server`
 
@@ -567,8 +569,9 @@ async fn many_requests_each_answered_once() {
     );
 }
 
-/// A-TOKEN: credentials go only to the server they are for; a redirect elsewhere is not
-/// followed (it would carry the Authorization header and the body along).
+/// A-TOKEN: credentials go only to the server they are for; a redirect to another origin
+/// is not followed (it would carry the Authorization header and the body along), and the
+/// error names where it pointed.
 #[tokio::test]
 async fn redirects_are_not_followed() {
     let mock = Mock::start(Options::default()).await;
@@ -585,7 +588,14 @@ async fn redirects_are_not_followed() {
         ),
     )
     .await;
-    assert!(msg.contains("HTTP 307"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "redirected to {}, another origin; not followed",
+            elsewhere.url
+        )),
+        "{msg}"
+    );
+    still_serving(&mut p, 2).await;
     p.finish().await;
     assert!(
         elsewhere.requests().is_empty(),
@@ -723,4 +733,67 @@ async fn session_400_from_a_typescript_server() {
     still_serving(&mut p, 6).await;
     p.assert_memory_below(MEMORY_BOUND_MIB);
     p.finish().await;
+}
+
+/// H-REDIRECT: a 307 or 308 on the same origin (a Starlette or FastMCP mount answers
+/// `/mcp` with 307 to `/mcp/`) is followed with the method and body kept; the new URL is
+/// used from then on and reported once, with what to put in the config. 301 to 303 would
+/// turn a POST into a GET: refused, naming the URL to configure.
+#[tokio::test]
+async fn same_origin_redirects() {
+    for code in [307, 308] {
+        let mock = Mock::start(Options {
+            slash_redirect: Some(code),
+            get_stream: true,
+            ..Default::default()
+        })
+        .await;
+        let mut p = Proxy::spawn(&[&mock.url]);
+        p.initialize("2025-11-25").await;
+        for id in 1..=3 {
+            still_serving(&mut p, id).await;
+        }
+        p.assert_memory_below(MEMORY_BOUND_MIB);
+        let (status, stderr) = p.finish().await;
+        assert!(status.success());
+        let posts = mock
+            .inner
+            .lock()
+            .unwrap()
+            .redirected
+            .iter()
+            .filter(|m| **m == reqwest::Method::POST)
+            .count();
+        assert_eq!(
+            posts, 1,
+            "{code}: the new URL is kept after the first redirect"
+        );
+        assert_eq!(stderr.matches("redirects to").count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("Put {}/ in the client's config", mock.url)),
+            "{stderr}"
+        );
+        let echoes = mock
+            .requests()
+            .iter()
+            .filter(|r| r.body["params"]["name"] == "echo")
+            .count();
+        assert_eq!(echoes, 3, "{code}: each POST arrived once, with its body");
+    }
+    for code in [301, 302, 303] {
+        let mock = Mock::start(Options {
+            slash_redirect: Some(code),
+            ..Default::default()
+        })
+        .await;
+        let mut p = Proxy::spawn(&[&mock.url]);
+        let msg = p.initialize_error("2025-11-25").await;
+        assert!(
+            msg.contains(&format!("HTTP {code}"))
+                && msg.contains("turn it into a GET")
+                && msg.contains(&format!("put {}/ in the client's config", mock.url)),
+            "{msg}"
+        );
+        p.finish().await;
+    }
 }

@@ -76,6 +76,9 @@ pub struct Options {
     /// Answer an unknown session as a TypeScript-SDK server does (server-everything):
     /// 400 "Bad Request: No valid session ID provided", not 404. On GET too.
     pub ts_lost_session: bool,
+    /// Answer every request to `/mcp` with this redirect status to `/mcp/` (a Starlette
+    /// mount does, with 307), where the server is.
+    pub slash_redirect: Option<u16>,
 }
 
 #[derive(Default)]
@@ -98,6 +101,8 @@ pub struct Inner {
     pub tool_pages: Option<Vec<Vec<Value>>>,
     /// When set, modern `tools/list` results say they may be reused for this long.
     pub list_ttl_ms: Option<u64>,
+    /// The methods of the requests answered with `slash_redirect`.
+    pub redirected: Vec<Method>,
 }
 
 #[derive(Clone)]
@@ -137,9 +142,14 @@ impl Mock {
         };
         let app = Router::new()
             .route("/mcp", post(mcp_post).get(mcp_get).delete(mcp_delete))
+            .route("/mcp/", post(mcp_post).get(mcp_get).delete(mcp_delete))
             .route("/sse", get(legacy_get).post(legacy_refuse))
             .route("/.well-known/oauth-protected-resource/mcp", get(prm))
             .route("/messages", post(legacy_post))
+            .layer(axum::middleware::from_fn_with_state(
+                mock.clone(),
+                slash_redirect,
+            ))
             .with_state(mock.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -665,6 +675,27 @@ async fn tool_call(m: Mock, id: Value, req: &Value) -> Response {
         _ => json_response(
             json!({"jsonrpc":"2.0","id":id,"error":{"code":-32602,"message":"unknown tool"}}),
         ),
+    }
+}
+
+/// `slash_redirect`: `/mcp` is answered with a redirect to `/mcp/`.
+async fn slash_redirect(
+    State(m): State<Mock>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match m.opts.slash_redirect {
+        Some(code) if req.uri().path() == "/mcp" => {
+            m.inner
+                .lock()
+                .unwrap()
+                .redirected
+                .push(req.method().clone());
+            m.changed.notify_waiters();
+            let status = StatusCode::from_u16(code).unwrap();
+            (status, [(header::LOCATION, "/mcp/")]).into_response()
+        }
+        _ => next.run(req).await,
     }
 }
 
