@@ -15,6 +15,8 @@
 //! - redirects, malformed answers, endless streams: `redirects_are_not_followed`,
 //!   `malformed_server_answers`, `endless_stream_until_cancelled`
 //! - stdin abuse (floods, huge lines): `stdio::notification_flood`, `stdio::huge_line`
+//! - compressed answers (gzip, brotli, zstd), a compression bomb, compressed SSE:
+//!   `compressed_answers`
 //! - same-origin redirects (a Starlette mount's `/mcp` → `/mcp/`), followed or refused:
 //!   `same_origin_redirects`
 //! - a TypeScript-SDK server that lost the session (400, not 404), on POST and on the
@@ -796,4 +798,57 @@ async fn same_origin_redirects() {
         );
         p.finish().await;
     }
+}
+
+/// H-COMPRESS: `Accept-Encoding` is sent, and gzip, brotli and zstd answers are decoded.
+/// The size bound applies to the decoded message, so a compression bomb is refused with
+/// an error; a compressed SSE stream is decoded as it arrives, event by event.
+#[tokio::test]
+async fn compressed_answers() {
+    let raw = Raw::start().await;
+    let mut p = Proxy::spawn(&[&raw.url, "--max-message-size", "1048576"]);
+    p.initialize("2025-11-25").await;
+    let accept = raw.seen()[0]
+        .headers
+        .get("accept-encoding")
+        .cloned()
+        .unwrap_or_default();
+    for encoding in ["gzip", "br", "zstd"] {
+        assert!(accept.contains(encoding), "{accept}");
+    }
+    for (id, encoding) in (1..).zip(["gzip", "br", "zstd"]) {
+        p.send(&call(
+            id,
+            "compressed",
+            json!({"encoding": encoding, "pad": 1000}),
+        ))
+        .await;
+        let (resp, _) = p.recv_response(id.into()).await;
+        let text = resp["result"]["content"][0]["text"].as_str().unwrap_or("");
+        assert!(text.contains(encoding) && text.len() > 1000, "{resp}");
+    }
+    // 8 MiB of padding is a few KiB compressed: the decoded size is what counts.
+    let msg = error_of(
+        &mut p,
+        10,
+        &call(
+            10,
+            "compressed",
+            json!({"encoding": "gzip", "pad": 8 << 20}),
+        ),
+    )
+    .await;
+    assert!(msg.contains("exceeded the 1048576-byte limit"), "{msg}");
+    p.send(&call(11, "gzip_sse", json!({}))).await;
+    let first = p.recv().await;
+    assert_eq!(first["method"], "notifications/message", "{first}");
+    raw.cut();
+    let (resp, _) = p.recv_response(11.into()).await;
+    assert_eq!(
+        resp["result"]["content"][0]["text"], "after the event",
+        "{resp}"
+    );
+    still_serving(&mut p, 12).await;
+    p.assert_memory_below(MEMORY_BOUND_MIB);
+    p.finish().await;
 }

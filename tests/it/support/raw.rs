@@ -15,6 +15,10 @@
 //! |             | and parks the result for GET + Last-Event-ID; `park: false` makes     |
 //! |             | that GET a 405 (a server that cannot resume)                          |
 //! | drip        | `{"result":{}}` one byte per `ms`; `stall_at`/`stall_ms`: one long gap |
+//! | compressed  | the echo, compressed with `encoding` (gzip, br, zstd); `pad` bytes of |
+//! |             | padding make it large (a compression bomb when it is over the bound)  |
+//! | gzip_sse    | SSE, gzip: one log event (flushed), then, once the test calls          |
+//! |             | [`Raw::cut`], the result                                              |
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -168,6 +172,43 @@ impl Raw {
                 self.cut.acquire().await.unwrap().forget();
                 reset(sock)
             }
+            "compressed" => {
+                let pad = "a".repeat(args["pad"].as_u64().unwrap_or(0) as usize);
+                let text = answer(&format!("{pad}{args}"));
+                let encoding = args["encoding"].as_str().unwrap_or("gzip");
+                let body = compress(encoding, text.as_bytes());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                     Content-Encoding: {encoding}\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n",
+                    body.len()
+                );
+                sock.write_all(head.as_bytes()).await?;
+                sock.write_all(&body).await?;
+                sock.shutdown().await
+            }
+            "gzip_sse" => {
+                use std::io::Write;
+                let note = json!({"jsonrpc":"2.0","method":"notifications/message",
+                    "params":{"level":"info","data":"first, compressed"}});
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                            Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\
+                            Connection: close\r\n\r\n";
+                sock.write_all(head.as_bytes()).await?;
+                gz.write_all(format!("data: {note}\n\n").as_bytes())?;
+                gz.flush()?; // a sync flush: the event can be decoded now
+                let first = std::mem::take(gz.get_mut());
+                write_chunk(&mut sock, &first).await?;
+                // The result comes only once the test saw the first event come out.
+                self.cut.acquire().await.unwrap().forget();
+                gz.write_all(format!("data: {}\n\n", answer("after the event")).as_bytes())?;
+                let rest = gz.finish()?;
+                write_chunk(&mut sock, &rest).await?;
+                sock.write_all(b"0\r\n\r\n").await?;
+                sock.shutdown().await
+            }
             "drip" => {
                 let ms = args["ms"].as_u64().unwrap_or(100);
                 let stall_at = args["stall_at"].as_u64().map(|n| n as usize);
@@ -190,6 +231,28 @@ impl Raw {
             }
             _ => write_json(&mut sock, &answer(&args.to_string()), None).await,
         }
+    }
+}
+
+/// `data` compressed with a `Content-Encoding`.
+fn compress(encoding: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match encoding {
+        "gzip" => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(data).unwrap();
+            gz.finish().unwrap()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                w.write_all(data).unwrap();
+            }
+            out
+        }
+        "zstd" => zstd::encode_all(data, 3).unwrap(),
+        other => panic!("no such encoding in the test server: {other}"),
     }
 }
 
