@@ -5,10 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== dependency tree: rustls only (no OpenSSL, no native-tls)"
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
 for crate in openssl-sys native-tls; do
-  if cargo tree --locked -e normal -i "$crate" >/dev/null 2>&1; then
+  # A crate outside the graph: `cargo tree -i` exits non-zero with exactly this line on
+  # stderr. Any other failure (a bad lockfile, a fetch it cannot make) is not an answer.
+  absent="error: package ID specification \`$crate\` did not match any packages"
+  if tree=$(cargo tree --locked -e normal -i "$crate" 2>"$err"); then
     echo "FAIL: $crate is in the dependency tree:"
-    cargo tree --locked -e normal -i "$crate"
+    printf '%s\n' "$tree"
+    exit 1
+  elif [ -n "$tree" ] || [ "$(cat "$err")" != "$absent" ]; then
+    echo "FAIL: cargo tree -i $crate failed, so whether $crate is a dependency is unknown:"
+    cat "$err"
     exit 1
   fi
   echo "ok: no $crate"

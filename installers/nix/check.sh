@@ -57,7 +57,7 @@ if ! command -v nix >/dev/null; then
     finish
   fi
 fi
-echo "$(nix --version)"
+nix --version
 
 # Throwaway configuration: flakes on, no sandbox (the stand-in's builders are the
 # host's /bin/sh), no build users, no substituters, no global registry download.
@@ -99,7 +99,7 @@ cp "$BIN" "$STANDIN/prebuilt/clerk-mcp-server"
 SYSTEM=$(nix eval --impure --raw --expr builtins.currentSystem 2>/dev/null || echo x86_64-linux)
 FLAGS=(--no-write-lock-file --override-input nixpkgs "path:$STANDIN")
 WANT_VERSION=$(sed -n '/^\[package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
-cd "$REPO"
+cd "$REPO" || { bad "cd $REPO"; finish; }
 
 # --- 1. nix flake show --------------------------------------------------------------------
 if timeout 120 nix flake show --json "${FLAGS[@]}" >"$LOGS/show.json" 2>"$LOGS/show.log" &&
@@ -157,7 +157,7 @@ EOF
   if [ -z "$stale" ]; then
     ok "checkFlags: $n --skip entries, each an existing test in tests/it"
   else
-    bad "checkFlags: no such test for: $(echo $stale)"
+    bad "checkFlags: no such test for: $(tr '\n' ' ' <<<"$stale")"
   fi
 else
   bad "nix eval checkFlags (see $LOGS/checkFlags.log)"
@@ -168,47 +168,86 @@ fi
 # a HOME that does not exist; the source is the flake's own `src` (its fileset), and the
 # test flags are the flake's checkFlags. Debug profile to save time (the real build
 # tests the release profile).
-if [ "$SANDBOX_TESTS" = 1 ]; then
-  SRC=$(timeout 60 nix eval --raw "${FLAGS[@]}" ".#packages.$SYSTEM.default.src" 2>>"$LOGS/sandbox.log")
-  mapfile -t CHECKFLAGS < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))))' "$LOGS/checkFlags.json")
-  if [ -z "$SRC" ] || ! command -v unshare >/dev/null || ! command -v ip >/dev/null; then
-    bad "sandbox tests: need the flake's src, unshare and ip (see $LOGS/sandbox.log)"
-  else
-    cp -r "$SRC" "$TMP/src" && chmod -R u+w "$TMP/src"
-    export CARGO_TARGET_DIR=$TMP/target
-    export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
-    printf '#!/bin/sh\necho "sh: curl: not found" >&2\nexit 127\n' >"$TMP/no-curl"
-    chmod +x "$TMP/no-curl"
-    # Like nativeCheckInputs = [ pkgs.curl ]: curl on PATH, outside /usr/bin.
-    mkdir -p "$TMP/check-inputs" && cp "$(command -v curl)" "$TMP/check-inputs/curl"
-    cat >"$TMP/in-sandbox.sh" <<EOF
+# Every step is checked: a setup step that failed silently would run the tests somewhere
+# else than claimed (without the flake's checkFlags, without the curl check input, with
+# an empty filter), and a run of zero tests is not a pass. The imitation checks itself
+# before the tests start (lines "imitation: ..." in the log).
+# The script the tests run under: set up the imitation, check it holds, exec the command.
+imitation_script() {
+  cat <<EOF
 #!/bin/bash
 set -e
 ip link set lo up
 mount --bind /dev/null /etc/resolv.conf
-for c in /usr/bin/curl /usr/local/bin/curl; do
-  [ -e "\$c" ] && mount --bind "$TMP/no-curl" "\$c"
+for c in /usr/bin/curl /usr/local/bin/curl /bin/curl; do
+  if [ -e "\$c" ]; then mount --bind "$TMP/no-curl" "\$c"; fi
 done
 # Like the sandbox's /homeless-shelter: a HOME that does not exist (here in \$TMP, so
 # nothing is left outside it if a test creates it anyway; that is reported).
-export HOME="$TMP/homeless-shelter" TMPDIR=\$(mktemp -d "$TMP/build.XXXX")
+TMPDIR=\$(mktemp -d "$TMP/build.XXXX")
+export HOME="$TMP/homeless-shelter" TMPDIR
 export PATH="$TMP/check-inputs:\$PATH"
+# The imitation holds, or the run proves nothing of what it claims.
+fail() { echo "imitation: \$*" >&2; exit 90; }
+[ -z "\$(ip -o link show | awk -F': ' '\$2 != "lo"')" ] || fail "a network interface other than lo"
+[ ! -s /etc/resolv.conf ] || fail "/etc/resolv.conf is not empty"
+[ "\$(command -v curl)" = "$TMP/check-inputs/curl" ] || fail "curl on PATH is not the check input"
+if /usr/bin/curl --version >/dev/null 2>&1; then fail "/usr/bin/curl runs"; fi
+[ ! -e "\$HOME" ] || fail "HOME exists"
 exec "\$@"
 EOF
-    chmod +x "$TMP/in-sandbox.sh"
-    if ! (cd "$TMP/src" && timeout 1800 nice cargo test --locked --no-run) >"$LOGS/sandbox-build.log" 2>&1; then
-      bad "sandbox tests: cargo test --no-run on the flake's src (see $LOGS/sandbox-build.log)"
-    elif (cd "$TMP/src" && timeout 900 unshare -n -m --propagation private "$TMP/in-sandbox.sh" \
-      cargo test --locked --offline -- --test-threads=2 "${CHECKFLAGS[@]}") >"$LOGS/sandbox-test.log" 2>&1; then
-      if [ -e "$TMP/homeless-shelter" ]; then
-        bad "sandbox tests: passed, but something created HOME (the sandbox has none)"
-      else
-        ok "sandbox tests: $(grep -E '^test result' "$LOGS/sandbox-test.log" | awk '{p+=$4; f+=$6; i+=$8; s+=$12} END {print p" passed, "f" failed, "i" ignored, "s" skipped by checkFlags"}') (loopback only, no DNS, no curl)"
-      fi
+}
+sandbox_tests() {
+  local src flags tally n p f i s
+  src=$(timeout 60 nix eval --raw "${FLAGS[@]}" ".#packages.$SYSTEM.default.src" 2>>"$LOGS/sandbox.log")
+  if [ -z "$src" ] || ! command -v unshare >/dev/null || ! command -v ip >/dev/null ||
+    ! command -v curl >/dev/null; then
+    bad "sandbox tests: need the flake's src, unshare, ip and curl (see $LOGS/sandbox.log)"
+    return
+  fi
+  if ! flags=$(python3 -c 'import json,sys; [print(f) for f in json.load(open(sys.argv[1]))]' \
+    "$LOGS/checkFlags.json" 2>>"$LOGS/sandbox.log"); then
+    bad "sandbox tests: cannot read the flake's checkFlags (see $LOGS/sandbox.log)"
+    return
+  fi
+  CHECKFLAGS=()
+  [ -z "$flags" ] || mapfile -t CHECKFLAGS <<<"$flags"
+  export CARGO_TARGET_DIR=$TMP/target
+  export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
+  if ! { cp -r "$src" "$TMP/src" && chmod -R u+w "$TMP/src" &&
+    printf '#!/bin/sh\necho "sh: curl: not found" >&2\nexit 127\n' >"$TMP/no-curl" &&
+    chmod +x "$TMP/no-curl" &&
+    # Like nativeCheckInputs = [ pkgs.curl ]: curl on PATH, outside /usr/bin.
+    mkdir -p "$TMP/check-inputs" && cp "$(command -v curl)" "$TMP/check-inputs/curl" &&
+    imitation_script >"$TMP/in-sandbox.sh" && chmod +x "$TMP/in-sandbox.sh"; } 2>>"$LOGS/sandbox.log"; then
+    bad "sandbox tests: setting up the imitation failed (see $LOGS/sandbox.log)"
+    return
+  fi
+  if ! (cd "$TMP/src" && timeout 1800 nice cargo test --locked --no-run) >"$LOGS/sandbox-build.log" 2>&1; then
+    bad "sandbox tests: cargo test --no-run on the flake's src (see $LOGS/sandbox-build.log)"
+  elif ! (cd "$TMP/src" && timeout 900 unshare -n -m --propagation private "$TMP/in-sandbox.sh" \
+    cargo test --locked --offline -- --test-threads=2 "${CHECKFLAGS[@]}") >"$LOGS/sandbox-test.log" 2>&1; then
+    if grep -q '^imitation: ' "$LOGS/sandbox-test.log"; then
+      bad "sandbox tests: the imitation does not hold: $(sed -n 's/^imitation: //p' "$LOGS/sandbox-test.log")"
     else
       bad "sandbox tests: $(grep -E '^test .* FAILED$' "$LOGS/sandbox-test.log" | awk '{print $2}' | tr '\n' ' ')(see $LOGS/sandbox-test.log)"
     fi
+  elif [ -e "$TMP/homeless-shelter" ]; then
+    bad "sandbox tests: passed, but something created HOME (the sandbox has none)"
+  else
+    # "test result: ok. P passed; F failed; I ignored; M measured; S filtered out"
+    tally=$(awk '/^test result/ {n++; p+=$4; f+=$6; i+=$8; s+=$12}
+      END {print n+0, p+0, f+0, i+0, s+0}' "$LOGS/sandbox-test.log")
+    read -r n p f i s <<<"$tally"
+    if [ "$n" -eq 0 ] || [ "$p" -eq 0 ]; then
+      bad "sandbox tests: cargo test exited 0 but no test passed ($n test binaries reported; see $LOGS/sandbox-test.log)"
+    else
+      ok "sandbox tests: $p passed, $f failed, $i ignored, $s skipped by checkFlags (loopback only, no DNS, no curl)"
+    fi
   fi
+}
+if [ "$SANDBOX_TESTS" = 1 ]; then
+  sandbox_tests
 else
   skip "sandbox tests (run with --sandbox-tests: builds the tests, several minutes)"
 fi

@@ -218,10 +218,8 @@ async fn check_reports_the_servers_eras() {
 
 #[tokio::test]
 async fn check_diagnoses_failures() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/mcp", l.local_addr().unwrap());
-    drop(l);
-    let out = run(&["check", &url], &[]).await;
+    let refused = crate::support::RefusedPort::new();
+    let out = run(&["check", &refused.url()], &[]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout).contains("connection refused"),

@@ -316,18 +316,12 @@ async fn hung_server_times_out() {
     p.finish().await;
 }
 
-fn free_port_url() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    format!("http://127.0.0.1:{port}/mcp")
-}
-
 /// Connection refused at startup: initialize and every later request get errors; the
 /// proxy keeps running and exits cleanly.
 #[tokio::test]
 async fn connection_refused() {
-    let mut p = Proxy::spawn(&[&free_port_url()]);
+    let refused = crate::support::RefusedPort::new();
+    let mut p = Proxy::spawn(&[&refused.url()]);
     let msg = error_of(&mut p, 0, &init("2025-11-25")).await;
     assert!(msg.contains("connection refused"), "{msg}");
     let msg = error_of(
@@ -461,14 +455,16 @@ async fn sse_reset_resumes_or_fails() {
     end_clean(p).await;
 }
 
-/// Slow drip. One byte per 100 ms (3.6 s in all) is delivered intact even with a 0.5 s
-/// --request-timeout: the timeout is on silence, and every byte is a sign of life. A
-/// drip that stalls longer than the timeout mid-body ends in one error naming the
-/// timeout as configured, and the proxy goes on.
+/// Slow drip. One byte per 100 ms (3.6 s in all) is delivered intact even with a 2.5 s
+/// --request-timeout: the timeout is on silence, and every byte is a sign of life. (The
+/// gaps are 25 times shorter than the timeout, so a loaded machine's scheduling delays
+/// do not add up to it; the whole body still takes longer than the timeout.) A drip that
+/// stalls 8 s mid-body ends in one error naming the timeout as configured (a fraction,
+/// as given), and the proxy goes on.
 #[tokio::test]
 async fn slow_drip() {
     let raw = Raw::start().await;
-    let mut p = Proxy::spawn(&[&raw.url, "--request-timeout", "0.5"]);
+    let mut p = Proxy::spawn(&[&raw.url, "--request-timeout", "2.5"]);
     p.initialize("2025-11-25").await;
     let started = std::time::Instant::now();
     p.send(&call(1, "drip", json!({"ms": 100}))).await;
@@ -482,12 +478,12 @@ async fn slow_drip() {
         &call(
             2,
             "drip",
-            json!({"ms": 1, "stall_at": 10, "stall_ms": 3000}),
+            json!({"ms": 1, "stall_at": 10, "stall_ms": 8000}),
         ),
     )
     .await;
     assert!(
-        msg.contains("did not answer within 0.5 s (--request-timeout)"),
+        msg.contains("did not answer within 2.5 s (--request-timeout)"),
         "{msg}"
     );
     still_serving(&mut p, 3).await;

@@ -4,10 +4,16 @@
 //! - every request gets exactly one response (a result or a JSON-RPC error);
 //! - order is kept within each stream (progress 1..n before its result);
 //! - nothing but complete JSON-RPC lines reaches stdout (checked by `Proxy::recv`).
+//!
+//! Reproducible: each run prints its seed ("proptest seed: N"; libtest shows it when the
+//! test fails), and `PROPTEST_RNG_SEED=N cargo test --test it invariants::` replays that
+//! run. A failing case is also saved in tests/it/proptest-regressions/invariants.txt,
+//! which is committed: every later run tries the saved cases first.
 
 use std::collections::HashMap;
 
 use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use serde_json::{Value, json};
 
 use crate::support::mock::{Mock, Options};
@@ -137,8 +143,94 @@ async fn run_case(actions: Vec<Action>, sse: bool) {
     }
 }
 
+/// Where failing cases are saved (proptest creates the file at the first failure).
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/it/proptest-regressions/invariants.txt"
+);
+
+/// The property tests' configuration: 12 cases, failures saved in `regressions`, and a
+/// seed that is printed: PROPTEST_RNG_SEED if set, else a fresh one (a Random seed would
+/// be drawn inside proptest and never shown).
+fn config(regressions: &'static str) -> ProptestConfig {
+    let mut config = ProptestConfig {
+        cases: 12,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
+        ..ProptestConfig::default() // reads the PROPTEST_* variables
+    };
+    let seed = match config.rng_seed {
+        RngSeed::Fixed(seed) => seed,
+        RngSeed::Random => {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos(),
+            );
+            h.finish()
+        }
+    };
+    config.rng_seed = RngSeed::Fixed(seed);
+    eprintln!(
+        "proptest seed: {seed} (rerun: PROPTEST_RNG_SEED={seed} cargo test --test it invariants::)"
+    );
+    config
+}
+
+/// The guard on `config`: a failure is saved and tried first on the next run, and the
+/// seed is fixed, so the same seed draws the same cases. With `failure_persistence:
+/// None` or a Random seed, this fails.
+#[test]
+fn property_failures_are_saved_and_seeds_replay() {
+    use proptest::test_runner::{TestCaseError, TestRunner};
+    let dir = tempfile::tempdir().unwrap();
+    let file: &'static str = Box::leak(
+        dir.path()
+            .join("regressions.txt")
+            .to_str()
+            .unwrap()
+            .to_owned()
+            .into_boxed_str(),
+    );
+    let draws = |config: ProptestConfig| {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let mut runner = TestRunner::new(config);
+        let result = runner.run(&(0u32..1_000_000), |x| {
+            seen.borrow_mut().push(x);
+            if x >= 10 {
+                Err(TestCaseError::fail("x >= 10"))
+            } else {
+                Ok(())
+            }
+        });
+        (result.is_err(), seen.into_inner())
+    };
+    let config = config(file);
+    let RngSeed::Fixed(seed) = config.rng_seed else {
+        panic!("the seed is fixed (and printed), not {}", config.rng_seed)
+    };
+    let (failed, first) = draws(config.clone());
+    assert!(failed, "the property fails (at once, almost surely)");
+    let saved = std::fs::read_to_string(file).unwrap_or_default();
+    assert!(
+        saved.lines().any(|l| l.starts_with("cc ")),
+        "the failure is saved in {file}: {saved:?}"
+    );
+    // Another seed would draw another first case, unless the saved one is tried first.
+    let mut other = config.clone();
+    other.rng_seed = RngSeed::Fixed(seed.wrapping_add(1));
+    let (_, again) = draws(other);
+    assert_eq!(again[0], first[0], "the saved failure is tried first");
+    // Without the saved file, the same seed draws the same cases.
+    std::fs::remove_file(file).unwrap();
+    let (_, replay) = draws(config);
+    assert_eq!(first, replay, "the same seed draws the same cases");
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(REGRESSIONS))]
     #[test]
     fn every_request_answered_once_in_order(actions in prop::collection::vec(action(), 1..24), sse in any::<bool>()) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

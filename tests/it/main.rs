@@ -8,6 +8,7 @@ mod backport;
 mod cli;
 mod fallback;
 mod faults;
+mod hygiene;
 mod invariants;
 mod layer;
 mod mcp_remote;

@@ -66,9 +66,11 @@ async fn oversized_line_is_rejected() {
 /// peak memory stays bounded (stdin is pushed back while 256 are in flight; before that
 /// bound the proxy peaked at 84 to 155 MB here), and a request written after them is
 /// answered. About 15 s in a debug build on 2 cores: some 90 µs of proxy CPU per POST,
-/// and the in-process mock server's share.
+/// and the in-process mock server's share. So every wait on the flood is BULK_WAIT, not
+/// WAIT (15 s would leave no margin on a loaded machine).
 #[tokio::test]
 async fn notification_flood() {
+    use crate::support::BULK_WAIT;
     const N: usize = 100_000;
     let mock = Mock::start(Options::default()).await;
     let mut p = Proxy::spawn_env(&[&mock.url], &[("RUST_LOG", "info")]);
@@ -81,10 +83,13 @@ async fn notification_flood() {
         ));
         flood.push('\n');
     }
-    p.send_raw(flood.as_bytes()).await;
+    // Writing blocks while the proxy pushes stdin back, so it lasts most of the run.
+    tokio::time::timeout(BULK_WAIT, p.send_raw(flood.as_bytes()))
+        .await
+        .unwrap_or_else(|_| panic!("the flood was not read within {BULK_WAIT:?}"));
     let written = started.elapsed();
     p.send(&call(1, "echo", json!({"after": "flood"}))).await;
-    let (resp, before) = p.recv_response(1.into()).await;
+    let (resp, before) = p.recv_response_within(1.into(), BULK_WAIT).await;
     let answered = started.elapsed();
     assert!(resp.get("result").is_some(), "{resp}");
     assert!(before.is_empty(), "notifications get no answer: {before:?}");
@@ -97,7 +102,7 @@ async fn notification_flood() {
             .filter(|r| r.rpc_method() == Some("notifications/x"))
             .count()
     };
-    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+    let deadline = tokio::time::Instant::now() + BULK_WAIT;
     while notes() < N {
         let changed = mock.changed.notified();
         if notes() >= N {
@@ -195,9 +200,11 @@ async fn sigterm_deletes_the_session() {
 #[tokio::test]
 async fn closed_stdout_is_a_quiet_exit() {
     let mock = Mock::start(Options::default()).await;
+    let home = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(crate::support::BIN);
     cmd.arg(&mock.url)
         .env_clear()
+        .env("HOME", home.path())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -310,6 +317,7 @@ async fn stdio_over_a_socketpair() {
         .arg("--config-dir")
         .arg(home.path())
         .env_clear()
+        .env("HOME", home.path())
         .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
             theirs.try_clone().unwrap(),
         )))

@@ -16,6 +16,38 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 pub const BIN: &str = env!("CARGO_BIN_EXE_clerk-mcp-server");
 /// Bound on any single wait in a test, so a hang fails instead of blocking CI.
 pub const WAIT: Duration = Duration::from_secs(15);
+/// Bound on a bulk job (100,000 messages through the proxy and the in-process mock),
+/// which takes about 15 s in a debug build on an idle 2-core machine and took 88 s on
+/// one loaded to a load average of 5: WAIT leaves no margin. It only turns a hang into
+/// a failure, so it is generous.
+pub const BULK_WAIT: Duration = Duration::from_secs(300);
+
+/// A loopback port that refuses connections, held as long as this value lives: its
+/// socket is bound but never listens, so a connect is refused, and no other test's
+/// server can bind the port (nor an outgoing connection take it as its source port) in
+/// the meantime. Binding a listener, reading its port, dropping it and then using the
+/// port races with every other test that binds 127.0.0.1:0.
+pub struct RefusedPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl RefusedPort {
+    pub fn new() -> RefusedPort {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        RefusedPort {
+            _socket: socket,
+            port,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>/mcp`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+}
 
 pub const INIT_03: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
@@ -132,9 +164,16 @@ impl Proxy {
 
     /// The next stdout line, parsed. Every line must be one complete JSON-RPC message.
     pub async fn recv(&mut self) -> Value {
-        let line = tokio::time::timeout(WAIT, self.stdout.next_line())
+        self.recv_within(WAIT).await
+    }
+
+    /// `recv`, waiting up to `wait` instead of WAIT.
+    pub async fn recv_within(&mut self, wait: Duration) -> Value {
+        let line = tokio::time::timeout(wait, self.stdout.next_line())
             .await
-            .unwrap_or_else(|_| panic!("no stdout line in time; stderr:\n{}", self.stderr()))
+            .unwrap_or_else(|_| {
+                panic!("no stdout line within {wait:?}; stderr:\n{}", self.stderr())
+            })
             .unwrap()
             .unwrap_or_else(|| panic!("stdout closed; stderr:\n{}", self.stderr()));
         let v: Value = serde_json::from_str(&line)
@@ -148,9 +187,14 @@ impl Proxy {
 
     /// Read until the response with `id`, returning it and everything before it.
     pub async fn recv_response(&mut self, id: Value) -> (Value, Vec<Value>) {
+        self.recv_response_within(id, WAIT).await
+    }
+
+    /// `recv_response`, waiting up to `wait` for each line instead of WAIT.
+    pub async fn recv_response_within(&mut self, id: Value, wait: Duration) -> (Value, Vec<Value>) {
         let mut before = Vec::new();
         loop {
-            let v = self.recv().await;
+            let v = self.recv_within(wait).await;
             if v.get("id") == Some(&id) && v.get("method").is_none() {
                 return (v, before);
             }
@@ -243,6 +287,11 @@ impl Proxy {
 /// Run the binary to completion (a subcommand), with a clean environment whose HOME is
 /// `home`, and no stdin.
 pub async fn run_in(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    assert!(
+        !std::env::temp_dir().starts_with(home),
+        "run_in: HOME {} is shared by every test; give the test its own (tempfile::tempdir())",
+        home.display()
+    );
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_clear()
