@@ -550,6 +550,7 @@ impl Http {
         let mut parser = sse::Parser::new(self.max_message);
         let mut events = Vec::new();
         let mut attempts = 0u32;
+        let mut replays = sse::Replays::default();
         loop {
             let ended = loop {
                 match with_idle(idle, resp.chunk()).await {
@@ -565,7 +566,9 @@ impl Http {
                         }
                         for ev in events.drain(..) {
                             attempts = 0;
-                            if ev.event.as_deref().is_some_and(|e| e != "message") {
+                            if ev.event.as_deref().is_some_and(|e| e != "message")
+                                || !replays.fresh(ev.id.as_deref())
+                            {
                                 continue;
                             }
                             if sink.deliver(Bytes::from(ev.data)).await.is_err() {
@@ -606,6 +609,7 @@ impl Http {
                 .min(MAX_RETRY);
             tracing::debug!(host = %self.host, ?delay, "resuming an SSE stream with Last-Event-ID");
             tokio::time::sleep(delay).await;
+            replays.resume();
             resp = match self.resume_get(session, last_id).await {
                 Ok(r) => r,
                 Err(ResumeError::Fatal(e)) => return Err(Outcome::Failed(e)),
@@ -681,6 +685,7 @@ impl Http {
         let mut last_id: Option<String> = None;
         let mut backoff = Duration::from_millis(500);
         let mut failures = 0u32;
+        let mut replays = sse::Replays::default();
         loop {
             let mut headers = HeaderMap::new();
             session.apply(&mut headers);
@@ -688,6 +693,7 @@ impl Http {
                 && let Ok(v) = HeaderValue::from_str(id)
             {
                 headers.insert(LAST_EVENT_ID, v);
+                replays.resume();
             }
             let mut retry = None;
             let sent = self
@@ -744,7 +750,9 @@ impl Http {
                         for ev in events.drain(..) {
                             failures = 0;
                             backoff = Duration::from_millis(500);
-                            if ev.event.as_deref().is_some_and(|e| e != "message") {
+                            if ev.event.as_deref().is_some_and(|e| e != "message")
+                                || !replays.fresh(ev.id.as_deref())
+                            {
                                 continue;
                             }
                             if sink.deliver(Bytes::from(ev.data)).await.is_err() {

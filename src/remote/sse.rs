@@ -13,6 +13,8 @@ use std::fmt;
 pub struct Event {
     pub event: Option<String>,
     pub data: Vec<u8>,
+    /// The id this event set itself (`id:` in its own block), if any.
+    pub id: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct Parser {
     /// A `\r` ended the previous chunk: a `\n` starting the next one belongs to it.
     skip_lf: bool,
     last_event_id: Option<String>,
+    /// The event being built set an id.
+    own_id: bool,
     retry_ms: Option<u64>,
     max_event: usize,
 }
@@ -61,6 +65,7 @@ impl Parser {
             event: None,
             skip_lf: false,
             last_event_id: None,
+            own_id: false,
             retry_ms: None,
             max_event,
         }
@@ -185,6 +190,7 @@ impl Parser {
             // An id with NUL is ignored, as the SSE specification says.
             b"id" if !value.contains(&0) => {
                 self.last_event_id = Some(utf8(value)?.to_owned());
+                self.own_id = true;
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 self.retry_ms = utf8(value)?.parse().ok();
@@ -196,6 +202,7 @@ impl Parser {
 
     fn dispatch(&mut self, out: &mut Vec<Event>) -> Result<(), SseError> {
         let event = self.event.take();
+        let own_id = std::mem::take(&mut self.own_id);
         if !self.has_data {
             return Ok(());
         }
@@ -205,8 +212,45 @@ impl Parser {
             // A priming event (H-PRIME): only its id matters, already recorded.
             return Ok(());
         }
-        out.push(Event { event, data });
+        let id = own_id.then(|| self.last_event_id.clone()).flatten();
+        out.push(Event { event, data, id });
         Ok(())
+    }
+}
+
+/// The event ids already delivered from one stream, so that what a server replays after
+/// a resume (everything up to and including the `Last-Event-ID` it was sent) is dropped
+/// instead of reaching the client twice. Bounded: the latest [`Replays::KEEP`] ids.
+#[derive(Default)]
+pub(crate) struct Replays {
+    recent: std::collections::VecDeque<String>,
+    /// A resume happened and no new event has arrived since.
+    resumed: bool,
+}
+
+impl Replays {
+    const KEEP: usize = 256;
+
+    /// The stream is being resumed with `Last-Event-ID`.
+    pub(crate) fn resume(&mut self) {
+        self.resumed = true;
+    }
+
+    /// Whether the event with `id` is new (to deliver), or a replay (to drop).
+    pub(crate) fn fresh(&mut self, id: Option<&str>) -> bool {
+        if self.resumed {
+            if id.is_some_and(|id| self.recent.iter().any(|r| r == id)) {
+                return false;
+            }
+            self.resumed = false;
+        }
+        if let Some(id) = id {
+            if self.recent.len() == Self::KEEP {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(id.to_owned());
+        }
+        true
     }
 }
 
@@ -217,6 +261,39 @@ fn utf8(bytes: &[u8]) -> Result<&str, SseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replays_after_a_resume_are_dropped() {
+        let mut r = Replays::default();
+        assert!(r.fresh(Some("1")) && r.fresh(None) && r.fresh(Some("2")));
+        r.resume();
+        // The server replays from an older event through Last-Event-ID "2".
+        assert!(!r.fresh(Some("1")));
+        assert!(!r.fresh(Some("2")));
+        assert!(r.fresh(Some("3")));
+        // Once a new event came, an id seen before is delivered (no longer a replay).
+        assert!(r.fresh(Some("1")));
+        // A server that replays nothing loses nothing.
+        r.resume();
+        assert!(r.fresh(Some("4")));
+        // Bounded.
+        for i in 0..10_000 {
+            r.fresh(Some(&i.to_string()));
+        }
+        assert_eq!(r.recent.len(), Replays::KEEP);
+    }
+
+    #[test]
+    fn events_carry_their_own_id() {
+        let mut p = Parser::new(1 << 20);
+        let mut out = Vec::new();
+        p.feed(b"id: a\ndata: 1\n\ndata: 2\n\n", &mut out).unwrap();
+        assert_eq!(out[0].id.as_deref(), Some("a"));
+        assert_eq!(
+            out[1].id, None,
+            "the stream's last id is not the event's own"
+        );
+    }
 
     fn parse_chunks(chunks: &[&[u8]]) -> (Vec<Event>, Parser) {
         let mut p = Parser::new(1 << 20);
@@ -234,7 +311,8 @@ mod tests {
             ev,
             vec![Event {
                 event: Some("message".into()),
-                data: "a\nb".into()
+                data: "a\nb".into(),
+                id: Some("1".into()),
             }]
         );
         assert_eq!(p.last_event_id(), Some("1"));

@@ -9,8 +9,9 @@
 //!   `connection_refused_mid_session`; DNS and TLS failures: `dns_failure`, `tls_failure`,
 //!   `tls::self_signed_needs_ca_file`, `tls::expired_or_wrong_host_certificate`;
 //!   a refusing HTTP proxy: `tls::refusing_http_proxy`
-//! - connection reset before the headers, mid-JSON body, mid-SSE stream:
-//!   `connection_reset`, `sse_reset_resumes_or_fails`
+//! - connection reset before the headers, mid-JSON body, mid-SSE stream, and a resumed
+//!   stream that replays the Last-Event-ID event: `connection_reset`,
+//!   `sse_reset_resumes_or_fails`
 //! - slow drip, delivered or timed out: `slow_drip`
 //! - redirects, malformed answers, endless streams: `redirects_are_not_followed`,
 //!   `malformed_server_answers`, `endless_stream_until_cancelled`
@@ -429,6 +430,19 @@ async fn sse_reset_resumes_or_fails() {
     assert_eq!(resumes[0].headers["last-event-id"], "ev-1");
     assert_eq!(resumes[0].headers["mcp-session-id"], "raw-session-1");
 
+    // H-REPLAY: a server that replays the event named in Last-Event-ID: it reaches the
+    // client once.
+    p.send(&call(5, "reset_sse", json!({"ids": true, "replay": true})))
+        .await;
+    assert_eq!(p.recv().await["method"], "notifications/message");
+    raw.cut();
+    let (resp, before) = p.recv_response(5.into()).await;
+    assert!(
+        before.is_empty(),
+        "the replayed event is dropped: {before:?}"
+    );
+    assert_eq!(resp["result"]["content"][0]["text"], "resumed", "{resp}");
+
     p.send(&call(2, "reset_sse", json!({"ids": true, "park": false})))
         .await;
     assert_eq!(p.recv().await["method"], "notifications/message");
@@ -450,7 +464,7 @@ async fn sse_reset_resumes_or_fails() {
         msg.contains("ended before the response") && msg.contains("reset"),
         "{msg}"
     );
-    assert_eq!(raw.calls("reset_sse"), 3, "each POSTed once, never re-sent");
+    assert_eq!(raw.calls("reset_sse"), 4, "each POSTed once, never re-sent");
     still_serving(&mut p, 4).await;
     end_clean(p).await;
 }

@@ -13,7 +13,8 @@
 //! | reset_sse   | SSE: one log event, then RST once the test calls [`Raw::cut`].        |
 //! |             | `ids: true` gives the events ids                                     |
 //! |             | and parks the result for GET + Last-Event-ID; `park: false` makes     |
-//! |             | that GET a 405 (a server that cannot resume)                          |
+//! |             | that GET a 405 (a server that cannot resume); `replay: true` makes    |
+//! |             | the resumed stream repeat the event named in Last-Event-ID first      |
 //! | drip        | `{"result":{}}` one byte per `ms`; `stall_at`/`stall_ms`: one long gap |
 //! | compressed  | the echo, compressed with `encoding` (gzip, br, zstd); `pad` bytes of |
 //! |             | padding make it large (a compression bomb when it is over the bound)  |
@@ -50,6 +51,9 @@ pub struct Raw {
     seen: Arc<Mutex<Vec<Seen>>>,
     /// Results parked for GET + Last-Event-ID, by event id.
     parked: Arc<Mutex<HashMap<String, Value>>>,
+    /// Frames a resumed stream repeats before the result (a server that replays the
+    /// event named in Last-Event-ID), by event id.
+    replayed: Arc<Mutex<HashMap<String, String>>>,
     /// `reset_sse` resets its stream when a permit is added here ([`Raw::cut`]).
     cut: Arc<tokio::sync::Semaphore>,
 }
@@ -61,6 +65,7 @@ impl Raw {
             url: format!("http://{}/mcp", listener.local_addr().unwrap()),
             seen: Arc::default(),
             parked: Arc::default(),
+            replayed: Arc::default(),
             cut: Arc::new(tokio::sync::Semaphore::new(0)),
         };
         let server = raw.clone();
@@ -104,12 +109,14 @@ impl Raw {
         });
         match method.as_str() {
             "GET" => {
-                let parked = headers
-                    .get("last-event-id")
-                    .and_then(|id| self.parked.lock().unwrap().remove(id));
+                let last = headers.get("last-event-id");
+                let parked = last.and_then(|id| self.parked.lock().unwrap().remove(id));
+                let replay = last
+                    .and_then(|id| self.replayed.lock().unwrap().remove(id))
+                    .unwrap_or_default();
                 match parked {
                     Some(v) => {
-                        let frame = format!("id: resumed-1\ndata: {v}\n\n");
+                        let frame = format!("{replay}id: resumed-1\ndata: {v}\n\n");
                         write_sse_head(&mut sock).await?;
                         write_chunk(&mut sock, frame.as_bytes()).await?;
                         sock.write_all(b"0\r\n\r\n").await
@@ -161,7 +168,11 @@ impl Raw {
                         let done = serde_json::from_str(&answer("resumed")).unwrap();
                         self.parked.lock().unwrap().insert(event.clone(), done);
                     }
-                    format!("retry: 10\nid: {event}\ndata: {note}\n\n")
+                    let frame = format!("retry: 10\nid: {event}\ndata: {note}\n\n");
+                    if args["replay"].as_bool().unwrap_or(false) {
+                        self.replayed.lock().unwrap().insert(event, frame.clone());
+                    }
+                    frame
                 } else {
                     format!("data: {note}\n\n")
                 };
