@@ -27,22 +27,27 @@ pub(crate) fn open(url: &Url, cfg: &AuthConfig) -> Result<(), AuthError> {
         );
         return Ok(());
     }
-    let result = match &cfg.browser {
-        // The program gets the URL as its one argument; no shell is involved.
-        Some(program) => std::process::Command::new(program)
-            .arg(url.as_str())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .map(|_| ()),
-        None => webbrowser::open(url.as_str()),
-    };
-    if let Err(e) = result {
-        tracing::warn!(
-            "could not open a browser ({e}); {}",
-            hint::OPEN_URL_YOURSELF
-        );
-    }
+    // Off the runtime's one thread: webbrowser waits for the opener (xdg-open...), and
+    // the callback listener must be served meanwhile.
+    let (url, program) = (url.to_string(), cfg.browser.clone());
+    tokio::task::spawn_blocking(move || {
+        let result = match program {
+            // The program gets the URL as its one argument; no shell is involved.
+            Some(program) => std::process::Command::new(program)
+                .arg(&url)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map(|_| ()),
+            None => webbrowser::open(&url),
+        };
+        if let Err(e) = result {
+            tracing::warn!(
+                "could not open a browser ({e}); {}",
+                hint::OPEN_URL_YOURSELF
+            );
+        }
+    });
     Ok(())
 }
 

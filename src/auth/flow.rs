@@ -179,80 +179,99 @@ impl Callback {
         })
     }
 
-    /// Serve until the redirect with our `state` arrives. Other requests get a small
-    /// page at once; the redirect's own browser tab is held until the sign-in ends
+    /// Serve until the redirect with our `state` arrives. Connections are served side
+    /// by side (a browser's preconnect that sends nothing cannot hold up the real
+    /// redirect), at most [`MAX_CALLBACK_CONNECTIONS`] at once. Other requests get a small
+    /// page; the redirect's own browser tab is held until the sign-in ends
     /// ([`Held::finish`]), so it tells the truth about the outcome.
     pub(crate) async fn wait(self, state: &str) -> Result<(CallbackParams, Held), AuthError> {
+        type Verdict = (tokio::net::TcpStream, Result<CallbackParams, AuthError>);
+        let (done_tx, mut done) = tokio::sync::mpsc::channel::<Verdict>(4);
+        // Dropped on return: connections still being read are closed with it.
+        let mut serving = tokio::task::JoinSet::new();
         loop {
-            let (mut stream, _) = self
-                .listener
-                .accept()
-                .await
-                .map_err(|e| AuthError::Callback(e.to_string()))?;
-            let head = read_head(&mut stream).await;
-            let (page, outcome) = self.judge(&head, state);
-            match outcome {
-                Some(Ok(params)) => return Ok((params, Held { stream })),
-                outcome => {
-                    respond(&mut stream, page.status, page.title, &page.message).await;
-                    if let Some(Err(e)) = outcome {
-                        return Err(e);
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (mut stream, _) =
+                        accepted.map_err(|e| AuthError::Callback(e.to_string()))?;
+                    while serving.try_join_next().is_some() {}
+                    if serving.len() >= MAX_CALLBACK_CONNECTIONS {
+                        continue; // dropped: closed without an answer
                     }
+                    let (path, state, done_tx) =
+                        (self.path.clone(), state.to_owned(), done_tx.clone());
+                    serving.spawn(async move {
+                        let head = read_head(&mut stream).await;
+                        let (page, outcome) = judge(&path, &head, &state);
+                        // Our redirect is answered when the sign-in ends (Held).
+                        if !matches!(outcome, Some(Ok(_))) {
+                            respond(&mut stream, page.status, page.title, &page.message).await;
+                        }
+                        if let Some(outcome) = outcome {
+                            let _ = done_tx.send((stream, outcome)).await;
+                        }
+                    });
+                }
+                Some((stream, outcome)) = done.recv() => {
+                    return outcome.map(|params| (params, Held { stream }));
                 }
             }
         }
     }
+}
 
-    /// What one request to the listener means: the page to answer it with, and the end of
-    /// the wait when it is our redirect (`None`: keep waiting).
-    fn judge(&self, head: &str, state: &str) -> (Page, Option<Result<CallbackParams, AuthError>>) {
-        const NOT_A_CALLBACK: &str = "This is not a sign-in callback.";
-        let target = head
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("GET "))
-            .and_then(|l| l.split(' ').next())
-            .unwrap_or("");
-        let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else {
-            return (Page::new(400, "Bad request", NOT_A_CALLBACK), None);
-        };
-        if url.path() != self.path {
-            return (Page::new(404, "Not found", NOT_A_CALLBACK), None);
-        }
-        let params = CallbackParams::from_url(&url);
-        if params.state.as_deref() != Some(state) {
-            // A-STATE: not our request (stale tab, or forged); keep waiting.
-            tracing::warn!("ignored a sign-in callback with a wrong state parameter");
-            let page = Page::new(
-                400,
-                "Sign-in failed",
-                "This sign-in link is stale or invalid. Start again from your MCP client.",
-            );
-            return (page, None);
-        }
-        if let Some(err) = &params.error {
-            let desc = params.error_description.clone().unwrap_or_default();
-            let page = Page::new(
-                400,
-                "Sign-in failed",
-                format!("The authorization server said: {err} {desc}. You can close this tab."),
-            );
-            let denied = AuthError::Denied(format!("{err} {desc}").trim().to_owned());
-            return (page, Some(Err(denied)));
-        }
-        if params.code.is_none() {
-            let page = Page::new(
-                400,
-                "Sign-in failed",
-                "The callback carried no authorization code.",
-            );
-            let denied = AuthError::Denied("the callback carried no authorization code".into());
-            return (page, Some(Err(denied)));
-        }
-        // Not sent: the tab is held until the sign-in ends (Held::finish).
-        let page = Page::new(200, "Signed in", "");
-        (page, Some(Ok(params)))
+/// Connections the callback listener serves at once; more are closed unanswered.
+const MAX_CALLBACK_CONNECTIONS: usize = 16;
+
+/// What one request to the callback listener (at `path`) means: the page to answer it
+/// with, and the end of the wait when it is our redirect (`None`: keep waiting).
+fn judge(path: &str, head: &str, state: &str) -> (Page, Option<Result<CallbackParams, AuthError>>) {
+    const NOT_A_CALLBACK: &str = "This is not a sign-in callback.";
+    let target = head
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("GET "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or("");
+    let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else {
+        return (Page::new(400, "Bad request", NOT_A_CALLBACK), None);
+    };
+    if url.path() != path {
+        return (Page::new(404, "Not found", NOT_A_CALLBACK), None);
     }
+    let params = CallbackParams::from_url(&url);
+    if params.state.as_deref() != Some(state) {
+        // A-STATE: not our request (stale tab, or forged); keep waiting.
+        tracing::warn!("ignored a sign-in callback with a wrong state parameter");
+        let page = Page::new(
+            400,
+            "Sign-in failed",
+            "This sign-in link is stale or invalid. Start again from your MCP client.",
+        );
+        return (page, None);
+    }
+    if let Some(err) = &params.error {
+        let desc = params.error_description.clone().unwrap_or_default();
+        let page = Page::new(
+            400,
+            "Sign-in failed",
+            format!("The authorization server said: {err} {desc}. You can close this tab."),
+        );
+        let denied = AuthError::Denied(format!("{err} {desc}").trim().to_owned());
+        return (page, Some(Err(denied)));
+    }
+    if params.code.is_none() {
+        let page = Page::new(
+            400,
+            "Sign-in failed",
+            "The callback carried no authorization code.",
+        );
+        let denied = AuthError::Denied("the callback carried no authorization code".into());
+        return (page, Some(Err(denied)));
+    }
+    // Not sent: the tab is held until the sign-in ends (Held::finish).
+    let page = Page::new(200, "Signed in", "");
+    (page, Some(Ok(params)))
 }
 
 /// The browser tab of the redirect, waiting for the outcome of the sign-in.

@@ -1273,3 +1273,136 @@ async fn no_dpop_keeps_bearer_tokens() {
     let last = seen.mcp_auth.last().unwrap().as_deref().unwrap();
     assert!(last.starts_with("Bearer at-"), "{last}");
 }
+
+/// A program found on the test's PATH, by absolute path: the proxy under test runs with
+/// an empty environment.
+fn program(name: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("{name} is on PATH"))
+}
+
+fn fifo(path: &std::path::Path) {
+    let made = std::process::Command::new(program("mkfifo"))
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+fn script(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// A-REDIRECT: the callback listener serves connections side by side, so connections that
+/// send nothing (a browser's preconnects) cannot hold up the real redirect. Served one at
+/// a time, each would cost its 10 s read timeout, and three outlast the test's wait.
+#[tokio::test]
+async fn silent_connections_do_not_hold_up_the_callback() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url_fifo, go_fifo) = (dir.path().join("url"), dir.path().join("go"));
+    fifo(&url_fifo);
+    fifo(&go_fifo);
+    // The "browser" hands the URL to the test and follows it once the test says so.
+    let browser = dir.path().join("browser.sh");
+    script(
+        &browser,
+        &format!(
+            "#!/bin/sh\necho \"$1\" > '{}'\nread go < '{}'\nexec '{}' -fsSL -o /dev/null \"$1\"\n",
+            url_fifo.display(),
+            go_fifo.display(),
+            program("curl").display()
+        ),
+    );
+    let config = dir.path().join("config");
+    let mut p = Proxy::spawn_env(
+        &[&as_.url, "--config-dir", config.to_str().unwrap()],
+        &[("BROWSER", browser.to_str().unwrap())],
+    );
+    p.send(&crate::support::init("2025-11-25")).await;
+    let opened = tokio::task::spawn_blocking(move || std::fs::read_to_string(url_fifo).unwrap())
+        .await
+        .unwrap();
+    let authorize = url::Url::parse(opened.trim()).unwrap();
+    let redirect = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    let port = url::Url::parse(&redirect).unwrap().port().unwrap();
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::task::spawn_blocking(move || std::fs::write(go_fifo, "go\n").unwrap())
+        .await
+        .unwrap();
+    let (resp, _) = p.recv_response(0.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    drop(silent);
+    p.finish().await;
+}
+
+/// The browser is opened off the runtime's one thread: an opener that never returns
+/// (here webbrowser's `xdg-settings` query) cannot stall the proxy, and the user can
+/// still sign in at the printed URL.
+#[tokio::test]
+async fn a_stuck_browser_opener_does_not_stall_the_proxy() {
+    let as_ = OAuthMock::start(OAuthOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    fifo(&release);
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    script(
+        &bin.join("xdg-settings"),
+        &format!("#!/bin/sh\nread x < '{}'\n", release.display()),
+    );
+    let config = dir.path().join("config");
+    let mut p = Proxy::spawn_env(
+        &[&as_.url, "--config-dir", config.to_str().unwrap()],
+        &[("PATH", bin.to_str().unwrap())],
+    );
+    p.send(&crate::support::init("2025-11-25")).await;
+    p.wait_stderr("sign in at this URL").await;
+    let stderr = p.stderr();
+    let url = stderr
+        .lines()
+        .skip_while(|l| !l.contains("sign in at this URL"))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("http")
+                .map(|rest| format!("http{rest}"))
+        })
+        .unwrap();
+    // The user opens the printed URL themselves.
+    let follow = tokio::process::Command::new(program("curl"))
+        .args(["-fsSL", "-o", "/dev/null", &url])
+        .status();
+    let followed = tokio::time::timeout(crate::support::WAIT, follow)
+        .await
+        .expect("the callback is served while the opener is stuck")
+        .unwrap();
+    assert!(followed.success());
+    let (resp, _) = p.recv_response(0.into()).await;
+    assert!(resp.get("result").is_some(), "{resp}");
+    tokio::task::spawn_blocking(move || std::fs::write(release, "go\n").unwrap())
+        .await
+        .unwrap();
+    p.finish().await;
+}
