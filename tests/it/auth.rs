@@ -1406,3 +1406,45 @@ async fn a_stuck_browser_opener_does_not_stall_the_proxy() {
         .unwrap();
     p.finish().await;
 }
+
+/// H-REDIRECT with A-DPOP: each hop of a redirect carries a proof signed for its own URL
+/// (htu), with its own jti; the token and the proof go only to the server's origin.
+#[tokio::test]
+async fn dpop_proofs_are_signed_for_each_hop() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        dpop: Dpop::On,
+        redirect_mcp: true,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    // The first process signs in; the second starts with a DPoP-bound token, so its first
+    // request carries a proof to /mcp and is redirected.
+    for _ in 0..2 {
+        let mut p = env.spawn(&as_.url, &[], &[]);
+        p.initialize("2025-11-25").await;
+        p.send(&call(1, "whoami", json!({}))).await;
+        let (resp, _) = p.recv_response(1.into()).await;
+        assert!(resp.get("result").is_some(), "{resp}\n{}", p.stderr());
+        p.finish().await;
+    }
+    let seen = as_.seen.lock().unwrap();
+    let redirected = &seen.redirected_proofs;
+    assert!(!redirected.is_empty(), "a proof went to /mcp first");
+    assert!(
+        redirected.iter().all(|c| c["htu"] == as_.url),
+        "{redirected:?}"
+    );
+    let followed = &seen.dpop_mcp_proofs;
+    assert!(
+        followed.iter().all(|c| c["htu"] == format!("{}/", as_.url)),
+        "{followed:?}"
+    );
+    assert!(
+        followed
+            .iter()
+            .all(|f| redirected.iter().all(|r| r["jti"] != f["jti"])),
+        "a fresh proof for each hop"
+    );
+    assert!(seen.dpop_refusals.is_empty(), "{:?}", seen.dpop_refusals);
+}

@@ -61,6 +61,8 @@ pub struct OAuthOptions {
     /// Every endpoint sets a cookie of its own (`mcp=1` from the MCP endpoint, `as=1`
     /// from the authorization server's).
     pub cookies: bool,
+    /// `/mcp` answers 307 to `/mcp/`, where the MCP endpoint is (a Starlette mount).
+    pub redirect_mcp: bool,
 }
 
 /// DPoP (RFC 9449): off, or advertised (ES256) with tokens bound to the proof's key,
@@ -101,6 +103,7 @@ impl Default for OAuthOptions {
             dpop: Dpop::Off,
             id_tokens: false,
             cookies: false,
+            redirect_mcp: false,
         }
     }
 }
@@ -116,6 +119,8 @@ pub struct Seen {
     pub cookies: Vec<(&'static str, Option<String>)>,
     /// Requests to `/signed-in` (the --auth-success-url of the tests).
     pub success_pages: usize,
+    /// The claims of the DPoP proofs on requests `redirect_mcp` redirected.
+    pub redirected_proofs: Vec<Value>,
     codes: HashMap<String, (String, String, String)>, // code → (challenge, client, scope)
     /// Device codes → approved yet?
     devices: HashMap<String, bool>,
@@ -170,6 +175,7 @@ impl OAuthMock {
         }
         let app = Router::new()
             .route("/mcp", post(mcp).get(mcp_get).delete(mcp_get))
+            .route("/mcp/", post(mcp).get(mcp_get).delete(mcp_get))
             .route("/custom/prm", get(prm))
             .route("/.well-known/oauth-protected-resource/mcp", get(prm_path))
             .route("/.well-known/oauth-protected-resource", get(prm_root))
@@ -270,7 +276,12 @@ fn challenge(m: &OAuthMock, extra: &str) -> String {
     c
 }
 
-async fn mcp(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> Response {
+async fn mcp(
+    State(m): State<OAuthMock>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -279,7 +290,7 @@ async fn mcp(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> Res
     m.touch();
     let mut token = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
     if let Some(t) = auth.as_deref().and_then(|a| a.strip_prefix("DPoP ")) {
-        let htu = m.url.clone();
+        let htu = format!("{}{}", m.base, uri.path());
         let nonce = (m.opts.dpop == Dpop::Nonces).then_some(RS_NONCE);
         let bound = m.seen.lock().unwrap().bound.get(t).cloned();
         match check_proof(&headers, "POST", &htu, Some(t), nonce) {
@@ -531,8 +542,25 @@ async fn cookie_jar(
     next: axum::middleware::Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
+    if m.opts.redirect_mcp && path == "/mcp" {
+        if let Some(claims) = req
+            .headers()
+            .get("dpop")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|jwt| jwt.split('.').nth(1))
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
+            m.seen.lock().unwrap().redirected_proofs.push(claims);
+        }
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, "/mcp/")],
+        )
+            .into_response();
+    }
     let endpoint = match path.as_str() {
-        "/mcp" => "mcp",
+        "/mcp" | "/mcp/" => "mcp",
         p if p.ends_with("/token") => "token",
         p if p.ends_with("/register") => "register",
         _ => return next.run(req).await,
