@@ -1026,7 +1026,7 @@ impl Proxy {
         msg.retried = true;
         let current = matches!(&self.conn, Conn::Ready(s) if s.generation == generation);
         if current {
-            tracing::info!("session expired (HTTP 404); opening a new one");
+            tracing::info!("session expired (the server no longer knows it); opening a new one");
             self.renew_session();
         }
         // Either queued behind the new initialize, or sent on the newer session. The

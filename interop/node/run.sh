@@ -11,6 +11,9 @@
 #     elicitation-sep1034-client-defaults and sse-retry (runner on Node 22);
 #   * mcp-remote-cache-shape.mjs: the real mcp-remote's token cache files against
 #     tests/fixtures/mcp-remote-v1, then BIN imports that sign-in without a new one;
+#   * session-restart.mjs: server-everything (streamableHttp) is killed and restarted on the
+#     same port under a live BIN driven by the SDK client; the next two echo calls must succeed
+#     (BIN renews the lost session on the SDK's 400 "No valid session ID provided" and retries);
 #   * with --auth (or INTEROP_AUTH=1): also the conformance OAuth scenarios auth/* listed in
 #     $auth_scenarios below, one result each; --only-auth runs just those. See
 #     conformance-client.mjs for the flags and the BROWSER program they give the proxy.
@@ -153,11 +156,28 @@ run_cache_shape() {
   fi
 }
 
+run_session_restart() {
+  echo "== session-restart (server-everything restarted under a live proxy)"
+  # One check; the script bounds itself to 60 s and prints its own PASS/FAIL line and, on
+  # failure, the proxy's debug stderr and both server runs' output.
+  timeout -k 5 75 "$node22" session-restart.mjs
+  local rc=$?
+  if [ "$rc" -eq 0 ]; then
+    passed=$((passed + 1))
+  else
+    # 124/137: killed by timeout before it could print its verdict.
+    [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || echo "FAIL session-restart: killed after 75 s (exit $rc)"
+    failed=$((failed + 1))
+    failed_names+=("session-restart")
+  fi
+}
+
 if [ "$auth" != only ]; then
   run_cache_shape
   run_sdk "streamableHttp (default transport)" streamableHttp
   run_sdk "sse (--transport sse)" sse --transport sse
   run_sdk "sse (default transport: fallback)" sse
+  run_session_restart
   for s in initialize tools_call elicitation-sep1034-client-defaults sse-retry; do
     run_conformance "$s"
   done
