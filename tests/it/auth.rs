@@ -4,40 +4,12 @@ use md5::Digest;
 use serde_json::json;
 
 use crate::support::oauth::{
-    AS_NONCE, AsMeta, Dpop, Iss, OAuthMock, OAuthOptions, Prm, browser_script,
+    AS_NONCE, AsMeta, Dpop, Iss, OAuthMock, OAuthOptions, Prm, SignInEnv, whoami,
 };
 use crate::support::{Proxy, call};
 
-struct Env {
-    dir: tempfile::TempDir,
-    browser: std::path::PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let browser = browser_script(dir.path());
-        Env { dir, browser }
-    }
-    fn config(&self) -> String {
-        self.dir.path().join("config").to_str().unwrap().to_owned()
-    }
-    fn spawn(&self, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Proxy {
-        let config = self.config();
-        let mut args = vec![url, "--config-dir", &config];
-        args.extend_from_slice(extra);
-        let mut envs = vec![("BROWSER", self.browser.to_str().unwrap())];
-        envs.extend_from_slice(env);
-        Proxy::spawn_env(&args, &envs)
-    }
-    fn opened(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("browser-opened"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
+/// Each test's own directories and stand-in browser.
+type Env = SignInEnv;
 
 /// A-401, A-PRM (header), A-ASMETA, A-REG (DCR), A-APPTYPE, A-PKCE, A-STATE, A-RESOURCE,
 /// A-ISS, A-REDIRECT, H-BEARER, and storage: the whole browser flow on the first 401,
@@ -188,9 +160,7 @@ async fn refresh_with_rotation() {
     p.send(&call(1, "whoami", json!({}))).await;
     p.recv_response(1.into()).await;
     as_.revoke_access();
-    p.send(&call(2, "whoami", json!({}))).await;
-    let (resp, _) = p.recv_response(2.into()).await;
-    assert!(resp.get("result").is_some(), "{resp}");
+    whoami(&mut p, 2).await;
     p.finish().await;
     let seen = as_.seen.lock().unwrap();
     let refreshes: Vec<_> = seen
@@ -605,9 +575,7 @@ async fn real_browser_chromium() {
         &[("BROWSER", script.to_str().unwrap())],
     );
     p.initialize("2025-11-25").await;
-    p.send(&call(1, "whoami", json!({}))).await;
-    let (resp, _) = p.recv_response(1.into()).await;
-    assert!(resp.get("result").is_some(), "{resp}");
+    whoami(&mut p, 1).await;
     p.finish().await;
     // Chromium writes the DOM once the page has loaded.
     let mut dom = String::new();
@@ -732,9 +700,7 @@ async fn a_forgotten_registration_is_made_again() {
     as_.forget_clients();
     let mut p = env.spawn(&as_.url, &[], &[]);
     p.initialize("2025-11-25").await;
-    p.send(&call(1, "whoami", json!({}))).await;
-    let (resp, _) = p.recv_response(1.into()).await;
-    assert!(resp.get("result").is_some(), "{resp}");
+    whoami(&mut p, 1).await;
     let (_, stderr) = p.finish().await;
     assert!(stderr.contains("registering again"), "{stderr}");
     let seen = as_.seen.lock().unwrap();
@@ -1009,9 +975,7 @@ async fn a_workload_signs_in_with_its_platform_jwt() {
     p.initialize("2025-11-25").await;
     std::fs::write(&jwt, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ3MSJ9.rotated").unwrap();
     // expires_in 30 s is inside the refresh margin: this request renews first.
-    p.send(&call(1, "whoami", json!({}))).await;
-    let (resp, _) = p.recv_response(1.into()).await;
-    assert!(resp.get("result").is_some(), "{resp}");
+    whoami(&mut p, 1).await;
     p.finish().await;
     assert!(env.opened().is_empty());
     let seen = as_.seen.lock().unwrap();
@@ -1087,9 +1051,7 @@ async fn enterprise_sso_exchanges_the_id_token() {
         &[("CLERK_MCP_CLIENT_SECRET", "s3cr3t-value")],
     );
     p.initialize("2025-11-25").await;
-    p.send(&call(1, "whoami", json!({}))).await;
-    let (resp, _) = p.recv_response(1.into()).await;
-    assert!(resp.get("result").is_some(), "{resp}");
+    whoami(&mut p, 1).await;
     p.finish().await;
     assert!(env.opened().is_empty());
     let seen = as_.seen.lock().unwrap();
@@ -1174,15 +1136,11 @@ async fn dpop_binds_tokens_to_our_key() {
     let mut p = env.spawn(&as_.url, &[], &[]);
     p.initialize("2025-11-25").await;
     for id in 1..=2 {
-        p.send(&call(id, "whoami", json!({}))).await;
-        let (resp, _) = p.recv_response(id.into()).await;
-        assert!(resp.get("result").is_some(), "{resp}\n{}", p.stderr());
+        whoami(&mut p, id).await;
     }
     // A 401 for the access token: the bound refresh token is refreshed with a proof.
     as_.revoke_access();
-    p.send(&call(3, "whoami", json!({}))).await;
-    let (resp, _) = p.recv_response(3.into()).await;
-    assert!(resp.get("result").is_some(), "{resp}");
+    whoami(&mut p, 3).await;
     let (_, stderr) = p.finish().await;
     let stored = std::fs::read_dir(std::path::Path::new(&env.config()).join("tokens"))
         .unwrap()
@@ -1243,9 +1201,7 @@ async fn dpop_binds_tokens_to_our_key() {
     // The next process proves the stored key: no new sign-in, the token still works.
     let mut p = env.spawn(&as_.url, &[], &[]);
     p.initialize("2025-11-25").await;
-    p.send(&call(4, "whoami", json!({}))).await;
-    let (resp, _) = p.recv_response(4.into()).await;
-    assert!(resp.get("result").is_some(), "{resp}");
+    whoami(&mut p, 4).await;
     p.finish().await;
     assert_eq!(as_.seen.lock().unwrap().token_requests.len(), tokens_before);
     let out = run_cli(&env, &["status", "--config-dir", &env.config()], &[]).await;
@@ -1264,9 +1220,7 @@ async fn no_dpop_keeps_bearer_tokens() {
     let env = Env::new();
     let mut p = env.spawn(&as_.url, &[], &[("CLERK_MCP_NO_DPOP", "1")]);
     p.initialize("2025-11-25").await;
-    p.send(&call(1, "whoami", json!({}))).await;
-    let (resp, _) = p.recv_response(1.into()).await;
-    assert!(resp.get("result").is_some(), "{resp}");
+    whoami(&mut p, 1).await;
     p.finish().await;
     let seen = as_.seen.lock().unwrap();
     assert!(seen.dpop_token_proofs.is_empty() && seen.dpop_mcp_proofs.is_empty());
@@ -1423,9 +1377,7 @@ async fn dpop_proofs_are_signed_for_each_hop() {
     for _ in 0..2 {
         let mut p = env.spawn(&as_.url, &[], &[]);
         p.initialize("2025-11-25").await;
-        p.send(&call(1, "whoami", json!({}))).await;
-        let (resp, _) = p.recv_response(1.into()).await;
-        assert!(resp.get("result").is_some(), "{resp}\n{}", p.stderr());
+        whoami(&mut p, 1).await;
         p.finish().await;
     }
     let seen = as_.seen.lock().unwrap();

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::support::mock::{Mock, Options};
-use crate::support::oauth::{OAuthMock, OAuthOptions, Prm, browser_script};
+use crate::support::oauth::{OAuthMock, OAuthOptions, Prm, SignInEnv, whoami};
 use crate::support::{INITIALIZED, Proxy, call, init};
 
 /// mcp-remote's cache key for a bare server URL, and the port it derives from it.
@@ -20,53 +20,27 @@ fn mcp_remote_hash(url: &str) -> (String, u16) {
     (hash, port)
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    browser: std::path::PathBuf,
-}
+type Env = SignInEnv;
 
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let browser = browser_script(dir.path());
-        Env { dir, browser }
+/// Write mcp-remote's two cache files for `url` from the fixture (the shape CI checks
+/// against the real package), naming `issuer`, with `expires_at` in ms.
+fn write_cache(env: &Env, url: &str, issuer: &str, expires_at_ms: u64) -> Vec<std::path::PathBuf> {
+    let (hash, port) = mcp_remote_hash(url);
+    let dir = env.dir.path().join("mcp-auth").join("mcp-remote-v1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mcp-remote-v1");
+    let mut written = Vec::new();
+    for name in ["client_info.json", "tokens.json"] {
+        let text = std::fs::read_to_string(format!("{fixtures}/{name}"))
+            .unwrap()
+            .replace("{{ISSUER}}", issuer)
+            .replace("{{PORT}}", &port.to_string())
+            .replace("4102444800000", &expires_at_ms.to_string());
+        let path = dir.join(format!("{hash}_{name}"));
+        std::fs::write(&path, text).unwrap();
+        written.push(path);
     }
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_str().unwrap().to_owned()
-    }
-    /// The proxy with its own config directory and mcp-remote cache directory.
-    fn spawn(&self, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Proxy {
-        let config = self.path("config");
-        let mut args = vec![url, "--config-dir", &config];
-        args.extend_from_slice(extra);
-        let cache = self.path("mcp-auth");
-        let mut envs = vec![
-            ("BROWSER", self.browser.to_str().unwrap()),
-            ("MCP_REMOTE_CONFIG_DIR", cache.as_str()),
-        ];
-        envs.extend_from_slice(env);
-        Proxy::spawn_env(&args, &envs)
-    }
-    /// Write mcp-remote's two cache files for `url` from the fixture (the shape CI checks
-    /// against the real package), naming `issuer`; `expires_at` in ms is set.
-    fn write_cache(&self, url: &str, issuer: &str, expires_at_ms: u64) -> Vec<std::path::PathBuf> {
-        let (hash, port) = mcp_remote_hash(url);
-        let dir = self.dir.path().join("mcp-auth").join("mcp-remote-v1");
-        std::fs::create_dir_all(&dir).unwrap();
-        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mcp-remote-v1");
-        let mut written = Vec::new();
-        for name in ["client_info.json", "tokens.json"] {
-            let text = std::fs::read_to_string(format!("{fixtures}/{name}"))
-                .unwrap()
-                .replace("{{ISSUER}}", issuer)
-                .replace("{{PORT}}", &port.to_string())
-                .replace("4102444800000", &expires_at_ms.to_string());
-            let path = dir.join(format!("{hash}_{name}"));
-            std::fs::write(&path, text).unwrap();
-            written.push(path);
-        }
-        written
-    }
+    written
 }
 
 fn now_ms() -> u64 {
@@ -227,7 +201,7 @@ async fn an_mcp_remote_sign_in_is_imported() {
     let (_, port) = mcp_remote_hash(&as_.url);
     let redirect = format!("http://localhost:{port}/oauth/callback");
     as_.preload("imported-client", &redirect, "imported-at", "imported-rt");
-    let files = env.write_cache(&as_.url, &as_.issuer(), 4102444800000);
+    let files = write_cache(&env, &as_.url, &as_.issuer(), 4102444800000);
     let before: Vec<_> = files
         .iter()
         .map(|f| {
@@ -284,7 +258,7 @@ async fn an_mcp_remote_sign_in_is_imported() {
 
     // --no-import: a sign-in of our own.
     let env = Env::new();
-    env.write_cache(&as_.url, &as_.issuer(), 4102444800000);
+    write_cache(&env, &as_.url, &as_.issuer(), 4102444800000);
     let mut p = env.spawn(&as_.url, &["--no-import"], &[]);
     p.initialize("2025-11-25").await;
     let (_, stderr) = p.finish().await;
@@ -301,7 +275,7 @@ async fn an_imported_registration_keeps_mcp_remote_redirect_uri() {
     let (_, port) = mcp_remote_hash(&as_.url);
     let redirect = format!("http://localhost:{port}/oauth/callback");
     as_.preload("imported-client", &redirect, "imported-at", "imported-rt");
-    env.write_cache(&as_.url, &as_.issuer(), now_ms() - 1000);
+    write_cache(&env, &as_.url, &as_.issuer(), now_ms() - 1000);
     let mut p = env.spawn(&as_.url, &[], &[]);
     p.initialize("2025-11-25").await;
     p.finish().await;
@@ -317,7 +291,7 @@ async fn an_imported_registration_keeps_mcp_remote_redirect_uri() {
     // The refresh token is gone (mcp-remote rotated it): sign in with the imported
     // client, at mcp-remote's redirect URI.
     let env = Env::new();
-    env.write_cache(&as_.url, &as_.issuer(), now_ms() - 1000);
+    write_cache(&env, &as_.url, &as_.issuer(), now_ms() - 1000);
     let mut p = env.spawn(&as_.url, &[], &[]);
     p.initialize("2025-11-25").await;
     p.finish().await;
@@ -441,9 +415,7 @@ async fn the_id_token_can_be_the_credential() {
     let env = Env::new();
     let mut p = env.spawn(&as_.url, &["--use-id-token"], &[]);
     p.initialize("2025-11-25").await;
-    p.send(&call(1, "whoami", json!({}))).await;
-    let (resp, _) = p.recv_response(1.into()).await;
-    assert!(resp.get("result").is_some(), "{resp}");
+    whoami(&mut p, 1).await;
     p.finish().await;
     {
         let seen = as_.seen.lock().unwrap();

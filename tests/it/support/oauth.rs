@@ -968,3 +968,60 @@ async fn device_approve(
     m.touch();
     "approved".into_response()
 }
+
+/// A sign-in test's own directory: the config directory, mcp-remote's cache directory and
+/// the stand-in browser, for proxies started with it.
+pub struct SignInEnv {
+    pub dir: tempfile::TempDir,
+    pub browser: std::path::PathBuf,
+}
+
+impl SignInEnv {
+    pub fn new() -> SignInEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let browser = browser_script(dir.path());
+        SignInEnv { dir, browser }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    pub fn config(&self) -> String {
+        self.path("config")
+    }
+
+    /// The proxy for `url`, with this test's config and mcp-remote cache directories.
+    pub fn spawn(&self, url: &str, extra: &[&str], env: &[(&str, &str)]) -> super::Proxy {
+        let config = self.config();
+        let mut args = vec![url, "--config-dir", &config];
+        args.extend_from_slice(extra);
+        let cache = self.path("mcp-auth");
+        let mut envs = vec![
+            ("BROWSER", self.browser.to_str().unwrap()),
+            ("MCP_REMOTE_CONFIG_DIR", cache.as_str()),
+        ];
+        envs.extend_from_slice(env);
+        super::Proxy::spawn_env(&args, &envs)
+    }
+
+    /// The URLs the stand-in browser was asked to open.
+    pub fn opened(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("browser-opened"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Call the mock's `whoami` tool through `p`: its answer names the token's scope. An
+/// error answer fails the test, with the proxy's stderr.
+pub async fn whoami(p: &mut super::Proxy, id: i64) -> String {
+    p.send(&super::call(id, "whoami", json!({}))).await;
+    let (resp, _) = p.recv_response(id.into()).await;
+    match resp["result"]["content"][0]["text"].as_str() {
+        Some(text) => text.to_owned(),
+        None => panic!("whoami failed: {resp}\n{}", p.stderr()),
+    }
+}
