@@ -14,7 +14,9 @@
 #    which is legacy-only (modern_to_legacy.py);
 # 5. sign-in recovery against FastMCP's in-memory OAuth provider: restarted, it forgets the
 #    client the proxy registered (stale_registration.py);
-# 6. prints "N passed, M failed" as the last line; exit 1 if anything failed.
+# 6. a configured URL that redirects: FastMCP mounted in a Starlette app answers /mcp with
+#    307 -> /mcp/; the proxy must follow it and warn once, naming /mcp/ (redirect_mount.py);
+# 7. prints "N passed, M failed" as the last line; exit 1 if anything failed.
 #
 # Logs (proxy stderr, stdio traces, HTTP requests seen by the server) go to $INTEROP_LOG_DIR
 # (default: a fresh temp dir, printed at the end).
@@ -188,6 +190,16 @@ if [ "$STANDIN" = 0 ]; then
   timeout -k 5 300 "$PY" "$HERE/stale_registration.py" "$1" > "$out" 2>&1
   cat "$out"
   tally stale-registration "$out"
+fi
+# ---- a configured URL that redirects: FastMCP mounted in Starlette, /mcp -> 307 /mcp/ ----
+# The proxy follows the same-origin 307 and warns once, naming the URL to configure; that
+# warning is ours: not for the stand-in (which does not follow redirects).
+if [ "$STANDIN" = 0 ]; then
+  out="$LOG_DIR/redirect-mount.out"
+  timeout -k 5 150 "$PY" "$HERE/redirect_mount.py" --log-dir "$LOG_DIR" \
+      --proxy-stderr "$LOG_DIR/proxy-stderr-redirect-mount.log" "$@" > "$out" 2>&1
+  cat "$out"
+  tally redirect-mount "$out"
 fi
 echo "# logs: $LOG_DIR"
 echo "$total_pass passed, $total_fail failed"
