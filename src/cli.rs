@@ -200,6 +200,20 @@ pub struct RemoteArgs {
     #[arg(long, hide = true)]
     pub enable_proxy: bool,
 
+    /// A client certificate (PEM, with its chain) presented on every TLS connection to the
+    /// server and the authorization server (mutual TLS). The file may hold the key too.
+    #[arg(long, value_name = "FILE", env = "CLERK_MCP_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert, when it is not in the same file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CLERK_MCP_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// Extra PEM certificate roots to trust (e.g. a corporate TLS-intercepting proxy).
     #[arg(long, value_name = "PATH", env = "CLERK_MCP_CA_FILE")]
     pub ca_file: Option<PathBuf>,

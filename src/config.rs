@@ -53,6 +53,8 @@ pub struct Config {
     /// Keep the server's cookies for this process (off with `--disable-cookies`).
     pub cookies: bool,
     pub ca_file: Option<PathBuf>,
+    /// `--tls-cert`/`--tls-key`: the client certificate and key, checked, as one PEM.
+    pub tls_identity: Option<ClientIdentity>,
     pub max_message_size: usize,
     /// How long shutdown may spend ending the session (H-DELETE).
     pub shutdown_grace: Duration,
@@ -170,6 +172,11 @@ impl Config {
             keep_alive: ping,
             cookies: !args.disable_cookies,
             ca_file: args.ca_file.clone(),
+            tls_identity: args
+                .tls_cert
+                .as_deref()
+                .map(|cert| client_identity(cert, args.tls_key.as_deref()))
+                .transpose()?,
             max_message_size: args.max_message_size.max(1024),
             shutdown_grace: Duration::from_secs(2),
             auth,
@@ -817,6 +824,123 @@ pub fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A client certificate with its key, checked at startup (mutual TLS).
+#[derive(Clone)]
+pub struct ClientIdentity {
+    /// The certificate chain, then the key, as PEM (what reqwest takes).
+    pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientIdentity(redacted)")
+    }
+}
+
+impl ClientIdentity {
+    pub(crate) fn identity(&self) -> Result<reqwest::Identity, ConfigError> {
+        reqwest::Identity::from_pem(&self.pem).map_err(|e| ConfigError::Client(e.to_string()))
+    }
+}
+
+/// `--tls-cert` and `--tls-key` (or the key in the certificate's file): readable PEM, a
+/// key that matches the certificate, and a certificate valid now. Errors name the file.
+fn client_identity(
+    cert_path: &Path,
+    key_path: Option<&Path>,
+) -> Result<ClientIdentity, ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |flag: &'static str, path: &Path, why: String| ConfigError::Invalid {
+        flag,
+        why: format!("{}: {why}", path.display()),
+    };
+    let cert_pem =
+        std::fs::read(cert_path).map_err(|e| bad("--tls-cert", cert_path, e.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("--tls-cert", cert_path, format!("not PEM ({e})")))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "--tls-cert",
+            cert_path,
+            "no PEM certificate in it".into(),
+        ));
+    }
+    let (key_flag, key_path) = match key_path {
+        Some(p) => ("--tls-key", p),
+        None => ("--tls-cert", cert_path),
+    };
+    let key_pem = match key_path {
+        p if p == cert_path => cert_pem.clone(),
+        p => std::fs::read(p).map_err(|e| bad(key_flag, p, e.to_string()))?,
+    };
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        let why = match key_flag {
+            "--tls-key" => format!("no PEM private key in it ({e})"),
+            _ => format!("no PEM private key in it ({e}); give it with --tls-key FILE"),
+        };
+        bad(key_flag, key_path, why)
+    })?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| bad(key_flag, key_path, format!("an unusable private key ({e})")))?;
+    rustls::sign::CertifiedKey::new(certs.clone(), signer)
+        .keys_match()
+        .map_err(|_| {
+            bad(
+                key_flag,
+                key_path,
+                format!(
+                    "this key does not belong to the certificate in {}",
+                    cert_path.display()
+                ),
+            )
+        })?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(&certs[0]).map_err(|e| {
+        bad(
+            "--tls-cert",
+            cert_path,
+            format!("not an X.509 certificate ({e})"),
+        )
+    })?;
+    let validity = leaf.validity();
+    if !validity.is_valid() {
+        return Err(bad(
+            "--tls-cert",
+            cert_path,
+            format!(
+                "the certificate is not valid now (valid from {} to {})",
+                validity.not_before, validity.not_after
+            ),
+        ));
+    }
+    // reqwest takes the chain and the key as one PEM.
+    let mut pem = Vec::new();
+    for cert in &certs {
+        pem.extend_from_slice(pem_block("CERTIFICATE", cert).as_bytes());
+    }
+    let label = match &key {
+        PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+        PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+        _ => "PRIVATE KEY",
+    };
+    pem.extend_from_slice(pem_block(label, key.secret_der()).as_bytes());
+    Ok(ClientIdentity { pem })
+}
+
+/// One PEM block.
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// Read extra PEM roots (--ca-file).

@@ -95,6 +95,16 @@ pub enum RemoteError {
         "{host} answered the TLS handshake in plain HTTP: the server speaks http://, not https://, on this port; use an http:// URL"
     )]
     PlainHttp { host: String },
+    #[error(
+        "{host} asks for a client certificate (mutual TLS): pass it with --tls-cert FILE (and --tls-key FILE if the key is apart)"
+    )]
+    ClientCertRequired {
+        host: String,
+        /// The TLS error, for [`RemoteError::with_client_cert`].
+        why: String,
+    },
+    #[error("{host} refused our client certificate (--tls-cert): {why}")]
+    ClientCertRefused { host: String, why: String },
     #[error("cannot connect to {host}: {why}")]
     Connect { host: String, why: String },
     // `{secs}`, not `{secs:.0}`: a fractional --request-timeout such as 0.5 must read
@@ -134,10 +144,34 @@ impl RemoteError {
     /// A failed handshake. A plain-HTTP server answers a TLS hello with an HTTP
     /// response, which rustls reads as a record of an invalid content type.
     fn tls(host: String, why: String) -> RemoteError {
+        // The server's alert after our Certificate message: it wanted one (TLS 1.3 says
+        // CertificateRequired; TLS 1.2 servers say BadCertificate or HandshakeFailure to
+        // an empty one). With a certificate set, see `with_client_cert`.
+        let cert_alert = [
+            "CertificateRequired",
+            "BadCertificate",
+            "UnknownCA",
+            "CertificateUnknown",
+            "HandshakeFailure",
+        ]
+        .iter()
+        .any(|a| why.contains(a));
         if why.contains("InvalidContentType") {
             RemoteError::PlainHttp { host }
+        } else if cert_alert {
+            RemoteError::ClientCertRequired { host, why }
         } else {
             RemoteError::Tls { host, why }
+        }
+    }
+
+    /// With `--tls-cert` set, a certificate alert means ours was refused.
+    pub(crate) fn with_client_cert(self, client_cert: bool) -> RemoteError {
+        match self {
+            RemoteError::ClientCertRequired { host, why } if client_cert => {
+                RemoteError::ClientCertRefused { host, why }
+            }
+            e => e,
         }
     }
 

@@ -49,6 +49,8 @@ pub(crate) struct Http {
     url: std::sync::RwLock<Url>,
     /// The redirect has been reported (once).
     redirect_warned: std::sync::atomic::AtomicBool,
+    /// A client certificate is presented (`--tls-cert`).
+    client_cert: bool,
     /// `host[:port]`, the only part of the URL that appears in messages.
     pub(crate) host: String,
     pub(crate) user_headers: HeaderMap,
@@ -147,6 +149,7 @@ impl Http {
             client,
             url: std::sync::RwLock::new(config.url.clone()),
             redirect_warned: std::sync::atomic::AtomicBool::new(false),
+            client_cert: config.tls_identity.is_some(),
             host,
             user_headers: config.headers.clone(),
             request_timeout: config.request_timeout,
@@ -259,8 +262,9 @@ impl Http {
             .unwrap_or_else(|p| p.into_inner()) = name;
     }
 
-    fn remote_err(&self, e: &reqwest::Error) -> RemoteError {
+    pub(crate) fn remote_err(&self, e: &reqwest::Error) -> RemoteError {
         RemoteError::from_reqwest(&self.host, e, self.request_timeout.as_secs_f64())
+            .with_client_cert(self.client_cert)
     }
 
     fn timeout_err(&self) -> RemoteError {

@@ -63,13 +63,7 @@ impl LegacySse {
             .await;
         let mut resp = match sent {
             Err(SendError::TimedOut) => return Err(http.headers_timeout_err(wait)),
-            Err(SendError::Failed(e)) => {
-                return Err(RemoteError::from_reqwest(
-                    &host,
-                    &e,
-                    http.request_timeout.as_secs_f64(),
-                ));
-            }
+            Err(SendError::Failed(e)) => return Err(http.remote_err(&e)),
             Err(SendError::Refused(e)) => return Err(e),
             Ok(r) => r,
         };

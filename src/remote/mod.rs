@@ -36,6 +36,9 @@ pub(crate) fn build_client(
         roots.extend(read_ca_file(path)?);
     }
     let mut builder = reqwest::Client::builder();
+    if let Some(id) = &config.tls_identity {
+        builder = builder.identity(id.identity()?);
+    }
     if let Some(jar) = jar {
         builder = builder.cookie_provider(jar);
     }

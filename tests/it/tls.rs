@@ -185,3 +185,244 @@ async fn refusing_http_proxy() {
     );
     p.finish().await;
 }
+
+/// A test CA, for server and client certificates.
+struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer =
+            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        TestCa { issuer }
+    }
+
+    /// A certificate for `names` (a server) or, with none, a client certificate named
+    /// `client`, valid from `years.0` to `years.1`: (certificate PEM, key, DER).
+    fn issue(
+        &self,
+        names: &[&str],
+        years: (i32, i32),
+    ) -> (
+        String,
+        rcgen::KeyPair,
+        rustls::pki_types::CertificateDer<'static>,
+    ) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if names.is_empty() {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "client");
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        params.not_before = rcgen::date_time_ymd(years.0, 1, 1);
+        params.not_after = rcgen::date_time_ymd(years.1, 1, 1);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key, cert.der().clone())
+    }
+}
+
+/// A TLS front for `backend` (host:port) that requires a client certificate from `ca`;
+/// returns its https base URL and the number of client certificates presented to it.
+async fn serve_mtls(backend: &str, ca: &TestCa) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let (_, key, der) = ca.issue(&["127.0.0.1"], (2020, 2100));
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.issuer.der().clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let presented = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (backend, counter) = (backend.to_owned(), presented.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, backend, counter) = (acceptor.clone(), backend.clone(), counter.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .is_some_and(|c| !c.is_empty())
+                {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                let Ok(mut plain) = TcpStream::connect(&backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (format!("https://{addr}"), presented)
+}
+
+/// mTLS: --tls-cert (with the key in the same file, or apart with --tls-key) is presented
+/// to a server that requires a client certificate; without it, the error names the flag.
+#[tokio::test]
+async fn client_certificate_to_the_server() {
+    let ca = TestCa::new();
+    let mock = Mock::start(Options::default()).await;
+    let (base, presented) = serve_mtls(mock.base.trim_start_matches("http://"), &ca).await;
+    let url = format!("{base}/mcp");
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let ca_file = file("ca.pem", &ca.issuer.pem());
+    let (cert, key, _) = ca.issue(&[], (2020, 2100));
+    let both = file("client.pem", &format!("{cert}{}", key.serialize_pem()));
+    let cert_only = file("client-cert.pem", &cert);
+    let key_only = file("client-key.pem", &key.serialize_pem());
+    for args in [
+        vec!["--tls-cert", both.as_str()],
+        vec![
+            "--tls-cert",
+            cert_only.as_str(),
+            "--tls-key",
+            key_only.as_str(),
+        ],
+    ] {
+        let mut all = vec![url.as_str(), "--ca-file", ca_file.as_str()];
+        all.extend(args);
+        let mut p = Proxy::spawn(&all);
+        p.initialize("2025-11-25").await;
+        p.send(&call(1, "echo", json!({"over": "mtls"}))).await;
+        let (resp, _) = p.recv_response(1.into()).await;
+        assert!(resp.get("result").is_some(), "{resp}");
+        let (_, stderr) = p.finish().await;
+        assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+    }
+    assert!(presented.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    let mut p = Proxy::spawn(&[&url, "--ca-file", &ca_file]);
+    let msg = p.initialize_error("2025-11-25").await;
+    assert!(
+        msg.contains("asks for a client certificate") && msg.contains("--tls-cert FILE"),
+        "{msg}"
+    );
+    p.finish().await;
+}
+
+/// mTLS: the certificate reaches the authorization server too (its token endpoint here,
+/// behind the same kind of front).
+#[tokio::test]
+async fn client_certificate_to_the_authorization_server() {
+    use crate::support::oauth::{OAuthMock, OAuthOptions, Prm};
+    let ca = TestCa::new();
+    let as_ = OAuthMock::start(OAuthOptions {
+        prm: Prm::None,
+        preregistered: Some(("pre-mtls", "s3cr3t")),
+        ..Default::default()
+    })
+    .await;
+    let (base, presented) = serve_mtls(as_.base.trim_start_matches("http://"), &ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.issuer.pem()).unwrap();
+    let (cert, key, _) = ca.issue(&[], (2020, 2100));
+    let both = dir.path().join("client.pem");
+    std::fs::write(&both, format!("{cert}{}", key.serialize_pem())).unwrap();
+    let config = dir.path().join("config");
+    let token_endpoint = format!("{base}/token");
+    let mut p = Proxy::spawn(&[
+        &format!("{base}/mcp"),
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+        "--tls-cert",
+        both.to_str().unwrap(),
+        "--client-credentials",
+        "--client-id",
+        "pre-mtls",
+        "--client-secret",
+        "s3cr3t",
+        "--token-endpoint",
+        &token_endpoint,
+        "--config-dir",
+        config.to_str().unwrap(),
+    ]);
+    p.initialize("2025-11-25").await;
+    p.finish().await;
+    let seen = as_.seen.lock().unwrap();
+    assert_eq!(seen.token_requests[0].0["grant_type"], "client_credentials");
+    assert!(
+        presented.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "MCP and token endpoint"
+    );
+}
+
+/// mTLS inputs that cannot work stop the start (exit 2) with one line naming the file: a
+/// key of another certificate, an unreadable file, an expired certificate, no key.
+#[tokio::test]
+async fn bad_client_certificates_are_named() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (cert, _, _) = ca.issue(&[], (2020, 2100));
+    let (_, other_key, _) = ca.issue(&[], (2020, 2100));
+    let (expired, expired_key, _) = ca.issue(&[], (2001, 2002));
+    let cert_file = write("cert.pem", &cert);
+    let other_key = write("other-key.pem", &other_key.serialize_pem());
+    let expired = write(
+        "expired.pem",
+        &format!("{expired}{}", expired_key.serialize_pem()),
+    );
+    let missing = dir.path().join("missing.pem").to_str().unwrap().to_owned();
+    let url = "https://mcp.example.test/mcp";
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--tls-cert", &cert_file, "--tls-key", &other_key],
+            format!(
+                "invalid --tls-key: {other_key}: this key does not belong to the certificate in {cert_file}"
+            ),
+        ),
+        (
+            vec!["--tls-cert", &missing],
+            format!("invalid --tls-cert: {missing}: "),
+        ),
+        (
+            vec!["--tls-cert", &expired],
+            format!("invalid --tls-cert: {expired}: the certificate is not valid now"),
+        ),
+        (
+            vec!["--tls-cert", &cert_file],
+            format!("invalid --tls-cert: {cert_file}: no PEM private key in it"),
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec![url];
+        all.extend(args.iter().copied());
+        let out = crate::support::run_in(dir.path(), &all).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&want), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
