@@ -82,11 +82,32 @@ pub(crate) async fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
 pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let dir = config_dir(args.config_dir.as_ref())?;
     let records = Store::new(dir.clone()).list();
+    let now = now_secs();
+    if args.json {
+        // What a script needs to know of each sign-in; never a token or a key.
+        let list: Vec<serde_json::Value> = records
+            .iter()
+            .map(|(_, r)| {
+                serde_json::json!({
+                    "server": r.server_url,
+                    "profile": r.profile,
+                    "account": r.account,
+                    "issuer": r.issuer,
+                    "scope": r.tokens.scope,
+                    "expires_at": r.tokens.expires_at,
+                    "expired": r.tokens.expires_at.is_some_and(|at| at <= now),
+                    "can_refresh": r.tokens.refresh_token.is_some(),
+                    "dpop_bound": r.tokens.dpop_bound() && r.dpop_key.is_some(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(ExitCode::SUCCESS);
+    }
     if records.is_empty() {
         println!("No sign-ins stored (in {}).", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let now = now_secs();
     for (_, r) in records {
         let expiry = match r.tokens.expires_at {
             Some(at) if at <= now => "expired".to_owned(),
@@ -103,8 +124,18 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         } else {
             ""
         };
+        let profile = r
+            .profile
+            .as_deref()
+            .map(|p| format!(" [profile {p}]"))
+            .unwrap_or_default();
+        let account = r
+            .account
+            .as_deref()
+            .map(|a| format!("as {a}; "))
+            .unwrap_or_default();
         println!(
-            "{}  (issuer {}; {expiry}{refresh}{bound})",
+            "{}{profile}  ({account}issuer {}; {expiry}{refresh}{bound})",
             r.server_url, r.issuer
         );
     }

@@ -96,6 +96,9 @@ pub struct StatusArgs {
     /// Where tokens are kept (default: the platform's config directory).
     #[arg(long, value_name = "DIR", env = "CLERK_MCP_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
+    /// Print the sign-ins as JSON, for scripts (never a token).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -376,6 +379,10 @@ pub struct AuthArgs {
     /// Where tokens and registrations are kept (default: the platform's config directory).
     #[arg(long, value_name = "DIR", env = "CLERK_MCP_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
+
+    /// A separate sign-in for the same server, e.g. `work` and `personal` accounts.
+    #[arg(long, value_name = "NAME", env = "CLERK_MCP_PROFILE")]
+    pub profile: Option<String>,
 
     /// How to sign in: `browser` (a person: the browser, or --device-code),
     /// `client-credentials` (a machine: --client-id with --client-secret or --client-key),

@@ -324,6 +324,7 @@ fn auth_config(
         use_id_token: args.use_id_token,
         no_resource,
         mcp_remote: Default::default(),
+        profile: args.profile.as_deref().map(profile).transpose()?,
         no_browser: args.no_browser,
         browser: env("BROWSER").filter(|b| !b.is_empty()),
         device_code: args.device_code,
@@ -333,6 +334,24 @@ fn auth_config(
         grant,
         dpop: !args.no_dpop,
     })
+}
+
+/// `--profile`: a short name (letters, digits, `.`, `_`, `-`).
+fn profile(name: &str) -> Result<String, ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        return Err(ConfigError::Invalid {
+            flag: "--profile",
+            why: format!(
+                "{name:?} is not a profile name (letters, digits, '.', '_', '-'; at most 64)"
+            ),
+        });
+    }
+    Ok(name.to_owned())
 }
 
 /// `--auth-success-url`: https, or http on loopback; nothing that could carry a secret

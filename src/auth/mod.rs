@@ -67,6 +67,8 @@ pub struct AuthConfig {
     pub(crate) no_resource: bool,
     /// mcp-remote's name for this server and its cache (import, redirect URI).
     pub(crate) mcp_remote: compat::McpRemote,
+    /// `--profile`: a sign-in of its own for the same server (another account).
+    pub(crate) profile: Option<String>,
     pub(crate) no_browser: bool,
     /// `BROWSER`: a program run with the URL as its one argument.
     pub(crate) browser: Option<String>,
@@ -221,12 +223,27 @@ fn server_key(server: &Url, cfg: &AuthConfig) -> String {
             }
         })
         .collect();
-    let hash = store::digest(&[
-        server.as_str(),
-        cfg.resource.as_deref().unwrap_or(""),
-        cfg.client_id.as_deref().unwrap_or(""),
-        cfg.scope.as_deref().unwrap_or(""),
-    ]);
+    let mut parts = vec![
+        server.as_str().to_owned(),
+        cfg.resource.clone().unwrap_or_default(),
+        cfg.client_id.clone().unwrap_or_default(),
+        cfg.scope.clone().unwrap_or_default(),
+    ];
+    // Added only when set, so sign-ins stored before they counted keep their key.
+    if !cfg.authorize_params.is_empty() {
+        let mut params: Vec<String> = cfg
+            .authorize_params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        params.sort();
+        parts.push(format!("authorize-params:{}", params.join("&")));
+    }
+    if let Some(profile) = &cfg.profile {
+        parts.push(format!("profile:{profile}"));
+    }
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let hash = store::digest(&parts);
     format!("{host}-{hash}")
 }
 
@@ -590,6 +607,7 @@ impl Auth {
             }
             (None, None) => return None,
         };
+        let account = cached.tokens.account();
         tracing::warn!(
             file = %cached.path.display(),
             "imported mcp-remote's sign-in for {}; its files are left as they are (--no-import \
@@ -606,6 +624,8 @@ impl Auth {
             client_id: Some(client_id),
             revocation_endpoint: d.meta.revocation_endpoint.clone(),
             dpop_key: None,
+            profile: self.cfg.profile.clone(),
+            account,
         })
     }
 
@@ -806,6 +826,7 @@ impl Auth {
                 Err((e, None)) => return Err(e),
             }
         };
+        let account = tokens.account();
         tracing::info!(issuer = %d.issuer, "signed in");
         Ok(ServerRecord {
             server_url: self.server.to_string(),
@@ -820,6 +841,8 @@ impl Auth {
             client_id: Some(client.client_id),
             revocation_endpoint: d.meta.revocation_endpoint.clone(),
             dpop_key: dpop_key.map(|k| k.record().clone()),
+            profile: self.cfg.profile.clone(),
+            account,
         })
     }
 

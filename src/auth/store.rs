@@ -88,16 +88,31 @@ impl Tokens {
     }
 }
 
-/// The `exp` claim of a JWT, read without checking its signature (it only schedules
-/// renewal; the server checks the token).
-pub(crate) fn jwt_exp(jwt: &str) -> Option<u64> {
+impl Tokens {
+    /// Who the tokens are for, from the ID token's claims: the e-mail, else the user
+    /// name, else the subject. Read without checking the signature: it is only shown.
+    pub(crate) fn account(&self) -> Option<String> {
+        let claims = jwt_claims(self.id_token.as_ref()?.expose())?;
+        ["email", "preferred_username", "sub"]
+            .iter()
+            .find_map(|k| claims.get(*k)?.as_str().map(str::to_owned))
+    }
+}
+
+/// The claims of a JWT, unverified.
+fn jwt_claims(jwt: &str) -> Option<serde_json::Value> {
     use base64::Engine;
     let payload = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("exp")?.as_u64()
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The `exp` claim of a JWT, read without checking its signature (it only schedules
+/// renewal; the server checks the token).
+pub(crate) fn jwt_exp(jwt: &str) -> Option<u64> {
+    jwt_claims(jwt)?.get("exp")?.as_u64()
 }
 
 /// Everything known about signing in to one server.
@@ -117,6 +132,12 @@ pub(crate) struct ServerRecord {
     /// The DPoP key the tokens are bound to (RFC 9449), kept with them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) dpop_key: Option<crate::auth::dpop::KeyRecord>,
+    /// `--profile`, when the sign-in was made under one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) profile: Option<String>,
+    /// Who signed in (e-mail, user name or subject), from the ID token, for `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) account: Option<String>,
 }
 
 /// A client registered with (or configured for) one authorization server.
@@ -324,6 +345,8 @@ mod tests {
             },
             client_id: Some("c1".into()),
             revocation_endpoint: None,
+            profile: None,
+            account: None,
             dpop_key: Some(crate::auth::dpop::KeyRecord {
                 alg: "ES256".into(),
                 pkcs8: Secret::new("dpop-key-secret"),

@@ -433,7 +433,18 @@ async fn login_status_logout() {
         "{text}"
     );
     assert!(!text.contains("at-"), "status never prints a token: {text}");
+    // The extra authorization parameters are part of what the sign-in is for.
     let out = run(vec!["logout", &as_.url, "--config-dir", &config]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No sign-in stored"));
+    let out = run(vec![
+        "logout",
+        &as_.url,
+        "--config-dir",
+        &config,
+        "--authorize-param",
+        "prompt=consent",
+    ])
+    .await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("Signed out"));
     let out = run(vec!["status", "--config-dir", &config]).await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("No sign-ins"));
@@ -1399,4 +1410,74 @@ async fn dpop_proofs_are_signed_for_each_hop() {
         "a fresh proof for each hop"
     );
     assert!(seen.dpop_refusals.is_empty(), "{:?}", seen.dpop_refusals);
+}
+
+/// Accounts: two profiles signed in to one URL at once, each answering with its own
+/// token; `status` shows each profile and its account, and `status --json` the same for
+/// scripts, never a token.
+#[tokio::test]
+async fn two_profiles_on_one_server() {
+    let as_ = OAuthMock::start(OAuthOptions {
+        id_tokens: true,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new();
+    let last_token = || {
+        as_.seen
+            .lock()
+            .unwrap()
+            .mcp_auth
+            .last()
+            .cloned()
+            .flatten()
+            .unwrap()
+    };
+    let mut work = env.spawn(&as_.url, &["--profile", "work"], &[]);
+    work.initialize("2025-11-25").await;
+    whoami(&mut work, 1).await;
+    let work_token = last_token();
+    let mut personal = env.spawn(&as_.url, &["--profile", "personal"], &[]);
+    personal.initialize("2025-11-25").await;
+    whoami(&mut personal, 1).await;
+    let personal_token = last_token();
+    assert_ne!(work_token, personal_token, "a sign-in of its own");
+    for id in 2..=3 {
+        whoami(&mut work, id).await;
+        assert_eq!(last_token(), work_token);
+        whoami(&mut personal, id).await;
+        assert_eq!(last_token(), personal_token);
+    }
+    work.finish().await;
+    personal.finish().await;
+    assert_eq!(as_.seen.lock().unwrap().authorizations.len(), 2);
+
+    let config = env.config();
+    let out = run_cli(&env, &["status", "--config-dir", &config], &[]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in ["[profile work]", "[profile personal]", "as user-1;"] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    let out = run_cli(&env, &["status", "--json", "--config-dir", &config], &[]).await;
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let mut profiles: Vec<&str> = list
+        .iter()
+        .map(|e| e["profile"].as_str().unwrap())
+        .collect();
+    profiles.sort();
+    assert_eq!(profiles, ["personal", "work"]);
+    for e in list {
+        assert_eq!(e["server"], as_.url);
+        assert_eq!(e["account"], "user-1");
+        assert_eq!(e["can_refresh"], true);
+        assert_eq!(e["expired"], false);
+    }
+    let raw = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !raw.contains("at-") && !raw.contains("rt-") && !raw.contains("eyJ"),
+        "{raw}"
+    );
 }
