@@ -658,7 +658,7 @@ async fn debug_silent_and_enable_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config");
     let config = config.to_str().unwrap();
-    let mut p = Proxy::spawn_env(
+    let mut p = Proxy::spawn_untraced(
         &[&mock.url, "--debug", "--config-dir", config],
         &[("RUST_LOG", "")],
     );
@@ -669,12 +669,12 @@ async fn debug_silent_and_enable_proxy() {
     let written = std::fs::read_to_string(&log).unwrap();
     assert!(written.contains("DEBUG"), "{written}");
 
-    let mut p = Proxy::spawn(&[&mock.url, "--silent", "--enable-proxy"]);
+    let mut p = Proxy::spawn_untraced(&[&mock.url, "--silent", "--enable-proxy"], &[]);
     p.initialize("2025-11-25").await;
     let (_, stderr) = p.finish().await;
     assert!(stderr.trim().is_empty(), "{stderr}");
 
-    let mut p = Proxy::spawn_env(&[&mock.url, "--enable-proxy"], &[("RUST_LOG", "")]);
+    let mut p = Proxy::spawn_untraced(&[&mock.url, "--enable-proxy"], &[("RUST_LOG", "")]);
     p.initialize("2025-11-25").await;
     let (_, stderr) = p.finish().await;
     assert_eq!(

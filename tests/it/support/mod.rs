@@ -113,6 +113,18 @@ impl Proxy {
     }
 
     pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Proxy {
+        let traced = trace_log_env();
+        let traced: Vec<(&str, &str)> = traced.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Self::spawn_with(args, &[env, &traced].concat())
+    }
+
+    /// Without the CLERK_MCP_TEST_TRACE_DIR log settings: for the tests of the logging
+    /// flags themselves.
+    pub fn spawn_untraced(args: &[&str], env: &[(&str, &str)]) -> Proxy {
+        Self::spawn_with(args, env)
+    }
+
+    fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> Proxy {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(BIN);
         cmd.args(args)
@@ -121,7 +133,6 @@ impl Proxy {
             .env("XDG_CONFIG_HOME", home.path().join(".config"))
             .env("RUST_LOG", "debug")
             .envs(env.iter().copied())
-            .envs(trace_log_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
