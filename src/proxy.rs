@@ -346,7 +346,7 @@ impl Proxy {
     }
 
     /// Fires when the session has been quiet for the keep-alive interval (never without
-    /// `--keep-alive`, or before a Streamable HTTP session is up).
+    /// `--keep-alive`, before a session is up, or while requests are in flight).
     fn keep_alive_due(&self) -> impl Future<Output = ()> + use<> {
         let due = match (self.config.keep_alive, &self.conn) {
             (Some(every), Conn::Ready(_) | Conn::Sse(_)) if self.table.is_empty() => {
