@@ -320,8 +320,27 @@ async fn client_id_metadata_document() {
     })
     .await;
     let env = Env::new();
-    let cimd = "https://app.example.test/oauth/client.json";
-    let mut p = env.spawn(&as_.url, &["--client-metadata-url", cimd], &[]);
+    // A document written for mcp-remote lists its redirect URI: the one it would build
+    // (CLI-MCPREMOTE), localhost and the port derived from its MD5 cache key, which
+    // covers the document's URL. The URL is picked so that port is below the ephemeral
+    // range (no connection of this machine can hold it) and free now.
+    let (cimd, port) = (0..)
+        .map(|i| {
+            let cimd = format!("https://app.example.test/oauth/client-{i}.json");
+            let hash: String = md5::Md5::digest(format!("{}|{cimd}", as_.url).as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            (
+                cimd,
+                3335 + u16::from_str_radix(&hash[..4], 16).unwrap() % 45816,
+            )
+        })
+        .find(|(_, port)| {
+            *port < 32768 && std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok()
+        })
+        .unwrap();
+    let mut p = env.spawn(&as_.url, &["--client-metadata-url", &cimd], &[]);
     p.initialize("2025-11-25").await;
     p.finish().await;
     let seen = as_.seen.lock().unwrap();
@@ -330,14 +349,6 @@ async fn client_id_metadata_document() {
         "no DCR when CIMD is supported"
     );
     assert_eq!(seen.authorizations[0]["client_id"], cimd);
-    // A document written for mcp-remote lists its redirect URI: the one it would build
-    // (CLI-MCPREMOTE), localhost and the port derived from its MD5 cache key, which
-    // covers the document's URL.
-    let hash: String = md5::Md5::digest(format!("{}|{cimd}", as_.url).as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let port = 3335 + u16::from_str_radix(&hash[..4], 16).unwrap() % 45816;
     assert_eq!(
         seen.authorizations[0]["redirect_uri"],
         format!("http://localhost:{port}/oauth/callback")

@@ -10,9 +10,10 @@ use crate::support::mock::{Mock, Options};
 use crate::support::oauth::{OAuthMock, OAuthOptions, Prm, SignInEnv, whoami};
 use crate::support::{INITIALIZED, Proxy, call, init};
 
-/// mcp-remote's cache key for a bare server URL, and the port it derives from it.
-fn mcp_remote_hash(url: &str) -> (String, u16) {
-    let hash: String = Md5::digest(url.as_bytes())
+/// mcp-remote's cache key for what it hashes (the server URL, then `|` and each option
+/// that changes the tokens), and the callback port it derives from it.
+fn mcp_remote_hash(key: &str) -> (String, u16) {
+    let hash: String = Md5::digest(key.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -20,12 +21,37 @@ fn mcp_remote_hash(url: &str) -> (String, u16) {
     (hash, port)
 }
 
+/// A `--header` that steers mcp-remote's cache key for `url` so that the callback port it
+/// derives is below the ephemeral range (where no connection of this machine can be
+/// holding it) and free now: that port must be bound exactly, as mcp-remote binds it.
+struct Steered {
+    header: String,
+    /// What mcp-remote hashes for `url` with this header.
+    key: String,
+    port: u16,
+}
+
+fn steer(url: &str) -> Steered {
+    (0..)
+        .map(|i| Steered {
+            header: format!("X-Port-Steer: {i}"),
+            key: format!("{url}|{{\"X-Port-Steer\":\"{i}\"}}"),
+            port: 0,
+        })
+        .map(|s| Steered {
+            port: mcp_remote_hash(&s.key).1,
+            ..s
+        })
+        .find(|s| s.port < 32768 && std::net::TcpListener::bind(("127.0.0.1", s.port)).is_ok())
+        .unwrap()
+}
+
 type Env = SignInEnv;
 
 /// Write mcp-remote's two cache files for `url` from the fixture (the shape CI checks
 /// against the real package), naming `issuer`, with `expires_at` in ms.
-fn write_cache(env: &Env, url: &str, issuer: &str, expires_at_ms: u64) -> Vec<std::path::PathBuf> {
-    let (hash, port) = mcp_remote_hash(url);
+fn write_cache(env: &Env, key: &str, issuer: &str, expires_at_ms: u64) -> Vec<std::path::PathBuf> {
+    let (hash, port) = mcp_remote_hash(key);
     let dir = env.dir.path().join("mcp-auth").join("mcp-remote-v1");
     std::fs::create_dir_all(&dir).unwrap();
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mcp-remote-v1");
@@ -272,11 +298,12 @@ async fn an_mcp_remote_sign_in_is_imported() {
 async fn an_imported_registration_keeps_mcp_remote_redirect_uri() {
     let as_ = OAuthMock::start(OAuthOptions::default()).await;
     let env = Env::new();
-    let (_, port) = mcp_remote_hash(&as_.url);
-    let redirect = format!("http://localhost:{port}/oauth/callback");
+    let steered = steer(&as_.url);
+    let redirect = format!("http://localhost:{}/oauth/callback", steered.port);
     as_.preload("imported-client", &redirect, "imported-at", "imported-rt");
-    write_cache(&env, &as_.url, &as_.issuer(), now_ms() - 1000);
-    let mut p = env.spawn(&as_.url, &[], &[]);
+    write_cache(&env, &steered.key, &as_.issuer(), now_ms() - 1000);
+    let header = ["--header", steered.header.as_str()];
+    let mut p = env.spawn(&as_.url, &header, &[]);
     p.initialize("2025-11-25").await;
     p.finish().await;
     {
@@ -291,8 +318,8 @@ async fn an_imported_registration_keeps_mcp_remote_redirect_uri() {
     // The refresh token is gone (mcp-remote rotated it): sign in with the imported
     // client, at mcp-remote's redirect URI.
     let env = Env::new();
-    write_cache(&env, &as_.url, &as_.issuer(), now_ms() - 1000);
-    let mut p = env.spawn(&as_.url, &[], &[]);
+    write_cache(&env, &steered.key, &as_.issuer(), now_ms() - 1000);
+    let mut p = env.spawn(&as_.url, &header, &[]);
     p.initialize("2025-11-25").await;
     p.finish().await;
     let seen = as_.seen.lock().unwrap();
@@ -312,7 +339,8 @@ async fn static_clients_use_mcp_remote_redirect_uri() {
         ..Default::default()
     })
     .await;
-    let (_, port) = mcp_remote_hash(&as_.url);
+    let steered = steer(&as_.url);
+    let port = steered.port;
     let env = Env::new();
     let info_file = env.path("info.json");
     std::fs::write(
@@ -323,7 +351,12 @@ async fn static_clients_use_mcp_remote_redirect_uri() {
     let info_arg = format!("@{info_file}");
     let mut p = env.spawn(
         &as_.url,
-        &["--static-oauth-client-info", &info_arg],
+        &[
+            "--static-oauth-client-info",
+            &info_arg,
+            "--header",
+            &steered.header,
+        ],
         &[("STATIC_SECRET", "s3cr3t-static")],
     );
     p.initialize("2025-11-25").await;
@@ -353,6 +386,8 @@ async fn static_clients_use_mcp_remote_redirect_uri() {
             "127.0.0.1",
             "--callback-path",
             "/cb",
+            "--header",
+            &steered.header,
         ],
         &[],
     );
