@@ -47,13 +47,7 @@ pub(crate) async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
 pub(crate) async fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     if args.all {
         let dir = config_dir(args.remote.auth.config_dir.as_ref())?;
-        for sub in ["tokens", "clients"] {
-            match std::fs::remove_dir_all(dir.join(sub)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => anyhow::bail!("cannot remove {}: {e}", dir.join(sub).display()),
-            }
-        }
+        Store::open(dir, args.remote.auth.store.token_store.into())?.clear()?;
         println!("Signed out of every server.");
         return Ok(ExitCode::SUCCESS);
     }
@@ -62,7 +56,7 @@ pub(crate) async fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
         crate::remote::build_client(&config, None)?,
         config.url.clone(),
         config.auth.clone(),
-    );
+    )?;
     let url = redact_url(&config.url);
     match auth.logout().await? {
         Logout::NothingStored => println!("No sign-in stored for {url}."),
@@ -81,7 +75,7 @@ pub(crate) async fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let dir = config_dir(args.config_dir.as_ref())?;
-    let records = Store::new(dir.clone()).list();
+    let records = Store::open(dir.clone(), args.store.token_store.into())?.list();
     let now = now_secs();
     if args.json {
         // What a script needs to know of each sign-in; never a token or a key.

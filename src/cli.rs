@@ -96,6 +96,8 @@ pub struct StatusArgs {
     /// Where tokens are kept (default: the platform's config directory).
     #[arg(long, value_name = "DIR", env = "CLERK_MCP_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArg,
     /// Print the sign-ins as JSON, for scripts (never a token).
     #[arg(long)]
     pub json: bool,
@@ -384,6 +386,9 @@ pub struct AuthArgs {
     #[arg(long, value_name = "NAME", env = "CLERK_MCP_PROFILE")]
     pub profile: Option<String>,
 
+    #[command(flatten)]
+    pub store: StoreArg,
+
     /// How to sign in: `browser` (a person: the browser, or --device-code),
     /// `client-credentials` (a machine: --client-id with --client-secret or --client-key),
     /// `jwt-bearer` (a workload: a platform-issued JWT from --assertion-file), or `id-jag`
@@ -447,6 +452,38 @@ pub struct AuthArgs {
     /// offers it: tokens are then plain bearer tokens.
     #[arg(long, env = "CLERK_MCP_NO_DPOP", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true")]
     pub no_dpop: bool,
+}
+
+/// `--token-store`, shared by the proxy, `login`, `logout` and `status`.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArg {
+    /// Where tokens, registrations and DPoP keys are kept: `file` (in the config
+    /// directory, mode 0600) or `keychain` (the macOS Keychain, the Windows Credential
+    /// Manager, or the Secret Service on Linux). A keychain that does not answer is an
+    /// error, never a quiet fall-back to files.
+    #[arg(
+        long = "token-store",
+        value_enum,
+        value_name = "WHERE",
+        default_value = "file",
+        env = "CLERK_MCP_TOKEN_STORE"
+    )]
+    pub token_store: TokenStoreArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenStoreArg {
+    File,
+    Keychain,
+}
+
+impl From<TokenStoreArg> for crate::auth::store::Kind {
+    fn from(arg: TokenStoreArg) -> Self {
+        match arg {
+            TokenStoreArg::File => Self::File,
+            TokenStoreArg::Keychain => Self::Keychain,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -325,6 +325,7 @@ fn auth_config(
         no_resource,
         mcp_remote: Default::default(),
         profile: args.profile.as_deref().map(profile).transpose()?,
+        token_store: args.store.token_store.into(),
         no_browser: args.no_browser,
         browser: env("BROWSER").filter(|b| !b.is_empty()),
         device_code: args.device_code,

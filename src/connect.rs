@@ -17,7 +17,7 @@ pub(crate) fn connect(config: &Config) -> Result<Arc<Http>, ConfigError> {
             crate::remote::build_client(config, None)?,
             config.url.clone(),
             config.auth.clone(),
-        )));
+        )?));
     }
     Ok(Arc::new(http))
 }

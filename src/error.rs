@@ -81,6 +81,12 @@ pub enum ConfigError {
     LogFile { path: PathBuf, why: String },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    #[error(
+        "--token-store keychain: no OS keychain answers ({why}). Unlock or start one (the \
+         Secret Service on Linux, e.g. gnome-keyring in a desktop session), or use \
+         --token-store file to keep tokens in files in the config directory"
+    )]
+    Keychain { why: String },
 }
 
 /// A failure talking to the remote server. `Display` is what the client sees in a

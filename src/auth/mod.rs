@@ -4,7 +4,8 @@
 //!   `flow` runs registration, the browser or device flow, and token requests;
 //!   `assertion` signs the `private_key_jwt` of a machine's client credentials grant;
 //!   `dpop` binds tokens to a key of ours and signs the proof each request carries;
-//!   `store` keeps tokens and registrations on disk; `browser` opens URLs safely;
+//!   `store` keeps tokens and registrations in a `vault`: files, or the OS keychain;
+//!   `browser` opens URLs safely;
 //!   `compat` speaks mcp-remote's redirect URI and imports its token cache.
 //! - [`Auth`] is the runtime face: the HTTP side asks it for the current bearer, and
 //!   calls it on 401 or 403 `insufficient_scope`. One sign-in or refresh at a time, in
@@ -19,6 +20,7 @@ pub(crate) mod dpop;
 pub(crate) mod flow;
 pub(crate) mod probe;
 pub(crate) mod store;
+pub(crate) mod vault;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +71,8 @@ pub struct AuthConfig {
     pub(crate) mcp_remote: compat::McpRemote,
     /// `--profile`: a sign-in of its own for the same server (another account).
     pub(crate) profile: Option<String>,
+    /// Files or the OS keychain (`--token-store`).
+    pub(crate) token_store: store::Kind,
     pub(crate) no_browser: bool,
     /// `BROWSER`: a program run with the URL as its one argument.
     pub(crate) browser: Option<String>,
@@ -248,14 +252,19 @@ fn server_key(server: &Url, cfg: &AuthConfig) -> String {
 }
 
 impl Auth {
-    pub(crate) fn new(http: reqwest::Client, server: Url, cfg: AuthConfig) -> Auth {
-        let store = Store::new(cfg.config_dir.clone());
+    /// Fails only when `--token-store keychain` finds no keychain.
+    pub(crate) fn new(
+        http: reqwest::Client,
+        server: Url,
+        cfg: AuthConfig,
+    ) -> Result<Auth, crate::error::ConfigError> {
+        let store = Store::open(cfg.config_dir.clone(), cfg.token_store)?;
         let key = server_key(&server, &cfg);
         let current = store
             .load_tokens(&key)
             .filter(|r| r.server_url == server.as_str());
         let dpop = current.as_ref().and_then(record_key);
-        Auth {
+        Ok(Auth {
             http,
             server,
             cfg,
@@ -272,7 +281,7 @@ impl Auth {
             served_anonymously: std::sync::atomic::AtomicBool::new(false),
             no_id_token_warned: std::sync::atomic::AtomicBool::new(false),
             moved: RwLock::new(None),
-        }
+        })
     }
 
     /// The server's URL moved (a same-origin redirect).

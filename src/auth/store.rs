@@ -1,18 +1,23 @@
-//! Token and client-registration files.
+//! Tokens and client registrations, as JSON records in a [`Vault`]: files, or the OS
+//! keychain (`--token-store`).
 //!
-//! - One token file per server identity, `tokens/<host>-<hash>.json`; one registration
-//!   file per authorization server, `clients/<hash of issuer>.json` (A-ISSUER-KEY).
+//! - One token record per server identity, `tokens/<host>-<hash>`; one registration
+//!   per authorization server, `clients/<hash of issuer>` (A-ISSUER-KEY). A DPoP key is
+//!   kept in the token record it is bound to.
 //! - Files are written atomically (temp file + rename) with mode 0600, in a 0700
 //!   directory. No version in the path, so upgrades keep them.
-//! - A corrupt file is reported and treated as absent; the next save replaces it.
-//! - `lock` takes an OS file lock, so exactly one instance signs in or refreshes.
+//! - A corrupt record is reported and treated as absent; the next save replaces it.
+//! - `lock` takes an OS file lock, so exactly one instance signs in or refreshes,
+//!   whichever vault holds the records.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::auth::vault::{Files, Keychain, Unreachable, Vault, ensure_dir, write_private};
+use crate::error::ConfigError;
 
 /// A secret string: `Debug` and `Display` never show it.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -152,8 +157,17 @@ pub(crate) struct ClientRecord {
     pub(crate) redirect_uri: String,
 }
 
+/// Where `--token-store` keeps records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Kind {
+    #[default]
+    File,
+    Keychain,
+}
+
 pub(crate) struct Store {
     dir: PathBuf,
+    vault: Box<dyn Vault>,
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -185,42 +199,82 @@ pub(crate) fn default_dir() -> Option<PathBuf> {
 }
 
 impl Store {
+    /// Records in files under `dir`.
     pub(crate) fn new(dir: PathBuf) -> Store {
-        Store { dir }
-    }
-
-    fn token_path(&self, key: &str) -> PathBuf {
-        self.dir.join("tokens").join(format!("{key}.json"))
-    }
-
-    fn client_path(&self, issuer: &str) -> PathBuf {
-        self.dir
-            .join("clients")
-            .join(format!("{}.json", digest(&[issuer])))
-    }
-
-    pub(crate) fn load_tokens(&self, key: &str) -> Option<ServerRecord> {
-        read_json(&self.token_path(key))
-    }
-
-    pub(crate) fn save_tokens(&self, key: &str, record: &ServerRecord) -> std::io::Result<()> {
-        write_json(&self.token_path(key), record)
-    }
-
-    pub(crate) fn delete_tokens(&self, key: &str) -> std::io::Result<bool> {
-        match std::fs::remove_file(self.token_path(key)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
+        Store {
+            vault: Box::new(Files::new(dir.clone())),
+            dir,
         }
     }
 
+    /// Records where `--token-store` says. The keychain must answer now: a proxy that
+    /// could not keep a sign-in would only fail later, and we never fall back to files.
+    pub(crate) fn open(dir: PathBuf, kind: Kind) -> Result<Store, ConfigError> {
+        match kind {
+            Kind::File => Ok(Store::new(dir)),
+            Kind::Keychain => match Keychain::open(dir.clone()) {
+                Ok(keychain) => Ok(Store {
+                    dir,
+                    vault: Box::new(keychain),
+                }),
+                Err(Unreachable(why)) => Err(ConfigError::Keychain { why }),
+            },
+        }
+    }
+
+    fn load<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Option<T> {
+        let bytes = match self.vault.get(name) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(record = name, "{e}; ignoring it");
+                return None;
+            }
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(record = name, "corrupt record ({e}); it will be replaced");
+                None
+            }
+        }
+    }
+
+    fn save<T: Serialize>(&self, name: &str, value: &T) -> std::io::Result<()> {
+        let mut bytes = if self.vault.pretty() {
+            serde_json::to_vec_pretty(value)?
+        } else {
+            serde_json::to_vec(value)?
+        };
+        if self.vault.pretty() {
+            bytes.push(b'\n');
+        }
+        self.vault.put(name, &bytes)
+    }
+
+    fn client_name(issuer: &str) -> String {
+        format!("clients/{}", digest(&[issuer]))
+    }
+
+    pub(crate) fn load_tokens(&self, key: &str) -> Option<ServerRecord> {
+        self.load(&format!("tokens/{key}"))
+    }
+
+    pub(crate) fn save_tokens(&self, key: &str, record: &ServerRecord) -> std::io::Result<()> {
+        self.save(&format!("tokens/{key}"), record)
+    }
+
+    pub(crate) fn delete_tokens(&self, key: &str) -> std::io::Result<bool> {
+        self.vault.remove(&format!("tokens/{key}"))
+    }
+
     pub(crate) fn load_client(&self, issuer: &str) -> Option<ClientRecord> {
-        read_json::<ClientRecord>(&self.client_path(issuer)).filter(|c| c.issuer == issuer)
+        self.load::<ClientRecord>(&Self::client_name(issuer))
+            .filter(|c| c.issuer == issuer)
     }
 
     pub(crate) fn save_client(&self, record: &ClientRecord) -> std::io::Result<()> {
-        write_json(&self.client_path(&record.issuer), record)
+        self.save(&Self::client_name(&record.issuer), record)
     }
 
     /// Drop the stored registration with `issuer`, if it is `client_id`'s.
@@ -229,29 +283,40 @@ impl Store {
             .load_client(issuer)
             .is_some_and(|c| c.client_id == client_id)
         {
-            match std::fs::remove_file(self.client_path(issuer)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            self.vault.remove(&Self::client_name(issuer))?;
         }
         Ok(())
     }
 
     /// Every stored server record, with its key.
     pub(crate) fn list(&self) -> Vec<(String, ServerRecord)> {
-        let Ok(dir) = std::fs::read_dir(self.dir.join("tokens")) else {
-            return Vec::new();
-        };
-        let mut out: Vec<(String, ServerRecord)> = dir
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let key = name.strip_suffix(".json")?.to_owned();
-                Some((key.clone(), self.load_tokens(&key)?))
-            })
+        let mut out: Vec<(String, ServerRecord)> = self
+            .vault
+            .names("tokens")
+            .into_iter()
+            .filter_map(|key| Some((key.clone(), self.load_tokens(&key)?)))
             .collect();
         out.sort_by(|a, b| a.1.server_url.cmp(&b.1.server_url));
         out
+    }
+
+    /// Forget every record: tokens and registrations, wherever they are kept.
+    pub(crate) fn clear(&self) -> std::io::Result<()> {
+        for kind in ["tokens", "clients"] {
+            for name in self.vault.names(kind) {
+                self.vault.remove(&format!("{kind}/{name}"))?;
+            }
+            match std::fs::remove_dir_all(self.dir.join(kind)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot remove {}: {e}", self.dir.join(kind).display()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Take the OS lock for `key`, waiting at most `wait`. Released on drop, and by the
@@ -276,53 +341,11 @@ impl Store {
     }
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "cannot read {e}; ignoring it");
-            return None;
-        }
-    };
-    match serde_json::from_str(&text) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "corrupt file ({e}); it will be replaced");
-            None
-        }
-    }
-}
-
-fn ensure_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Only the user may list or enter the token directories.
-        for d in [dir, dir.parent().unwrap_or(dir)] {
-            let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700));
-        }
-    }
-    Ok(())
-}
-
-/// Write atomically: a 0600 temp file in the same directory, then rename over.
+/// A value as a private file, written atomically (the pinning file uses it too).
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let dir = path.parent().expect("has a parent");
-    ensure_dir(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    serde_json::to_writer_pretty(&mut tmp, value)?;
-    tmp.write_all(b"\n")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    write_private(path, &bytes)
 }
 
 #[cfg(test)]
@@ -354,6 +377,10 @@ mod tests {
         }
     }
 
+    fn token_path(dir: &tempfile::TempDir, key: &str) -> PathBuf {
+        dir.path().join("cfg").join("tokens").join(format!("{key}.json"))
+    }
+
     #[test]
     fn round_trip_mode_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
@@ -368,10 +395,10 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode(&store.token_path("k")), 0o600);
+            assert_eq!(mode(&token_path(&dir, "k")), 0o600);
             assert_eq!(mode(&dir.path().join("cfg").join("tokens")), 0o700);
         }
-        std::fs::write(store.token_path("k"), "{not json").unwrap();
+        std::fs::write(token_path(&dir, "k"), "{not json").unwrap();
         assert!(
             store.load_tokens("k").is_none(),
             "corrupt is absent, not a crash"

@@ -10,6 +10,7 @@ mod fallback;
 mod faults;
 mod hygiene;
 mod invariants;
+mod keychain;
 mod layer;
 mod mcp_remote;
 mod modern;

@@ -63,6 +63,9 @@ pub struct OAuthOptions {
     pub cookies: bool,
     /// `/mcp` answers 307 to `/mcp/`, where the MCP endpoint is (a Starlette mount).
     pub redirect_mcp: bool,
+    /// Access and refresh tokens of 3,000 characters each, as some identity providers
+    /// issue: a token set then exceeds one Windows Credential Manager entry.
+    pub long_tokens: bool,
 }
 
 /// DPoP (RFC 9449): off, or advertised (ES256) with tokens bound to the proof's key,
@@ -102,6 +105,7 @@ impl Default for OAuthOptions {
             scopes_supported: None,
             dpop: Dpop::Off,
             id_tokens: false,
+            long_tokens: false,
             cookies: false,
             redirect_mcp: false,
         }
@@ -771,7 +775,13 @@ async fn token(State(m): State<OAuthMock>, headers: HeaderMap, body: Bytes) -> R
     };
     seen.next += 1;
     let n = seen.next;
-    let (access, refresh) = (format!("at-{n}"), format!("rt-{n}"));
+    let (mut access, mut refresh) = (format!("at-{n}"), format!("rt-{n}"));
+    if m.opts.long_tokens {
+        for token in [&mut access, &mut refresh] {
+            token.push('.');
+            token.extend(std::iter::repeat_n('x', 3000 - token.len()));
+        }
+    }
     seen.access.insert(access.clone(), scope.clone());
     seen.refresh.insert(refresh.clone(), scope.clone());
     if let Some(jwk) = &bind_to {
