@@ -378,7 +378,10 @@ mod tests {
     }
 
     fn token_path(dir: &tempfile::TempDir, key: &str) -> PathBuf {
-        dir.path().join("cfg").join("tokens").join(format!("{key}.json"))
+        dir.path()
+            .join("cfg")
+            .join("tokens")
+            .join(format!("{key}.json"))
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The Windows Credential Manager's cap on one entry's secret (CRED_MAX_CREDENTIAL_BLOB_SIZE).
 /// We keep every platform under it, so a store moves between systems unchanged and the
@@ -105,37 +106,70 @@ pub(crate) trait Slots: Send + Sync {
     fn erase(&self, account: &str) -> Result<(), String>;
 }
 
+/// How long one keychain call may take. A locked keychain may wait on its password
+/// prompt, or a Secret Service may never answer; the proxy must still answer its client
+/// in bounded time, so past this the call is an error (and its thread is left behind).
+pub(crate) const KEYCHAIN_WAIT: Duration = Duration::from_secs(20);
+
 /// The platform keychain, through the `keyring` crate.
 pub(crate) struct Platform {
     service: String,
 }
 
 impl Platform {
-    fn entry(&self, account: &str) -> Result<keyring::Entry, String> {
-        keyring::Entry::new(&self.service, account).map_err(|e| e.to_string())
+    /// `op` on the entry for `account`, on a thread of its own, for at most
+    /// [`KEYCHAIN_WAIT`]: keyring's calls block, and may block for good.
+    fn call<T: Send + 'static>(
+        &self,
+        account: &str,
+        op: impl FnOnce(keyring::Entry) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let entry = keyring::Entry::new(&self.service, account).map_err(|e| e.to_string())?;
+        bounded(KEYCHAIN_WAIT, move || op(entry))
     }
+}
+
+/// `f` on a new thread, waiting at most `wait` for its answer.
+fn bounded<T: Send + 'static>(
+    wait: Duration,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("keychain".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| format!("cannot start a thread for it: {e}"))?;
+    rx.recv_timeout(wait).unwrap_or_else(|_| {
+        Err(format!(
+            "no answer within {} s (locked, and waiting for its password?)",
+            wait.as_secs()
+        ))
+    })
 }
 
 impl Slots for Platform {
     fn read(&self, account: &str) -> Result<Option<Vec<u8>>, String> {
-        match self.entry(account)?.get_secret() {
+        self.call(account, |entry| match entry.get_secret() {
             Ok(bytes) => Ok(Some(bytes)),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(e.to_string()),
-        }
+        })
     }
 
     fn write(&self, account: &str, bytes: &[u8]) -> Result<(), String> {
-        self.entry(account)?
-            .set_secret(bytes)
-            .map_err(|e| e.to_string())
+        let bytes = bytes.to_vec();
+        self.call(account, move |entry| {
+            entry.set_secret(&bytes).map_err(|e| e.to_string())
+        })
     }
 
     fn erase(&self, account: &str) -> Result<(), String> {
-        match self.entry(account)?.delete_credential() {
+        self.call(account, |entry| match entry.delete_credential() {
             Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
             Err(e) => Err(e.to_string()),
-        }
+        })
     }
 }
 
@@ -408,7 +442,10 @@ mod tests {
         split.write("tokens/b", &big).unwrap();
         assert_eq!(split.read("tokens/b").unwrap().as_deref(), Some(&big[..]));
         let entries = memory.0.lock().unwrap().clone();
-        assert_eq!(entries.keys().filter(|k| k.starts_with("tokens/b")).count(), 4);
+        assert_eq!(
+            entries.keys().filter(|k| k.starts_with("tokens/b")).count(),
+            4
+        );
         assert!(entries.values().all(|v| v.len() <= ENTRY_LIMIT));
 
         // Rewritten shorter: the old parts go.
@@ -416,7 +453,11 @@ mod tests {
         split.write("tokens/b", &medium).unwrap();
         assert_eq!(split.read("tokens/b").unwrap(), Some(medium));
         let left = memory.0.lock().unwrap().len();
-        assert_eq!(left, 1 + 1 + 2, "small, and big: its head and two new parts");
+        assert_eq!(
+            left,
+            1 + 1 + 2,
+            "small, and big: its head and two new parts"
+        );
 
         // Exactly at the cap is one entry; a record that looks like a head is split so
         // it reads back as itself.
@@ -429,15 +470,40 @@ mod tests {
 
         assert!(split.erase("tokens/b").unwrap());
         assert!(!split.erase("tokens/b").unwrap());
-        assert!(memory.0.lock().unwrap().keys().all(|k| !k.starts_with("tokens/b")));
-        assert!(split.write("tokens/huge", &vec![0; 65 * ENTRY_LIMIT]).is_err());
+        assert!(
+            memory
+                .0
+                .lock()
+                .unwrap()
+                .keys()
+                .all(|k| !k.starts_with("tokens/b"))
+        );
+        assert!(
+            split
+                .write("tokens/huge", &vec![0; 65 * ENTRY_LIMIT])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_keychain_that_never_answers_is_an_error_in_bounded_time() {
+        let (_hold, parked) = std::sync::mpsc::channel::<()>();
+        let err = bounded(Duration::from_millis(50), move || {
+            let _ = parked.recv();
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.contains("no answer within"), "{err}");
+        assert_eq!(bounded(Duration::from_secs(5), || Ok(7)), Ok(7));
     }
 
     #[test]
     fn a_missing_part_is_an_error_not_a_short_record() {
         let memory = Memory::default();
         let split = Split::new(&memory);
-        split.write("tokens/b", &vec![b'x'; 3 * ENTRY_LIMIT]).unwrap();
+        split
+            .write("tokens/b", &vec![b'x'; 3 * ENTRY_LIMIT])
+            .unwrap();
         let part = memory
             .0
             .lock()
@@ -471,7 +537,10 @@ mod tests {
             keychain.get("tokens/old").unwrap().as_deref(),
             Some(&b"{\"filed\":true}"[..])
         );
-        assert!(!dir.path().join("tokens/old.json").exists(), "the file went");
+        assert!(
+            !dir.path().join("tokens/old.json").exists(),
+            "the file went"
+        );
         assert!(dir.path().join("tokens/old.keychain").exists());
         assert!(memory.0.lock().unwrap().contains_key("tokens/old"));
         assert!(keychain.remove("tokens/old").unwrap());

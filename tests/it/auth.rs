@@ -681,7 +681,11 @@ async fn optional_auth_server_opens_nothing() {
 }
 
 /// Runs the binary with `args` in `env`'s home (a subcommand), with the test browser.
-pub(crate) async fn run_cli(env: &Env, args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output {
+pub(crate) async fn run_cli(
+    env: &Env,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> std::process::Output {
     let mut cmd = tokio::process::Command::new(crate::support::BIN);
     cmd.args(args)
         .env_clear()

@@ -21,8 +21,13 @@ struct SecretService {
     _bus: tokio::process::Child,
 }
 
+/// The keyring the bus starts: unlocked, with a login keyring created on first use.
+const GNOME_KEYRING: &str = "/bin/sh -c \"printf test-password | exec gnome-keyring-daemon \
+                             --foreground --unlock --components=secrets\"";
+
 impl SecretService {
-    async fn start() -> SecretService {
+    /// A bus that runs `exec` as the Secret Service.
+    async fn start(exec: &str) -> SecretService {
         for tool in ["dbus-daemon", "gnome-keyring-daemon", "secret-tool"] {
             assert!(
                 which(tool),
@@ -34,14 +39,9 @@ impl SecretService {
         for sub in ["home", "run", "services"] {
             std::fs::create_dir(root.join(sub)).unwrap();
         }
-        // The login keyring is created on the first unlock, with this password.
         std::fs::write(
             root.join("services/org.freedesktop.secrets.service"),
-            format!(
-                "[D-BUS Service]\nName=org.freedesktop.secrets\nExec=/bin/sh -c \
-                 \"printf test-password | exec gnome-keyring-daemon --foreground --unlock \
-                 --components=secrets\"\n"
-            ),
+            format!("[D-BUS Service]\nName=org.freedesktop.secrets\nExec={exec}\n"),
         )
         .unwrap();
         let socket = root.join("bus");
@@ -54,6 +54,8 @@ impl SecretService {
   <type>session</type>
   <listen>unix:path={}</listen>
   <auth>EXTERNAL</auth>
+  <!-- Longer than the proxy's own bound on a keychain call. -->
+  <limit name="service_start_timeout">120000</limit>
   <servicedir>{}</servicedir>
   <policy context="default">
     <allow send_destination="*"/>
@@ -68,7 +70,10 @@ impl SecretService {
         )
         .unwrap();
         let mut bus = tokio::process::Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", root.join("session.conf").display()))
+            .arg(format!(
+                "--config-file={}",
+                root.join("session.conf").display()
+            ))
             .args(["--nofork", "--print-address=1"])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -158,7 +163,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[tokio::test]
 #[ignore = "needs dbus-daemon, gnome-keyring and secret-tool: .ci/run installs them and runs it"]
 async fn keychain_on_a_real_secret_service() {
-    let secrets = SecretService::start().await;
+    let secrets = SecretService::start(GNOME_KEYRING).await;
     let as_ = OAuthMock::start(OAuthOptions {
         id_tokens: true,
         long_tokens: true,
@@ -195,8 +200,12 @@ async fn keychain_on_a_real_secret_service() {
         .collect();
     let names: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();
     assert!(
-        names.iter().any(|n| n.starts_with("tokens/") && n.ends_with(".keychain"))
-            && names.iter().any(|n| n.starts_with("clients/") && n.ends_with(".keychain")),
+        names
+            .iter()
+            .any(|n| n.starts_with("tokens/") && n.ends_with(".keychain"))
+            && names
+                .iter()
+                .any(|n| n.starts_with("clients/") && n.ends_with(".keychain")),
         "{names:?}"
     );
     for (name, bytes) in &kept {
@@ -209,15 +218,16 @@ async fn keychain_on_a_real_secret_service() {
 
     // In the Secret Service: the registration, and the token record split into parts
     // of at most 2,560 bytes behind a head entry.
-    let items = secrets
-        .items(&format!("clerk-mcp-server {config}"))
-        .await;
+    let items = secrets.items(&format!("clerk-mcp-server {config}")).await;
     let of = |kind: &str| -> Vec<&(String, usize, String)> {
         items.iter().filter(|i| i.0.starts_with(kind)).collect()
     };
     assert_eq!(of("clients/").len(), 1, "{items:?}");
     let tokens = of("tokens/");
-    assert!(tokens.len() >= 4, "a head and at least three parts: {items:?}");
+    assert!(
+        tokens.len() >= 4,
+        "a head and at least three parts: {items:?}"
+    );
     assert!(tokens.iter().all(|i| i.1 <= 2560), "{items:?}");
     assert_eq!(
         tokens
@@ -241,9 +251,20 @@ async fn keychain_on_a_real_secret_service() {
     let status = |store: &'static str| {
         let (env, config, secrets) = (&env, config.clone(), &secrets);
         async move {
-            let args = ["status", "--json", "--config-dir", &config, "--token-store", store];
+            let args = [
+                "status",
+                "--json",
+                "--config-dir",
+                &config,
+                "--token-store",
+                store,
+            ];
             let out = run_cli(env, &args, &secrets.env()).await;
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             list.as_array().unwrap().clone()
         }
@@ -258,11 +279,22 @@ async fn keychain_on_a_real_secret_service() {
     // `logout --all` empties the keychain of ours.
     let out = run_cli(
         &env,
-        &["logout", "--all", "--config-dir", &config, "--token-store", "keychain"],
+        &[
+            "logout",
+            "--all",
+            "--config-dir",
+            &config,
+            "--token-store",
+            "keychain",
+        ],
         &secrets.env(),
     )
     .await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(status("keychain").await.is_empty());
     let left = secrets.items(&format!("clerk-mcp-server {config}")).await;
     assert!(left.is_empty(), "{left:?}");
@@ -281,9 +313,29 @@ async fn no_keychain_is_an_error_naming_the_file_store() {
     let url = "http://127.0.0.1:9/mcp";
     let commands: [&[&str]; 4] = [
         &[url, "--token-store", "keychain", "--config-dir", &config],
-        &["login", url, "--token-store", "keychain", "--config-dir", &config],
-        &["status", "--token-store", "keychain", "--config-dir", &config],
-        &["logout", "--all", "--token-store", "keychain", "--config-dir", &config],
+        &[
+            "login",
+            url,
+            "--token-store",
+            "keychain",
+            "--config-dir",
+            &config,
+        ],
+        &[
+            "status",
+            "--token-store",
+            "keychain",
+            "--config-dir",
+            &config,
+        ],
+        &[
+            "logout",
+            "--all",
+            "--token-store",
+            "keychain",
+            "--config-dir",
+            &config,
+        ],
     ];
     for args in commands {
         let out = run_cli(&env, args, &no_bus).await;
@@ -304,4 +356,37 @@ async fn no_keychain_is_an_error_naming_the_file_store() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token-store file"));
     assert!(!Path::new(&config).exists(), "nothing written");
+}
+
+/// A Secret Service that never answers (a keychain waiting on a prompt nobody sees): the
+/// proxy stops with the no-keychain error after its bound, instead of leaving the client
+/// waiting on a process that never reads its input.
+#[tokio::test]
+#[ignore = "needs dbus-daemon, and waits out the 20 s bound: .ci/run runs it"]
+async fn a_keychain_that_never_answers() {
+    let secrets = SecretService::start("/bin/sleep 600").await;
+    let env = SignInEnv::new();
+    let config = env.config();
+    let started = std::time::Instant::now();
+    // Not run_cli: its wait is shorter than the bound under test.
+    let run = tokio::process::Command::new(crate::support::BIN)
+        .args(["http://127.0.0.1:9/mcp", "--token-store", "keychain"])
+        .args(["--config-dir", &config])
+        .env_clear()
+        .env("HOME", env.dir.path())
+        .envs(secrets.env())
+        .stdin(Stdio::piped())
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the proxy stops within the bound")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no answer within 20 s") && err.contains("--token-store file"),
+        "{err}"
+    );
+    // The bound, not the bus's own activation timeout (120 s), ended it.
+    assert!(started.elapsed() >= std::time::Duration::from_secs(20));
 }
