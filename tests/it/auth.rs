@@ -1427,7 +1427,7 @@ async fn dpop_proofs_are_signed_for_each_hop() {
     assert!(seen.dpop_refusals.is_empty(), "{:?}", seen.dpop_refusals);
 }
 
-/// Accounts: two profiles signed in to one URL at once, each answering with its own
+/// A-PROFILE: two profiles signed in to one URL at once, each answering with its own
 /// token; `status` shows each profile and its account, and `status --json` the same for
 /// scripts, never a token.
 #[tokio::test]

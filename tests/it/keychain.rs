@@ -156,7 +156,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Tokens, the registration and the DPoP key live in the Secret Service; the config
+/// A-KEYCHAIN: tokens, the registration and the DPoP key live in the Secret Service; the config
 /// directory holds only markers and locks; a second start uses them without a new
 /// sign-in; a token set over the Windows cap is split; `status` and `logout --all`
 /// reach them.
@@ -300,7 +300,7 @@ async fn keychain_on_a_real_secret_service() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// No keychain at all (no session bus: SSH, a container): every command that would keep
+/// A-KEYCHAIN: no keychain at all (no session bus: SSH, a container): every command that would keep
 /// tokens stops at once with an error naming `--token-store file`, and writes no file.
 #[tokio::test]
 async fn no_keychain_is_an_error_naming_the_file_store() {
@@ -358,7 +358,7 @@ async fn no_keychain_is_an_error_naming_the_file_store() {
     assert!(!Path::new(&config).exists(), "nothing written");
 }
 
-/// A Secret Service that never answers (a keychain waiting on a prompt nobody sees): the
+/// A-KEYCHAIN: a Secret Service that never answers (a keychain waiting on a prompt nobody sees): the
 /// proxy stops with the no-keychain error after its bound, instead of leaving the client
 /// waiting on a process that never reads its input.
 #[tokio::test]

@@ -279,7 +279,7 @@ async fn serve_mtls(backend: &str, ca: &TestCa) -> (String, Arc<std::sync::atomi
     (format!("https://{addr}"), presented)
 }
 
-/// mTLS: --tls-cert (with the key in the same file, or apart with --tls-key) is presented
+/// A-MTLS: --tls-cert (with the key in the same file, or apart with --tls-key) is presented
 /// to a server that requires a client certificate; without it, the error names the flag.
 #[tokio::test]
 async fn client_certificate_to_the_server() {
@@ -327,7 +327,7 @@ async fn client_certificate_to_the_server() {
     p.finish().await;
 }
 
-/// mTLS: the certificate reaches the authorization server too (its token endpoint here,
+/// A-MTLS: the certificate reaches the authorization server too (its token endpoint here,
 /// behind the same kind of front).
 #[tokio::test]
 async fn client_certificate_to_the_authorization_server() {
@@ -374,7 +374,7 @@ async fn client_certificate_to_the_authorization_server() {
     );
 }
 
-/// mTLS inputs that cannot work stop the start (exit 2) with one line naming the file: a
+/// A-MTLS: inputs that cannot work stop the start (exit 2) with one line naming the file: a
 /// key of another certificate, an unreadable file, an expired certificate, no key.
 #[tokio::test]
 async fn bad_client_certificates_are_named() {
