@@ -171,10 +171,15 @@ impl RemoteError {
         }
     }
 
-    /// With `--tls-cert` set, a certificate alert means ours was refused.
+    /// With `--tls-cert` set, a certificate alert means ours was refused. So does
+    /// DecryptError: a server that cannot verify our certificate's signature (a CA it
+    /// knows by name but that did not sign it) sends that alert.
     pub(crate) fn with_client_cert(self, client_cert: bool) -> RemoteError {
         match self {
             RemoteError::ClientCertRequired { host, why } if client_cert => {
+                RemoteError::ClientCertRefused { host, why }
+            }
+            RemoteError::Tls { host, why } if client_cert && why.contains("DecryptError") => {
                 RemoteError::ClientCertRefused { host, why }
             }
             e => e,

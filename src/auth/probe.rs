@@ -91,7 +91,7 @@ async fn initialize(http: &Http) -> Result<Probe, RemoteError> {
         .body(body.to_string())
         .send()
         .await
-        .map_err(|e| RemoteError::from_reqwest(&http.host, &e, 30.0))?;
+        .map_err(|e| http.remote_err_after(&e, 30.0))?;
     if resp.status() == StatusCode::UNAUTHORIZED {
         return Ok(Probe::SignIn(Challenge::from_headers(resp.headers())));
     }

@@ -263,8 +263,12 @@ impl Http {
     }
 
     pub(crate) fn remote_err(&self, e: &reqwest::Error) -> RemoteError {
-        RemoteError::from_reqwest(&self.host, e, self.request_timeout.as_secs_f64())
-            .with_client_cert(self.client_cert)
+        self.remote_err_after(e, self.request_timeout.as_secs_f64())
+    }
+
+    /// [`Http::remote_err`] for a request whose wait was `secs`.
+    pub(crate) fn remote_err_after(&self, e: &reqwest::Error, secs: f64) -> RemoteError {
+        RemoteError::from_reqwest(&self.host, e, secs).with_client_cert(self.client_cert)
     }
 
     fn timeout_err(&self) -> RemoteError {

@@ -197,7 +197,6 @@ async fn read_stream<D: Deliver + StreamEnd>(
 
 /// POST queued messages one at a time, in the order the client sent them.
 async fn post_in_order(http: Arc<Http>, endpoint: Url, mut jobs: mpsc::UnboundedReceiver<PostJob>) {
-    let secs = http.request_timeout.as_secs_f64();
     while let Some(job) = jobs.recv().await {
         let req = http
             .request(
@@ -210,7 +209,7 @@ async fn post_in_order(http: Arc<Http>, endpoint: Url, mut jobs: mpsc::Unbounded
         let wait = Some(http.request_timeout);
         let failure = match with_idle(http.headers_wait(wait), req.send()).await {
             None => Some(http.headers_timeout_err(wait)),
-            Some(Err(e)) => Some(RemoteError::from_reqwest(&http.host, &e, secs)),
+            Some(Err(e)) => Some(http.remote_err(&e)),
             Some(Ok(r)) if !r.status().is_success() => Some(RemoteError::Status {
                 host: http.host.clone(),
                 status: r.status().as_u16(),

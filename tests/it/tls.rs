@@ -325,6 +325,31 @@ async fn client_certificate_to_the_server() {
         "{msg}"
     );
     p.finish().await;
+
+    // A certificate of a CA the server does not trust is "refused", not "asked for", on
+    // the proxy's path and on `check`'s startup probe alike.
+    let (stranger, stranger_key, _) = TestCa::new().issue(&[], (2020, 2100));
+    let stranger = file(
+        "stranger.pem",
+        &format!("{stranger}{}", stranger_key.serialize_pem()),
+    );
+    let refused = [&url, "--ca-file", &ca_file, "--tls-cert", &stranger];
+    let mut p = Proxy::spawn(&refused);
+    let msg = p.initialize_error("2025-11-25").await;
+    assert!(msg.contains("refused our client certificate"), "{msg}");
+    p.finish().await;
+    let home = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(crate::support::BIN)
+        .arg("check")
+        .args(refused)
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("refused our client certificate"), "{text}");
 }
 
 /// A-MTLS: the certificate reaches the authorization server too (its token endpoint here,
