@@ -47,7 +47,9 @@ pub(crate) async fn login(args: &RemoteArgs) -> anyhow::Result<ExitCode> {
 pub(crate) async fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     if args.all {
         let dir = config_dir(args.remote.auth.config_dir.as_ref())?;
-        Store::open(dir, args.remote.auth.store.token_store.into())?.clear()?;
+        let store = Store::open(dir, args.remote.auth.store.token_store.into())?;
+        store.clear()?;
+        elsewhere(&store);
         println!("Signed out of every server.");
         return Ok(ExitCode::SUCCESS);
     }
@@ -75,7 +77,8 @@ pub(crate) async fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let dir = config_dir(args.config_dir.as_ref())?;
-    let records = Store::open(dir.clone(), args.store.token_store.into())?.list();
+    let store = Store::open(dir.clone(), args.store.token_store.into())?;
+    let records = store.list();
     let now = now_secs();
     if args.json {
         // What a script needs to know of each sign-in; never a token or a key.
@@ -98,6 +101,7 @@ pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::Value::Array(list));
         return Ok(ExitCode::SUCCESS);
     }
+    elsewhere(&store);
     if records.is_empty() {
         println!("No sign-ins stored (in {}).", dir.display());
         return Ok(ExitCode::SUCCESS);
@@ -144,6 +148,20 @@ fn config_dir(flag: Option<&PathBuf>) -> Result<PathBuf, ConfigError> {
             flag: "--config-dir",
             why: "no home directory".into(),
         }),
+    }
+}
+
+/// A note on stderr when, with files chosen, sign-ins are kept in the keychain: they are
+/// neither listed nor removed without `--token-store keychain`.
+fn elsewhere(store: &Store) {
+    match store.in_keychain_count() {
+        0 => {}
+        n => eprintln!(
+            "clerk-mcp-server: {n} sign-in{} kept in the OS keychain: add --token-store \
+             keychain to see or remove {}",
+            if n == 1 { " is" } else { "s are" },
+            if n == 1 { "it" } else { "them" },
+        ),
     }
 }
 

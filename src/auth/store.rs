@@ -167,6 +167,7 @@ pub(crate) enum Kind {
 
 pub(crate) struct Store {
     dir: PathBuf,
+    kind: Kind,
     vault: Box<dyn Vault>,
 }
 
@@ -203,6 +204,7 @@ impl Store {
     pub(crate) fn new(dir: PathBuf) -> Store {
         Store {
             vault: Box::new(Files::new(dir.clone())),
+            kind: Kind::File,
             dir,
         }
     }
@@ -215,6 +217,7 @@ impl Store {
             Kind::Keychain => match Keychain::open(dir.clone()) {
                 Ok(keychain) => Ok(Store {
                     dir,
+                    kind,
                     vault: Box::new(keychain),
                 }),
                 Err(Unreachable(why)) => Err(ConfigError::Keychain { why }),
@@ -257,7 +260,39 @@ impl Store {
     }
 
     pub(crate) fn load_tokens(&self, key: &str) -> Option<ServerRecord> {
-        self.load(&format!("tokens/{key}"))
+        let found = self.load(&format!("tokens/{key}"));
+        if found.is_none() && self.in_keychain(key) {
+            tracing::warn!(
+                "this server's sign-in is kept in the OS keychain: pass --token-store keychain \
+                 to use it (otherwise you sign in again, into a file)"
+            );
+        }
+        found
+    }
+
+    /// With files chosen: whether `key`'s record is in the keychain instead.
+    fn in_keychain(&self, key: &str) -> bool {
+        self.kind == Kind::File
+            && self
+                .dir
+                .join("tokens")
+                .join(format!("{key}.keychain"))
+                .exists()
+    }
+
+    /// With files chosen: how many sign-ins are kept in the keychain instead, for a note.
+    pub(crate) fn in_keychain_count(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("tokens")) else {
+            return 0;
+        };
+        let markers = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".keychain"));
+        if self.kind == Kind::File {
+            markers.count()
+        } else {
+            0
+        }
     }
 
     pub(crate) fn save_tokens(&self, key: &str, record: &ServerRecord) -> std::io::Result<()> {
@@ -300,20 +335,29 @@ impl Store {
         out
     }
 
-    /// Forget every record: tokens and registrations, wherever they are kept.
+    /// Forget every record this store holds: tokens and registrations. Records in the
+    /// other store (the keychain's markers, with files chosen) stay.
     pub(crate) fn clear(&self) -> std::io::Result<()> {
         for kind in ["tokens", "clients"] {
             for name in self.vault.names(kind) {
                 self.vault.remove(&format!("{kind}/{name}"))?;
             }
-            match std::fs::remove_dir_all(self.dir.join(kind)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(std::io::Error::new(
-                        e.kind(),
-                        format!("cannot remove {}: {e}", self.dir.join(kind).display()),
-                    ));
+            // Empty but for lock files: the directory goes.
+            let dir = self.dir.join(kind);
+            let left = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+            let only_locks = left
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .all(|name| name.ends_with(".lock") || name.starts_with(".tmp-"));
+            if only_locks {
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(std::io::Error::new(
+                            e.kind(),
+                            format!("cannot remove {}: {e}", dir.display()),
+                        ));
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         Ok(())

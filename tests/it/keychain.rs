@@ -275,6 +275,20 @@ async fn keychain_on_a_real_secret_service() {
     assert_eq!(listed[0]["account"], "user-1");
     assert_eq!(listed[0]["dpop_bound"], true);
     assert!(status("file").await.is_empty());
+    // With files chosen, a note says where the sign-in is, and `logout --all` leaves it.
+    for args in [
+        &["status", "--config-dir", &config][..],
+        &["logout", "--all", "--config-dir", &config],
+    ] {
+        let out = run_cli(&env, args, &secrets.env()).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("1 sign-in is kept in the OS keychain: add --token-store keychain"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(status("keychain").await.len(), 1);
 
     // `logout --all` empties the keychain of ours.
     let out = run_cli(
