@@ -1438,30 +1438,20 @@ async fn two_profiles_on_one_server() {
     })
     .await;
     let env = Env::new();
-    let last_token = || {
-        as_.seen
-            .lock()
-            .unwrap()
-            .mcp_auth
-            .last()
-            .cloned()
-            .flatten()
-            .unwrap()
-    };
     let mut work = env.spawn(&as_.url, &["--profile", "work"], &[]);
     work.initialize("2025-11-25").await;
     whoami(&mut work, 1).await;
-    let work_token = last_token();
+    let work_token = as_.last_credential();
     let mut personal = env.spawn(&as_.url, &["--profile", "personal"], &[]);
     personal.initialize("2025-11-25").await;
     whoami(&mut personal, 1).await;
-    let personal_token = last_token();
+    let personal_token = as_.last_credential();
     assert_ne!(work_token, personal_token, "a sign-in of its own");
     for id in 2..=3 {
         whoami(&mut work, id).await;
-        assert_eq!(last_token(), work_token);
+        assert_eq!(as_.last_credential(), work_token);
         whoami(&mut personal, id).await;
-        assert_eq!(last_token(), personal_token);
+        assert_eq!(as_.last_credential(), personal_token);
     }
     work.finish().await;
     personal.finish().await;

@@ -174,21 +174,11 @@ async fn keychain_on_a_real_secret_service() {
     let env = SignInEnv::new();
     let config = env.config();
     let keychain = ["--token-store", "keychain"];
-    let last_token = || {
-        as_.seen
-            .lock()
-            .unwrap()
-            .mcp_auth
-            .last()
-            .cloned()
-            .flatten()
-            .unwrap()
-    };
 
     let mut first = env.spawn(&as_.url, &keychain, &secrets.env());
     first.initialize("2025-11-25").await;
     whoami(&mut first, 1).await;
-    let token = last_token();
+    let token = as_.last_credential();
     assert!(token.len() > 3000, "the mock's long token: {}", token.len());
     first.finish().await;
 
@@ -243,7 +233,7 @@ async fn keychain_on_a_real_secret_service() {
     let mut second = env.spawn(&as_.url, &keychain, &secrets.env());
     second.initialize("2025-11-25").await;
     whoami(&mut second, 1).await;
-    assert_eq!(last_token(), token, "the kept token");
+    assert_eq!(as_.last_credential(), token, "the kept token");
     second.finish().await;
     assert_eq!(as_.seen.lock().unwrap().authorizations.len(), 1);
 

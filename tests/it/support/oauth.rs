@@ -160,6 +160,16 @@ pub struct OAuthMock {
 }
 
 impl OAuthMock {
+    /// The credential the MCP endpoint saw last (the Authorization value's token).
+    pub fn last_credential(&self) -> String {
+        let seen = self.seen.lock().unwrap();
+        seen.mcp_auth
+            .last()
+            .cloned()
+            .flatten()
+            .expect("an authorized MCP request")
+    }
+
     pub async fn start(opts: OAuthOptions) -> OAuthMock {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
