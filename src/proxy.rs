@@ -32,6 +32,9 @@ mod exchange;
 mod mrtr;
 use exchange::{forward, initialize, unit};
 
+/// The id prefix of the keep-alive's pings (P-KEEPALIVE); with --keep-alive, refused to
+/// clients so that a ping's answer can only be the ping's.
+const KEEPALIVE_ID: &str = "clerk-mcp-server-keepalive-";
 /// How long a new session waits for its GET stream before sending on.
 const LISTEN_READY_WAIT: Duration = Duration::from_secs(2);
 /// How long stdin EOF waits for in-flight requests before ending the session.
@@ -367,7 +370,7 @@ impl Proxy {
     fn ping(&mut self) {
         self.last_activity = tokio::time::Instant::now();
         self.pings += 1;
-        let id = format!("clerk-mcp-server-keepalive-{}", self.pings);
+        let id = format!("{KEEPALIVE_ID}{}", self.pings);
         let body = Bytes::from(format!(
             r#"{{"jsonrpc":"2.0","id":"{id}","method":"ping"}}"#
         ));
@@ -586,6 +589,17 @@ impl Proxy {
                 "duplicate request id: a request with this id is still in flight",
             )
             .await;
+            return false;
+        }
+        // The keep-alive's ids are ours: a client request under one would take its answer.
+        let ours = id
+            .as_json()
+            .strip_prefix('"')
+            .is_some_and(|s| s.starts_with(KEEPALIVE_ID));
+        if ours && self.config.keep_alive.is_some() {
+            let why = format!("request ids starting with {KEEPALIVE_ID} are the proxy's own");
+            self.reply_error(Some(id), jsonrpc::code::INVALID_REQUEST, &why)
+                .await;
             return false;
         }
         let request = Request::new(m.method(), m.params);

@@ -592,6 +592,18 @@ async fn a_quiet_session_is_pinged() {
         .unwrap();
     assert_eq!(ping.body["id"], "clerk-mcp-server-keepalive-1");
     assert!(ping.header("mcp-session-id").is_some(), "on the session");
+    // Those ids are the proxy's: a client request under one is refused, not forwarded.
+    p.send(r#"{"jsonrpc":"2.0","id":"clerk-mcp-server-keepalive-9","method":"tools/list"}"#)
+        .await;
+    let refused = p.recv().await;
+    assert_eq!(refused["id"], "clerk-mcp-server-keepalive-9", "{refused}");
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    let listed = mock.requests();
+    assert!(
+        !listed
+            .iter()
+            .any(|r| r.body["id"] == "clerk-mcp-server-keepalive-9")
+    );
     // The next line the client reads is the answer to its own request.
     p.send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#)
         .await;
