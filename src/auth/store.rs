@@ -244,14 +244,13 @@ impl Store {
     }
 
     fn save<T: Serialize>(&self, name: &str, value: &T) -> std::io::Result<()> {
-        let mut bytes = if self.vault.pretty() {
-            serde_json::to_vec_pretty(value)?
+        let bytes = if self.vault.pretty() {
+            let mut text = serde_json::to_vec_pretty(value)?;
+            text.push(b'\n');
+            text
         } else {
             serde_json::to_vec(value)?
         };
-        if self.vault.pretty() {
-            bytes.push(b'\n');
-        }
         self.vault.put(name, &bytes)
     }
 
@@ -282,17 +281,18 @@ impl Store {
 
     /// With files chosen: how many sign-ins are kept in the keychain instead, for a note.
     pub(crate) fn in_keychain_count(&self) -> usize {
-        let Ok(entries) = std::fs::read_dir(self.dir.join("tokens")) else {
+        if self.kind != Kind::File {
             return 0;
-        };
-        let markers = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".keychain"));
-        if self.kind == Kind::File {
-            markers.count()
-        } else {
-            0
         }
+        let entries = std::fs::read_dir(self.dir.join("tokens"));
+        let names = entries
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name());
+        names
+            .filter(|n| n.to_string_lossy().ends_with(".keychain"))
+            .count()
     }
 
     pub(crate) fn save_tokens(&self, key: &str, record: &ServerRecord) -> std::io::Result<()> {
