@@ -10,8 +10,9 @@
 //!   Keychains cannot list what they hold, so an empty marker file `<dir>/<name>.keychain`
 //!   names each record kept there; it holds nothing secret. A record longer than
 //!   [`ENTRY_LIMIT`] is split over several entries ([`Split`]).
-//! - With the keychain chosen, a record still in a file is moved into the keychain when
-//!   it is first read, and the file removed: switching needs no new sign-in.
+//! - With the keychain chosen, records still in files are moved into the keychain when
+//!   it is opened (and any found later when first read), and the files removed:
+//!   switching needs no new sign-in.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -293,7 +294,10 @@ impl Keychain<Platform> {
         let service = format!("clerk-mcp-server {}", dir.display());
         let keychain = Keychain::with(Platform { service }, dir);
         match keychain.split.slots.read("reachable?") {
-            Ok(_) => Ok(keychain),
+            Ok(_) => {
+                keychain.adopt_files();
+                Ok(keychain)
+            }
             Err(why) => Err(Unreachable(why)),
         }
     }
@@ -309,6 +313,21 @@ impl<S: Slots> Keychain<S> {
 
     fn marker(&self, name: &str) -> PathBuf {
         self.files.dir.join(format!("{name}.keychain"))
+    }
+
+    /// Every record left in files from before the keychain was chosen: into the keychain
+    /// with them at once, so no secret stays on disk until its record is next needed.
+    fn adopt_files(&self) {
+        for kind in ["tokens", "clients"] {
+            for stem in self.files.stems(kind, ".json") {
+                let name = format!("{kind}/{stem}");
+                // The file wins over an entry of the same name: it was written since
+                // (a sign-in made with files chosen).
+                if let Err(e) = self.adopt_file(&name) {
+                    tracing::warn!(record = name, "cannot move it into the OS keychain: {e}");
+                }
+            }
+        }
     }
 
     /// A record left in a file from before the keychain was chosen: into the keychain

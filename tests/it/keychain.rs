@@ -156,8 +156,9 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// A-KEYCHAIN: tokens, the registration and the DPoP key live in the Secret Service; the config
-/// directory holds only markers and locks; a second start uses them without a new
+/// A-KEYCHAIN: a sign-in made with files moves into the Secret Service when the keychain
+/// is chosen; tokens, the registration and the DPoP key then live there, and the config
+/// directory holds only markers and locks; a later start uses them without a new
 /// sign-in; a token set over the Windows cap is split; `status` and `logout --all`
 /// reach them.
 #[tokio::test]
@@ -175,12 +176,28 @@ async fn keychain_on_a_real_secret_service() {
     let config = env.config();
     let keychain = ["--token-store", "keychain"];
 
+    // Signed in with files first: the keychain takes the records over when chosen.
+    let mut filed = env.spawn(&as_.url, &[], &secrets.env());
+    filed.initialize("2025-11-25").await;
+    whoami(&mut filed, 1).await;
+    let token = as_.last_credential();
+    assert!(token.len() > 3000, "the mock's long token: {}", token.len());
+    filed.finish().await;
+    let on_disk = |dir: &str| {
+        let names = files(&Path::new(&config).join(dir));
+        names.iter().filter(|(n, _)| n.ends_with(".json")).count()
+    };
+    assert_eq!((on_disk("tokens"), on_disk("clients")), (1, 1));
+
     let mut first = env.spawn(&as_.url, &keychain, &secrets.env());
     first.initialize("2025-11-25").await;
     whoami(&mut first, 1).await;
-    let token = as_.last_credential();
-    assert!(token.len() > 3000, "the mock's long token: {}", token.len());
-    first.finish().await;
+    assert_eq!(as_.last_credential(), token, "the moved token");
+    let (_, stderr) = first.finish().await;
+    assert!(
+        stderr.contains("moved from its file into the OS keychain"),
+        "{stderr}"
+    );
 
     // Nothing secret in the config directory: markers and locks (and the times the
     // browser was opened, which rate-limit it).
