@@ -17,7 +17,10 @@ Checks, one PASS/FAIL line each:
   tools/list, tools/call echo and add, tools/call slow_count with a progressToken whose
   notifications/progress all arrive before its result, then EOF on stdin, after which
   the proxy exits 0 and ends the session: a DELETE carrying the session id (Streamable
-  HTTP), or the closed GET event stream (HTTP+SSE, which has no DELETE).
+  HTTP), or the closed GET event stream (HTTP+SSE, which has no DELETE);
+* `--token-store keychain` on Wine's Credential Manager: a sign-in left in a file, a
+  token set larger than one 2,560-byte entry, moves into it (the file goes), is listed
+  from it by `status --json` twice, and is gone after `logout --all`.
 
 The last line is `windows-smoke: N passed, M failed`; the exit status is 1 on any failure.
 Every wait is bounded.
@@ -280,6 +283,43 @@ def _session(p: Proxy, server: Server, label: str) -> None:
     check(f"[{label}] DELETE of the session after stdin EOF", ok, seen if ok else f"no DELETE with Mcp-Session-Id {sid}")
 
 
+def keychain(cmd: list[str], log_dir: Path) -> None:
+    cfg = log_dir / "keychain-config"
+    (cfg / "tokens").mkdir(parents=True, exist_ok=True)
+    server = "https://mcp.example.test/mcp"
+    record = {
+        "server_url": server,
+        "resource": server,
+        "issuer": "https://auth.example.test",
+        "token_endpoint": "https://auth.example.test/token",
+        "tokens": {"access_token": "at-" + "x" * 3000, "refresh_token": "rt-" + "y" * 3000, "expires_at": 4102444800},
+    }
+    filed = cfg / "tokens" / "mcp.example.test-0123456789abcdef.json"
+    filed.write_text(json.dumps(record))
+    # A Windows path for the Windows program: Wine's Z: drive is the Unix root.
+    windows_cfg = "Z:" + str(cfg).replace("/", "\\")
+    store = ["--token-store", "keychain", "--config-dir", windows_cfg]
+
+    def listed() -> tuple[list[Any] | None, str]:
+        code, out, err = run([*cmd, "status", "--json", *store], 60)
+        try:
+            return (json.loads(out) if code == 0 else None), f"exit {code}; {clip(out + err, 800)}"
+        except json.JSONDecodeError:
+            return None, f"exit {code}; {clip(out + err, 800)}"
+
+    got, detail = listed()
+    ok = got is not None and [e.get("server") for e in got] == [server]
+    check("[keychain] status moves a filed sign-in into the Credential Manager and lists it", ok, "" if ok else detail)
+    marker = filed.with_suffix(".keychain")
+    check("[keychain] the token file is gone, a marker is left", not filed.exists() and marker.exists())
+    got, detail = listed()
+    ok = got is not None and [e.get("can_refresh") for e in got] == [True]
+    check("[keychain] read back from the Credential Manager (split over entries)", ok, "" if ok else detail)
+    code, out, err = run([*cmd, "logout", "--all", *store], 60)
+    got, detail = listed()
+    check("[keychain] logout --all empties it", code == 0 and got == [], f"logout exit {code}; {detail}")
+
+
 def poll(cond: Any, timeout: float = 5.0) -> tuple[bool, str]:
     t = time.monotonic()
     while True:
@@ -326,6 +366,7 @@ def main() -> int:
             check(f"[{label}] check {' '.join(args + [url])}", ok, listed.strip() if ok else f"exit {code}; {clip(out + err, 800)}")
         session(cmd, http, http_url, "streamable", [], a.log_dir)
         session(cmd, sse, sse_url, "sse", ["--transport", "sse"], a.log_dir)
+        keychain(cmd, a.log_dir)
     finally:
         for s in servers:
             s.stop()
