@@ -80,10 +80,7 @@ async fn fetch_json<T: for<'de> Deserialize<'de>>(
         .await
         .map_err(|e| {
             if e.is_connect() || e.is_timeout() {
-                let host = match (url.host_str(), url.port()) {
-                    (Some(h), Some(p)) => format!("{h}:{p}"),
-                    (h, _) => h.unwrap_or("server").to_owned(),
-                };
+                let host = crate::auth::flow::host_port(url);
                 AuthError::Unreachable {
                     url: redact(url),
                     why: crate::error::RemoteError::from_reqwest(&host, &e, 0.0).to_string(),

@@ -548,7 +548,7 @@ pub(crate) async fn revoke(
             .map_err(|e| {
                 AuthError::Token(format!(
                     "cannot reach the revocation endpoint: {}",
-                    e.without_url()
+                    no_answer(e)
                 ))
             })?;
         let status = resp.status();
@@ -782,6 +782,26 @@ pub(crate) async fn device_flow(
     }
 }
 
+/// Why a request to an authorization server got no answer, named as the MCP server's
+/// would be (DNS, refused, TLS, a client certificate the server wants: --tls-cert), not
+/// reqwest's bare "error sending request". In TLS 1.3 a server refuses a client
+/// certificate (or its absence) after the handshake, so this is not only for connect
+/// errors. A timeout keeps reqwest's words: its wait is not --request-timeout's.
+pub(crate) fn no_answer(e: reqwest::Error) -> String {
+    match e.url().filter(|_| !e.is_timeout()) {
+        Some(url) => crate::error::RemoteError::from_reqwest(&host_port(url), &e, 0.0).to_string(),
+        None => e.without_url().to_string(),
+    }
+}
+
+/// `host[:port]`: what messages name of a URL.
+pub(crate) fn host_port(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (h, _) => h.unwrap_or("server").to_owned(),
+    }
+}
+
 /// Send an OAuth request and read its JSON answer; an error answer becomes
 /// [`AuthError::OAuth`] (RFC 6749 §5.2), never anything that carries a token.
 async fn call<T: for<'de> Deserialize<'de>>(
@@ -793,7 +813,7 @@ async fn call<T: for<'de> Deserialize<'de>>(
     let resp = req
         .send()
         .await
-        .map_err(|e| endpoint.failed(format!("cannot reach {what}: {}", e.without_url())))?;
+        .map_err(|e| endpoint.failed(format!("cannot reach {what}: {}", no_answer(e))))?;
     if let Some(nonce) = nonce {
         nonce.observe(resp.headers());
     }

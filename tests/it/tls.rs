@@ -391,12 +391,40 @@ async fn client_certificate_to_the_authorization_server() {
     ]);
     p.initialize("2025-11-25").await;
     p.finish().await;
-    let seen = as_.seen.lock().unwrap();
-    assert_eq!(seen.token_requests[0].0["grant_type"], "client_credentials");
+    {
+        let seen = as_.seen.lock().unwrap();
+        assert_eq!(seen.token_requests[0].0["grant_type"], "client_credentials");
+    }
     assert!(
         presented.load(std::sync::atomic::Ordering::SeqCst) >= 2,
         "MCP and token endpoint"
     );
+
+    // Only the authorization server wants a certificate, and none is set: the sign-in
+    // error names --tls-cert, not reqwest's bare "error sending request".
+    let config = dir.path().join("config-2");
+    let mut p = Proxy::spawn(&[
+        &as_.url,
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+        "--client-credentials",
+        "--client-id",
+        "pre-mtls",
+        "--client-secret",
+        "s3cr3t",
+        "--token-endpoint",
+        &token_endpoint,
+        "--config-dir",
+        config.to_str().unwrap(),
+    ]);
+    let msg = p.initialize_error("2025-11-25").await;
+    assert!(
+        msg.contains("token endpoint")
+            && msg.contains("asks for a client certificate")
+            && msg.contains("--tls-cert"),
+        "{msg}"
+    );
+    p.finish().await;
 }
 
 /// A-MTLS: inputs that cannot work stop the start (exit 2) with one line naming the file: a
