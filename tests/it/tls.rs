@@ -371,24 +371,30 @@ async fn client_certificate_to_the_authorization_server() {
     let (cert, key, _) = ca.issue(&[], (2020, 2100));
     let both = dir.path().join("client.pem");
     std::fs::write(&both, format!("{cert}{}", key.serialize_pem())).unwrap();
-    let config = dir.path().join("config");
     let token_endpoint = format!("{base}/token");
-    let mut p = Proxy::spawn(&[
+    // A machine's sign-in at the token endpoint behind the front, for `url`, with `extra`.
+    let spawn = |url: &str, extra: &[&str], config: &str| {
+        let config = dir.path().join(config);
+        let mut args = vec![url, "--ca-file", ca_file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend([
+            "--client-credentials",
+            "--client-id",
+            "pre-mtls",
+            "--client-secret",
+            "s3cr3t",
+            "--token-endpoint",
+            &token_endpoint,
+            "--config-dir",
+            config.to_str().unwrap(),
+        ]);
+        Proxy::spawn(&args)
+    };
+    let mut p = spawn(
         &format!("{base}/mcp"),
-        "--ca-file",
-        ca_file.to_str().unwrap(),
-        "--tls-cert",
-        both.to_str().unwrap(),
-        "--client-credentials",
-        "--client-id",
-        "pre-mtls",
-        "--client-secret",
-        "s3cr3t",
-        "--token-endpoint",
-        &token_endpoint,
-        "--config-dir",
-        config.to_str().unwrap(),
-    ]);
+        &["--tls-cert", both.to_str().unwrap()],
+        "config",
+    );
     p.initialize("2025-11-25").await;
     p.finish().await;
     {
@@ -402,21 +408,7 @@ async fn client_certificate_to_the_authorization_server() {
 
     // Only the authorization server wants a certificate, and none is set: the sign-in
     // error names --tls-cert, not reqwest's bare "error sending request".
-    let config = dir.path().join("config-2");
-    let mut p = Proxy::spawn(&[
-        &as_.url,
-        "--ca-file",
-        ca_file.to_str().unwrap(),
-        "--client-credentials",
-        "--client-id",
-        "pre-mtls",
-        "--client-secret",
-        "s3cr3t",
-        "--token-endpoint",
-        &token_endpoint,
-        "--config-dir",
-        config.to_str().unwrap(),
-    ]);
+    let mut p = spawn(&as_.url, &[], "config-2");
     let msg = p.initialize_error("2025-11-25").await;
     assert!(
         msg.contains("token endpoint")
