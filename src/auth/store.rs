@@ -167,7 +167,6 @@ pub(crate) enum Kind {
 
 pub(crate) struct Store {
     dir: PathBuf,
-    kind: Kind,
     vault: Box<dyn Vault>,
 }
 
@@ -204,7 +203,6 @@ impl Store {
     pub(crate) fn new(dir: PathBuf) -> Store {
         Store {
             vault: Box::new(Files::new(dir.clone())),
-            kind: Kind::File,
             dir,
         }
     }
@@ -217,7 +215,6 @@ impl Store {
             Kind::Keychain => match Keychain::open(dir.clone()) {
                 Ok(keychain) => Ok(Store {
                     dir,
-                    kind,
                     vault: Box::new(keychain),
                 }),
                 Err(Unreachable(why)) => Err(ConfigError::Keychain { why }),
@@ -260,7 +257,7 @@ impl Store {
 
     pub(crate) fn load_tokens(&self, key: &str) -> Option<ServerRecord> {
         let found = self.load(&format!("tokens/{key}"));
-        if found.is_none() && self.in_keychain(key) {
+        if found.is_none() && self.vault.elsewhere().iter().any(|k| k == key) {
             tracing::warn!(
                 "this server's sign-in is kept in the OS keychain: pass --token-store keychain \
                  to use it (otherwise you sign in again, into a file)"
@@ -269,30 +266,9 @@ impl Store {
         found
     }
 
-    /// With files chosen: whether `key`'s record is in the keychain instead.
-    fn in_keychain(&self, key: &str) -> bool {
-        self.kind == Kind::File
-            && self
-                .dir
-                .join("tokens")
-                .join(format!("{key}.keychain"))
-                .exists()
-    }
-
     /// With files chosen: how many sign-ins are kept in the keychain instead, for a note.
     pub(crate) fn in_keychain_count(&self) -> usize {
-        if self.kind != Kind::File {
-            return 0;
-        }
-        let entries = std::fs::read_dir(self.dir.join("tokens"));
-        let names = entries
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name());
-        names
-            .filter(|n| n.to_string_lossy().ends_with(".keychain"))
-            .count()
+        self.vault.elsewhere().len()
     }
 
     pub(crate) fn save_tokens(&self, key: &str, record: &ServerRecord) -> std::io::Result<()> {

@@ -40,6 +40,9 @@ pub(crate) trait Vault: Send + Sync {
     fn names(&self, kind: &str) -> Vec<String>;
     /// Whether records are pretty-printed (files are read by people; entries are not).
     fn pretty(&self) -> bool;
+    /// The token records kept in the other vault (the keychain, seen from files), for a
+    /// note: they are neither listed nor removed from here.
+    fn elsewhere(&self) -> Vec<String>;
 }
 
 /// Records as files under the config directory.
@@ -97,6 +100,10 @@ impl Vault for Files {
 
     fn pretty(&self) -> bool {
         true
+    }
+
+    fn elsewhere(&self) -> Vec<String> {
+        self.stems("tokens", ".keychain")
     }
 }
 
@@ -377,6 +384,10 @@ impl<S: Slots> Vault for Keychain<S> {
 
     fn pretty(&self) -> bool {
         false
+    }
+
+    fn elsewhere(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
