@@ -592,11 +592,11 @@ impl Proxy {
             return false;
         }
         // The keep-alive's ids are ours: a client request under one would take its answer.
-        let ours = id
-            .as_json()
-            .strip_prefix('"')
-            .is_some_and(|s| s.starts_with(KEEPALIVE_ID));
-        if ours && self.config.keep_alive.is_some() {
+        let ours = || {
+            let text = id.as_json().strip_prefix('"');
+            text.is_some_and(|s| s.starts_with(KEEPALIVE_ID))
+        };
+        if self.config.keep_alive.is_some() && ours() {
             let why = format!("request ids starting with {KEEPALIVE_ID} are the proxy's own");
             self.reply_error(Some(id), jsonrpc::code::INVALID_REQUEST, &why)
                 .await;

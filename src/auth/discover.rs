@@ -79,14 +79,16 @@ async fn fetch_json<T: for<'de> Deserialize<'de>>(
         .send()
         .await
         .map_err(|e| {
-            if e.is_connect() || e.is_timeout() {
-                let host = crate::auth::flow::host_port(url);
+            // Unreachable is said at once by the startup probe; other failures are quiet.
+            let unreachable = e.is_connect() || e.is_timeout();
+            let why = crate::auth::flow::no_answer(e);
+            if unreachable {
                 AuthError::Unreachable {
                     url: redact(url),
-                    why: crate::error::RemoteError::from_reqwest(&host, &e, 0.0).to_string(),
+                    why,
                 }
             } else {
-                AuthError::Discovery(format!("cannot fetch {}: {}", redact(url), e.without_url()))
+                AuthError::Discovery(format!("cannot fetch {}: {why}", redact(url)))
             }
         })?;
     if !resp.status().is_success() {

@@ -786,16 +786,20 @@ pub(crate) async fn device_flow(
 /// would be (DNS, refused, TLS, a client certificate the server wants: --tls-cert), not
 /// reqwest's bare "error sending request". In TLS 1.3 a server refuses a client
 /// certificate (or its absence) after the handshake, so this is not only for connect
-/// errors. A timeout keeps reqwest's words: its wait is not --request-timeout's.
+/// errors. A timeout is said without a flag: its wait is not --request-timeout's.
 pub(crate) fn no_answer(e: reqwest::Error) -> String {
-    match e.url().filter(|_| !e.is_timeout()) {
-        Some(url) => crate::error::RemoteError::from_reqwest(&host_port(url), &e, 0.0).to_string(),
-        None => e.without_url().to_string(),
+    let Some(url) = e.url() else {
+        return e.to_string();
+    };
+    let host = host_port(url);
+    if e.is_timeout() {
+        return format!("{host} did not answer in time");
     }
+    crate::error::RemoteError::from_reqwest(&host, &e, 0.0).to_string()
 }
 
 /// `host[:port]`: what messages name of a URL.
-pub(crate) fn host_port(url: &Url) -> String {
+fn host_port(url: &Url) -> String {
     match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (h, _) => h.unwrap_or("server").to_owned(),
